@@ -1,0 +1,20 @@
+"""noisyrnn: Noisy Recurrent Neural Networks (Lim, Erichson, Hodgkinson, Mahoney, NeurIPS 2021).
+
+RNNs as Euler-Maruyama discretisations of input-driven SDEs (eq 2, 5), trained with noise
+injected into the hidden states.
+"""
+
+from .dynamics import Diffusion, Drift, LipschitzDrift, MatrixDiffusion, PaperDiffusion, research_to_sde
+from .errors import ConfigError, DataError, InputError, NoisyRNNError
+from .integrator import integrate
+from .models import RecurrentClassifier, build_model, model_from_config
+from .noise import Deterministic, EulerMaruyama, NoiseScheme, ResearchCodeNoise
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Drift", "LipschitzDrift", "Diffusion", "PaperDiffusion", "MatrixDiffusion", "research_to_sde",
+    "NoiseScheme", "Deterministic", "EulerMaruyama", "ResearchCodeNoise", "integrate",
+    "RecurrentClassifier", "build_model", "model_from_config",
+    "NoisyRNNError", "InputError", "ConfigError", "DataError", "__version__",
+]

@@ -1,0 +1,43 @@
+"""A classification task: train/validation/test splits of batch-first sequence tensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Split:
+    """Inputs x of shape (n, T, d_x) float32 and labels y of shape (n,) int64."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.y.shape[0]
+
+    def class_counts(self, num_classes: int) -> list[int]:
+        return torch.bincount(self.y, minlength=num_classes).tolist()
+
+
+@dataclass
+class Task:
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    num_classes: int
+    description: str = ""
+
+    @property
+    def input_size(self) -> int:
+        return self.train.x.shape[-1]
+
+    @property
+    def seq_len(self) -> int:
+        return self.train.x.shape[1]
+
+    def majority_rate(self, split: str = "test") -> float:
+        s = getattr(self, split)
+        return max(s.class_counts(self.num_classes)) / len(s)

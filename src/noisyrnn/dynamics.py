@@ -1,0 +1,196 @@
+"""Drift f(h, x) and diffusion sigma(h, x) of the continuous-time NRNN, eq (2).
+
+A drift is an ``nn.Module`` with two methods:
+
+* ``encode(x)`` maps the whole input sequence (B, T, d_x) to per-step drive terms
+  (B, T, d_u) once, outside the recurrence (for eq (3) this is ``U x + b``); the
+  default is the identity, so a user-defined drift may take the raw input.
+* ``forward(h, u_m)`` returns f(h, x_m) of shape (B, d_h).
+
+A diffusion is an ``nn.Module`` with ``noise_type`` ``"diagonal"`` (sigma is
+diag(g), g of shape (B, d_h), and the Brownian motion has r = d_h components) or
+``"general"`` (sigma of shape (B, d_h, r)); ``forward(h, u_m, f_m)`` receives the
+drift value too, so state-dependent noise such as eq (4) costs no second drift.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .errors import ConfigError, check_positive
+
+
+class Drift(nn.Module):
+    """Base class for drifts f(h, x); see the module docstring."""
+
+    hidden_size: int
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def step_function(self):
+        """A callable (h, u_m) -> f used inside the loop; override to hoist per-sequence work."""
+        return self
+
+    def forward(self, h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+def lipschitz_matrix(base: torch.Tensor, beta: float, gamma: float) -> torch.Tensor:
+    """beta*(B - B^T) + (1 - beta)*(B + B^T) - gamma*I (Lipschitz RNN parametrisation)."""
+    eye = torch.eye(base.shape[0], dtype=base.dtype, device=base.device)
+    return beta * (base - base.T) + (1.0 - beta) * (base + base.T) - gamma * eye
+
+
+class LipschitzDrift(Drift):
+    """The paper's drift, eq (3): f(h, x) = alpha * A h + a(W h + U x + b).
+
+    A and W are built from free matrices B and C with the Lipschitz RNN
+    parametrisation (beta, gamma_A, gamma_W). ``alpha = 0`` with ``beta = 1`` gives
+    the antisymmetric RNN drift. B and C start as N(0, (init_std / d_h)^2), as in
+    the authors' research code. The activation a is tanh.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        beta: float = 0.75,
+        gamma_a: float = 0.001,
+        gamma_w: float = 0.001,
+        alpha: float = 1.0,
+        init_std: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= float(beta) <= 1.0:
+            raise ConfigError(f"beta must lie in [0, 1], got {beta!r}")
+        self.input_size = int(input_size)
+        self.hidden_size = int(hidden_size)
+        self.beta = float(beta)
+        self.gamma_a = check_positive(gamma_a, "gamma_a", allow_zero=True)
+        self.gamma_w = check_positive(gamma_w, "gamma_w", allow_zero=True)
+        self.alpha = float(alpha)
+        self.init_std = check_positive(init_std, "init_std", allow_zero=True)
+        self.encoder = nn.Linear(self.input_size, self.hidden_size)
+        self.B = nn.Parameter(torch.empty(hidden_size, hidden_size))
+        self.C = nn.Parameter(torch.empty(hidden_size, hidden_size))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        std = self.init_std / self.hidden_size
+        nn.init.normal_(self.B, 0.0, std)
+        nn.init.normal_(self.C, 0.0, std)
+        self.encoder.reset_parameters()
+
+    @property
+    def A(self) -> torch.Tensor:
+        return lipschitz_matrix(self.B, self.beta, self.gamma_a)
+
+    @property
+    def W(self) -> torch.Tensor:
+        return lipschitz_matrix(self.C, self.beta, self.gamma_w)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def stacked_weight(self) -> torch.Tensor:
+        """[alpha*A^T | W^T] of shape (d_h, 2 d_h): both products of a step in one GEMM."""
+        return torch.cat([self.alpha * self.A.T, self.W.T], dim=1)
+
+    def step_function(self):
+        weight = self.stacked_weight()
+        return lambda h, u: self.forward(h, u, weight)
+
+    def forward(self, h: torch.Tensor, u: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        if weight is None:
+            weight = self.stacked_weight()
+        ah, wh = (h @ weight).split(self.hidden_size, dim=-1)
+        return ah + torch.tanh(wh + u)
+
+    def extra_repr(self) -> str:
+        return (
+            f"input_size={self.input_size}, hidden_size={self.hidden_size}, beta={self.beta}, "
+            f"gamma_a={self.gamma_a}, gamma_w={self.gamma_w}, alpha={self.alpha}"
+        )
+
+
+class Diffusion(nn.Module):
+    """Base class for diffusion coefficients sigma(h, x); see the module docstring."""
+
+    noise_type: str = "diagonal"
+
+    def brownian_dim(self, hidden_size: int) -> int:
+        """r, the number of Brownian components."""
+        return hidden_size
+
+    def forward(self, h: torch.Tensor, u: torch.Tensor, f: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+class PaperDiffusion(Diffusion):
+    """Eq (4): sigma(h, x) = eps * (sigma1 * I + sigma2 * diag(f(h, x))), diagonal noise.
+
+    ``sigma1`` scales the additive part and ``sigma2`` the multiplicative part;
+    both share one Brownian increment per unit, as eq (4) is one diagonal matrix.
+    """
+
+    noise_type = "diagonal"
+
+    def __init__(self, eps: float = 1.0, sigma1: float = 0.0, sigma2: float = 0.0) -> None:
+        super().__init__()
+        self.eps = check_positive(eps, "eps", allow_zero=True)
+        self.sigma1 = check_positive(sigma1, "sigma1", allow_zero=True)
+        self.sigma2 = check_positive(sigma2, "sigma2", allow_zero=True)
+
+    def forward(self, h: torch.Tensor, u: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        return self.eps * (self.sigma1 + self.sigma2 * f)
+
+    def extra_repr(self) -> str:
+        return f"eps={self.eps}, sigma1={self.sigma1}, sigma2={self.sigma2}"
+
+
+class MatrixDiffusion(Diffusion):
+    """General r-dimensional additive noise: sigma(h, x) = G, a fixed (d_h, r) matrix."""
+
+    noise_type = "general"
+
+    def __init__(self, matrix: torch.Tensor, trainable: bool = False) -> None:
+        super().__init__()
+        if matrix.dim() != 2:
+            raise ConfigError(f"diffusion matrix must be 2-D (d_h, r), got shape {tuple(matrix.shape)}")
+        if trainable:
+            self.matrix = nn.Parameter(matrix.clone())
+        else:
+            self.register_buffer("matrix", matrix.clone())
+
+    def brownian_dim(self, hidden_size: int) -> int:
+        if self.matrix.shape[0] != hidden_size:
+            raise ConfigError(
+                f"diffusion matrix has {self.matrix.shape[0]} rows but hidden_size is {hidden_size}"
+            )
+        return self.matrix.shape[1]
+
+    def forward(self, h: torch.Tensor, u: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        return self.matrix.expand(h.shape[0], *self.matrix.shape)
+
+
+def research_to_sde(mult_noise: float, add_noise: float, step: float) -> dict:
+    """Map the research-code noise (mult, add) at step size ``step`` to eq (4)'s parameters.
+
+    The research scheme's increment is ``step*m*f + add*xi`` with m ~ mult*U(0,1) + 1 - mult.
+    Matching its first two moments with eq (5)'s ``step*f + eps*(s1 + s2 f)*sqrt(step)*xi``:
+    the drift is shrunk by ``(1 - mult/2)`` on average, the additive term has standard
+    deviation ``add`` (so eps*sigma1 = add/sqrt(step)), and the multiplicative term has
+    standard deviation ``step*|f|*mult/sqrt(12)`` (so eps*sigma2 = mult*sqrt(step/12)).
+    The research noise is uniform, not Gaussian: only the first two moments agree.
+    """
+    step = check_positive(step, "step")
+    return {
+        "eps": 1.0,
+        "sigma1": float(add_noise) / math.sqrt(step),
+        "sigma2": float(mult_noise) * math.sqrt(step / 12.0),
+        "drift_factor": 1.0 - float(mult_noise) / 2.0,
+    }

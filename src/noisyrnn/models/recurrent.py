@@ -1,0 +1,72 @@
+"""The sequence classifier of eq (14): encoder, recurrence (eq 5/6), linear decoder on h_M."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..dynamics import Drift
+from ..errors import check_positive, check_sequences
+from ..integrator import integrate
+from ..noise import NoiseScheme
+
+
+class RecurrentClassifier(nn.Module):
+    """Logits V h_M + c of a continuous-time RNN integrated with step ``step``.
+
+    Inputs are batch-first, shape (B, T, d_x). Noise is injected only when
+    ``forward(x, noise=True)`` is called *and* the model has a noise scheme;
+    ``model.train()``/``model.eval()`` never switch it. With ``learn_step=True`` the
+    step is a learnable per-unit vector initialised to ``step`` (research-code solver).
+    """
+
+    def __init__(
+        self,
+        drift: Drift,
+        num_classes: int,
+        step: float = 0.1,
+        learn_step: bool = False,
+        scheme: NoiseScheme | None = None,
+    ) -> None:
+        super().__init__()
+        self.drift = drift
+        self.hidden_size = drift.hidden_size
+        self.input_size = drift.input_size
+        self.num_classes = int(num_classes)
+        self.scheme = scheme
+        step = check_positive(step, "step")
+        if learn_step:
+            self.step = nn.Parameter(torch.full((1, self.hidden_size), step))
+        else:
+            self.register_buffer("step", torch.tensor(step))
+        self.decoder = nn.Linear(self.hidden_size, self.num_classes)
+        self.config: dict = {}
+
+    @property
+    def injects_noise(self) -> bool:
+        return self.scheme is not None
+
+    def initial_state(self, x: torch.Tensor) -> torch.Tensor:
+        return x.new_zeros(x.shape[0], self.hidden_size)
+
+    def hidden_states(self, x: torch.Tensor, noise: bool = False, generator=None) -> torch.Tensor:
+        """All states h_0..h_M, shape (B, M+1, d_h)."""
+        check_sequences(x, self.input_size)
+        return integrate(
+            self.drift, self.initial_state(x), self.drift.encode(x), self.step,
+            self.scheme, noise, generator, return_states=True,
+        )
+
+    def final_state(self, x: torch.Tensor, noise: bool = False, generator=None) -> torch.Tensor:
+        check_sequences(x, self.input_size)
+        return integrate(
+            self.drift, self.initial_state(x), self.drift.encode(x), self.step,
+            self.scheme, noise, generator,
+        )
+
+    def forward(self, x: torch.Tensor, noise: bool = False, generator=None) -> torch.Tensor:
+        return self.decoder(self.final_state(x, noise=noise, generator=generator))
+
+    def extra_repr(self) -> str:
+        kind = "learned per-unit" if isinstance(self.step, nn.Parameter) else "fixed"
+        return f"num_classes={self.num_classes}, step={kind}"

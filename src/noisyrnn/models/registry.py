@@ -1,0 +1,79 @@
+"""Build models by name from plain config dicts (what config files and checkpoints store).
+
+Names: ``nrnn`` (the paper's NRNN: drift eq (3), noise injected in training) and
+``lipschitz`` (the same drift, deterministic: the Lipschitz RNN).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from torch import nn
+
+from ..dynamics import LipschitzDrift, PaperDiffusion
+from ..errors import ConfigError, check_choice
+from ..noise import EulerMaruyama, ResearchCodeNoise
+from .recurrent import RecurrentClassifier
+
+DRIFT_KEYS = ("hidden_size", "beta", "gamma_a", "gamma_w", "alpha", "init_std")
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "lipschitz": dict(
+        hidden_size=128, beta=0.75, gamma_a=0.001, gamma_w=0.001, alpha=1.0, init_std=0.1,
+        step=0.03, learn_step=False,
+    ),
+    "nrnn": dict(
+        hidden_size=128, beta=0.75, gamma_a=0.001, gamma_w=0.001, alpha=1.0, init_std=0.1,
+        step=0.01, learn_step=True,
+        noise="research", mult_noise=0.02, add_noise=0.02,  # research-code parametrisation
+        sigma1=0.0, sigma2=0.0, noise_eps=1.0,  # eq (4) parametrisation, used when noise="sde"
+    ),
+}
+
+
+def _lipschitz_family(name: str, input_size: int, num_classes: int, p: dict) -> nn.Module:
+    drift = LipschitzDrift(input_size, **{k: p[k] for k in DRIFT_KEYS})
+    scheme = None
+    if name == "nrnn":
+        kind = check_choice(p["noise"], {"research", "sde"}, "noise scheme")
+        if kind == "research":
+            scheme = ResearchCodeNoise(p["mult_noise"], p["add_noise"])
+        else:
+            scheme = EulerMaruyama(PaperDiffusion(p["noise_eps"], p["sigma1"], p["sigma2"]))
+    return RecurrentClassifier(drift, num_classes, step=p["step"], learn_step=bool(p["learn_step"]), scheme=scheme)
+
+
+BUILDERS: dict[str, Callable[[str, int, int, dict], nn.Module]] = {
+    "lipschitz": _lipschitz_family,
+    "nrnn": _lipschitz_family,
+}
+MODEL_NAMES = tuple(BUILDERS)
+
+
+def resolve_params(name: str, params: dict | None = None) -> dict:
+    """The model's default parameters updated by ``params``; unknown keys are an error."""
+    check_choice(name, set(BUILDERS), "model")
+    merged = dict(DEFAULTS[name])
+    for key, value in (params or {}).items():
+        if key not in merged:
+            raise ConfigError(
+                f"unknown parameter {key!r} for model {name!r}; known: {', '.join(sorted(merged))}"
+            )
+        merged[key] = value
+    return merged
+
+
+def build_model(name: str, input_size: int, num_classes: int, **params) -> nn.Module:
+    """Build model ``name`` for inputs with ``input_size`` features and ``num_classes`` classes."""
+    p = resolve_params(name, params)
+    model = BUILDERS[name](name, int(input_size), int(num_classes), p)
+    model.config = {"name": name, "input_size": int(input_size), "num_classes": int(num_classes), "params": p}
+    return model
+
+
+def model_from_config(config: dict) -> nn.Module:
+    """Rebuild a model from the ``config`` dict a built model carries (and checkpoints store)."""
+    try:
+        return build_model(config["name"], config["input_size"], config["num_classes"], **config.get("params", {}))
+    except KeyError as err:
+        raise ConfigError(f"model config lacks the key {err.args[0]!r}") from None

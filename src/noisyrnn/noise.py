@@ -1,0 +1,80 @@
+"""Noise schemes: how one step h_m -> h_{m+1} adds the drift and the injected noise.
+
+Three schemes share the recurrence loop in :mod:`noisyrnn.integrator`:
+
+* :class:`Deterministic` - the Euler step of eq (6), ``h + delta*f``.
+* :class:`EulerMaruyama` - the paper's SDE step, eq (5),
+  ``h + delta*f + sigma(h, x) sqrt(delta) xi`` with Gaussian xi and any
+  :class:`~noisyrnn.dynamics.Diffusion` (eq (4) by default).
+* :class:`ResearchCodeNoise` - the scheme of the authors' research code that produced
+  the paper's table rows: ``h + delta*m*f + add*xi`` with m = mult*U(0,1) + (1 - mult)
+  per unit and step, xi ~ N(0, 1), the additive term *not* scaled by sqrt(delta).
+  :func:`noisyrnn.dynamics.research_to_sde` gives its moment-matched eq (4) parameters.
+
+Every scheme draws all of a sequence's noise in one call before the loop, from an
+explicit ``torch.Generator`` when one is given, so runs are reproducible.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .dynamics import Diffusion, PaperDiffusion
+from .errors import check_positive
+
+
+class NoiseScheme(nn.Module):
+    """Base class. ``draw`` pre-samples the noise; ``step`` applies one update."""
+
+    def draw(self, steps: int, batch: int, hidden: int, like: torch.Tensor, generator):
+        return None
+
+    def step(self, h, f, dt, u, noise_m):
+        return h + dt * f
+
+
+class Deterministic(NoiseScheme):
+    """Eq (6): h_{m+1} = h_m + delta_m f(h_m, x_m). Also what every scheme does with noise off."""
+
+
+class EulerMaruyama(NoiseScheme):
+    """Eq (5): h_{m+1} = h_m + f delta_m + sigma(h_m, x_m) sqrt(delta_m) xi_m, xi_m ~ N(0, I_r)."""
+
+    def __init__(self, diffusion: Diffusion | None = None) -> None:
+        super().__init__()
+        self.diffusion = diffusion if diffusion is not None else PaperDiffusion()
+
+    def draw(self, steps, batch, hidden, like, generator):
+        r = self.diffusion.brownian_dim(hidden)
+        return torch.randn(steps, batch, r, generator=generator, dtype=like.dtype, device=like.device)
+
+    def step(self, h, f, dt, u, xi):
+        g = self.diffusion(h, u, f)
+        if self.diffusion.noise_type == "diagonal":
+            g_xi = g * xi
+        else:
+            g_xi = torch.einsum("bnr,br->bn", g, xi)
+        return h + dt * f + torch.sqrt(dt) * g_xi
+
+
+class ResearchCodeNoise(NoiseScheme):
+    """The research code's noisy solver: h + delta*m*f + add*xi (see the module docstring)."""
+
+    def __init__(self, mult_noise: float = 0.0, add_noise: float = 0.0) -> None:
+        super().__init__()
+        self.mult_noise = check_positive(mult_noise, "mult_noise", allow_zero=True)
+        self.add_noise = check_positive(add_noise, "add_noise", allow_zero=True)
+
+    def draw(self, steps, batch, hidden, like, generator):
+        shape = (steps, batch, hidden)
+        kw = dict(generator=generator, dtype=like.dtype, device=like.device)
+        m = self.mult_noise * torch.rand(shape, **kw) + (1.0 - self.mult_noise)
+        a = self.add_noise * torch.randn(shape, **kw)
+        return torch.stack([m, a], dim=1)  # (T, 2, B, N): one tensor to index per step
+
+    def step(self, h, f, dt, u, noise_m):
+        return h + dt * noise_m[0] * f + noise_m[1]
+
+    def extra_repr(self) -> str:
+        return f"mult_noise={self.mult_noise}, add_noise={self.add_noise}"

@@ -1,0 +1,177 @@
+"""Training: Adam with a step learning-rate schedule, model selection on validation only,
+atomic checkpoints every epoch, exact resume, a progress bar and a JSONL metrics log."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..data.files import atomic_write_text
+from ..data.task import Task
+from ..errors import ConfigError, NoisyRNNError, check_positive
+from ..evaluation import evaluate
+from ..models import build_model
+from .checkpoint import has_training_state, load_training_state, save_model, save_training_state
+
+METRICS_LOG = "metrics.jsonl"
+
+
+class TrainingDiverged(NoisyRNNError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings. ``noise`` turns noise injection on during training (it is
+    always off for validation and test); ``lr_milestones`` are epochs at which the learning
+    rate is multiplied by ``lr_gamma``."""
+
+    epochs: int = 100
+    batch_size: int = 64
+    lr: float = 0.003
+    lr_milestones: list[int] = field(default_factory=lambda: [90])
+    lr_gamma: float = 0.1
+    weight_decay: float = 0.0
+    grad_clip: float | None = None
+    noise: bool = True
+    seed: int = 0
+    eval_batch_size: int = 1000
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d or {}) - known
+        if unknown:
+            raise ConfigError(f"unknown training option(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+        cfg = cls(**(d or {}))
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if int(self.epochs) < 1 or int(self.batch_size) < 1:
+            raise ConfigError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
+        check_positive(self.lr, "lr")
+        check_positive(self.lr_gamma, "lr_gamma")
+        check_positive(self.weight_decay, "weight_decay", allow_zero=True)
+        if self.grad_clip is not None:
+            check_positive(self.grad_clip, "grad_clip")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    model: torch.nn.Module  # holds the selected (best-validation) weights
+    best_epoch: int
+    best_val_accuracy: float
+    history: list[dict]
+    seconds: float
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(int(seed))
+
+
+def _generators(seed: int) -> dict[str, torch.Generator]:
+    return {
+        "shuffle": torch.Generator().manual_seed(int(seed) * 2 + 1),
+        "noise": torch.Generator().manual_seed(int(seed) * 2 + 2),
+    }
+
+
+def _is_better(metrics: dict, best: tuple | None) -> bool:
+    key = (metrics["val_accuracy"], -metrics["val_loss"])
+    return best is None or key > best
+
+
+def fit(model, task: Task, config: TrainConfig, out_dir: Path | None = None, resume: bool = True,
+        progress: bool = True, log=None) -> TrainResult:
+    """Train ``model`` on ``task.train``, selecting the epoch with the best validation accuracy.
+
+    With ``out_dir`` every epoch writes a resumable training state and the metrics log,
+    and the selected model is saved as ``out_dir/model.safetensors``; with ``resume`` an
+    existing state in ``out_dir`` is continued exactly (same weights, optimizer, RNG).
+    """
+    config.validate()
+    out_dir = Path(out_dir) if out_dir is not None else None
+    gens = _generators(config.seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.lr_milestones), config.lr_gamma)
+    history: list[dict] = []
+    best_state, best_key, best_epoch, start_epoch, elapsed = None, None, -1, 0, 0.0
+    if out_dir is not None and resume and has_training_state(out_dir):
+        info, best_state = load_training_state(out_dir, model, optimizer, scheduler, gens)
+        history, best_epoch, elapsed = info["history"], info["best_epoch"], info["seconds"]
+        best_key = tuple(info["best_key"]) if info["best_key"] else None
+        start_epoch = info["epoch"] + 1
+    train = task.train
+    inject = bool(config.noise) and getattr(model, "injects_noise", False)
+    bar = tqdm(range(start_epoch, config.epochs), initial=start_epoch, total=config.epochs,
+               disable=not progress, desc=model.config.get("name", "train"), leave=False)
+    for epoch in bar:
+        t0 = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(train), generator=gens["shuffle"])
+        loss_sum, correct = 0.0, 0
+        for start in range(0, len(train), config.batch_size):
+            idx = order[start:start + config.batch_size]
+            x, y = train.x[idx], train.y[idx]
+            logits = model(x, noise=inject, generator=gens["noise"])
+            loss = F.cross_entropy(logits, y)
+            if not math.isfinite(loss.item()):
+                raise TrainingDiverged(f"training loss became {loss.item()} at epoch {epoch}; "
+                                       "lower the learning rate or the step size")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            loss_sum += loss.item() * len(idx)
+            correct += int((logits.argmax(-1) == y).sum())
+        scheduler.step()
+        model.eval()
+        val = evaluate(model, task.val, config.eval_batch_size)
+        elapsed += time.perf_counter() - t0
+        metrics = {
+            "epoch": epoch, "train_loss": loss_sum / len(train), "train_accuracy": correct / len(train),
+            "val_loss": val["loss"], "val_accuracy": val["accuracy"],
+            "lr": optimizer.param_groups[0]["lr"], "seconds": elapsed,
+        }
+        history.append(metrics)
+        if _is_better(metrics, best_key):
+            best_key = (metrics["val_accuracy"], -metrics["val_loss"])
+            best_epoch, best_state = epoch, copy.deepcopy(model.state_dict())
+        bar.set_postfix(loss=f"{metrics['train_loss']:.3f}", val=f"{val['accuracy']:.3f}")
+        if log is not None:
+            log(metrics)
+        if out_dir is not None:
+            info = {"epoch": epoch, "history": history, "best_epoch": best_epoch,
+                    "best_key": list(best_key), "seconds": elapsed, "train_config": config.to_dict()}
+            save_training_state(out_dir, model, optimizer, scheduler, gens, info, best_state)
+            atomic_write_text(out_dir / METRICS_LOG, "".join(json.dumps(h) + "\n" for h in history))
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    result = TrainResult(model, best_epoch, best_key[0] if best_key else float("nan"), history, elapsed)
+    if out_dir is not None:
+        save_model(out_dir, model, extra={"train_config": config.to_dict(), "best_epoch": best_epoch,
+                                          "best_val_accuracy": result.best_val_accuracy, "task": task.name})
+    return result
+
+
+def train_model(name: str, params: dict, task: Task, config: TrainConfig, out_dir=None,
+                resume: bool = True, progress: bool = True) -> TrainResult:
+    """Seed, build model ``name`` for ``task`` and :func:`fit` it."""
+    seed_everything(config.seed)
+    model = build_model(name, task.input_size, task.num_classes, **(params or {}))
+    return fit(model, task, config, out_dir=out_dir, resume=resume, progress=progress)
