@@ -1,0 +1,62 @@
+"""Hyperparameter search for the ECG task, scored on the VALIDATION split only.
+
+Score = mean validation accuracy over clean and perturbed validation inputs
+(white/mult 0.4, 0.8, 1.2), so robustness is tuned without looking at the test set.
+Usage: python scripts/tune_ecg.py MODEL OUT.jsonl --grid step=0.03,0.1,0.3 lr=0.001,0.003 ...
+"""
+
+import argparse
+import itertools
+import json
+import time
+
+from noisyrnn.data import load_task
+from noisyrnn.evaluation import robustness
+from noisyrnn.training import TrainConfig, train_model
+
+COLUMNS = ["clean", "white_0.4", "white_0.8", "white_1.2", "mult_0.4", "mult_0.8", "mult_1.2"]
+TRAIN_KEYS = {"lr", "batch_size", "epochs", "weight_decay", "grad_clip"}
+
+
+def parse_value(v):
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(v, v)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("out")
+    ap.add_argument("--grid", nargs="+", default=[])
+    ap.add_argument("--seeds", type=int, default=1)
+    args = ap.parse_args()
+    task = load_task("ecg")
+    grid = {k: [parse_value(x) for x in v.split(",")] for k, v in (g.split("=") for g in args.grid)}
+    keys = list(grid)
+    for combo in itertools.product(*(grid[k] for k in keys)):
+        setting = dict(zip(keys, combo))
+        train = {k: v for k, v in setting.items() if k in TRAIN_KEYS}
+        params = {k: v for k, v in setting.items() if k not in TRAIN_KEYS}
+        train.setdefault("epochs", 100)
+        train["lr_milestones"] = [int(train["epochs"] * 0.9)]
+        scores = []
+        t0 = time.time()
+        for seed in range(args.seeds):
+            cfg = TrainConfig.from_dict({**train, "seed": seed})
+            res = train_model(args.model, params, task, cfg, progress=False)
+            val = robustness(res.model, task.val, COLUMNS, seed=seed)
+            scores.append(val)
+        mean = {c: sum(s[c] for s in scores) / len(scores) for c in COLUMNS}
+        rec = {"model": args.model, "setting": setting, "val": mean,
+               "score": sum(mean.values()) / len(mean), "seconds": time.time() - t0}
+        print(json.dumps(rec), flush=True)
+        with open(args.out, "a") as fh:
+            fh.write(json.dumps(rec) + "\n")
+
+
+if __name__ == "__main__":
+    main()

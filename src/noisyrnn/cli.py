@@ -1,0 +1,139 @@
+"""The ``noisyrnn`` command line: train, evaluate, reproduce."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import ConfigError, NoisyRNNError
+
+DEFAULT_SEEDS = 10
+TASKS = ("ecg",)
+
+
+def _parse_assignments(items) -> dict:
+    """``key=value`` strings to a dict, values parsed as JSON where possible (0.1, true, [90])."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="folder with the dataset files (default: $NOISYRNN_DATA_DIR, then bundled data)")
+    p.add_argument("--download", action="store_true", help="download the dataset if it is not found")
+
+
+def cmd_train(args) -> int:
+    from .data import load_task
+    from .evaluation import robustness
+    from .experiments.configs import load_config, task_config
+    from .experiments.paper import COLUMNS
+    from .models.registry import resolve_params
+    from .training import TrainConfig, train_model
+
+    cfg = load_config(args.config) if args.config else task_config(args.task, args.model)
+    model = cfg["model"] if args.config else args.model
+    overrides = _parse_assignments(args.set)
+    train_keys = set(TrainConfig.__dataclass_fields__)
+    params = resolve_params(model, {**cfg["params"], **{k: v for k, v in overrides.items() if k not in train_keys}})
+    train = {**cfg["train"], **{k: v for k, v in overrides.items() if k in train_keys}, "seed": args.seed}
+    if args.epochs is not None:
+        train["epochs"] = args.epochs
+    train_cfg = TrainConfig.from_dict(train)
+    task = load_task(args.task, data_dir=args.data_dir, download=args.download)
+    result = train_model(model, params, task, train_cfg, out_dir=args.out, resume=not args.restart,
+                         progress=not args.no_progress)
+    acc = robustness(result.model, task.test, COLUMNS[args.task], seed=args.seed)
+    summary = {"model": model, "out": str(args.out), "best_epoch": result.best_epoch,
+               "best_val_accuracy": result.best_val_accuracy, "test": acc}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .experiments.reproduce import evaluate_checkpoint
+
+    acc = evaluate_checkpoint(args.checkpoint, args.task, columns=args.columns, seed=args.seed,
+                              data_dir=args.data_dir)
+    print(json.dumps({"checkpoint": str(args.checkpoint), "task": args.task, "accuracy": acc}, indent=2))
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    from .experiments.report import markdown_table
+    from .experiments.reproduce import reproduce
+
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
+    results = reproduce(args.task, args.models, args.seeds, args.out, data_dir=args.data_dir,
+                        config_dir=args.config_dir, progress=not args.no_progress, download=args.download)
+    print(markdown_table(results))
+    print(f"\nwrote {args.out / 'report.md'}, {args.out / 'figure.png'}, {args.out / 'results.json'} "
+          f"in {results['meta']['wall_seconds']:.0f} s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="noisyrnn", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"noisyrnn {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train one model on a task and report its test robustness")
+    p.add_argument("--task", choices=TASKS, default="ecg")
+    p.add_argument("--model", default="nrnn", help="model name (its shipped config is used)")
+    p.add_argument("--config", type=Path, default=None, help="a TOML config file instead of the shipped one")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override model or training options")
+    p.add_argument("--out", type=Path, required=True, help="output folder (checkpoints, metrics log)")
+    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
+    p.add_argument("--no-progress", action="store_true")
+    _add_data_args(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="robustness of a saved model on a task's test split")
+    p.add_argument("checkpoint", type=Path, help="folder holding model.safetensors and model.json")
+    p.add_argument("--task", choices=TASKS, default="ecg")
+    p.add_argument("--columns", nargs="+", default=None, help="e.g. clean white_0.4 mult_1.2")
+    p.add_argument("--seed", type=int, default=0, help="seed of the perturbation draws")
+    _add_data_args(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("reproduce", help="reproduce a paper table (report.md, figure.png, results.json)")
+    p.add_argument("task", choices=TASKS)
+    p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS)
+    p.add_argument("--models", nargs="+", default=["nrnn", "lipschitz"])
+    p.add_argument("--out", type=Path, default=Path("results/ecg"))
+    p.add_argument("--config-dir", type=Path, default=None, help="folder of MODEL.toml configs")
+    p.add_argument("--no-progress", action="store_true")
+    _add_data_args(p)
+    p.set_defaults(func=cmd_reproduce)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except NoisyRNNError as err:
+        print(f"noisyrnn: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("noisyrnn: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Aggregate per-seed accuracies and write results.json, report.md (paper table layout,
+the paper's numbers beside ours) and figure.png (accuracy vs perturbation strength)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..data.files import atomic_write_bytes, atomic_write_text
+from .paper import DISPLAY_NAMES, paper_value
+
+
+def summarise(values) -> dict:
+    """mean, sample standard deviation (ddof=1; 0 for one value) and count."""
+    arr = np.asarray(values, dtype=np.float64)
+    std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+    return {"mean": float(arr.mean()), "std": std, "n": int(arr.size)}
+
+
+def aggregate(task: str, records: dict, columns) -> dict:
+    """{'task', 'columns', 'models': {name: {column: {mean, std, n}}}} from per-seed records."""
+    models = {
+        name: {c: summarise([r["accuracy"][c] for r in recs]) for c in columns}
+        for name, recs in records.items() if recs
+    }
+    return {"task": task, "columns": list(columns), "models": models}
+
+
+def _header(column: str) -> str:
+    if column == "clean":
+        return "clean"
+    kind, level = column.split("_")
+    return {"white": "σ", "mult": "σ_M", "sp": "α", "fgsm": "r"}.get(kind, kind) + f" = {level}"
+
+
+def markdown_table(results: dict) -> str:
+    task, columns = results["task"], results["columns"]
+    lines = ["| model | | " + " | ".join(_header(c) for c in columns) + " |",
+             "|---|---|" + "---|" * len(columns)]
+    for name, cols in results["models"].items():
+        label = DISPLAY_NAMES.get(name, name)
+        ours = [f"{100 * cols[c]['mean']:.1f} ± {100 * cols[c]['std']:.1f}" for c in columns]
+        lines.append(f"| {label} (`{name}`) | ours | " + " | ".join(ours) + " |")
+        paper = [paper_value(task, name, c) for c in columns]
+        if any(p is not None for p in paper):
+            lines.append("| | paper | " + " | ".join("—" if p is None else f"{p:.1f}" for p in paper) + " |")
+            gaps = ["—" if p is None else f"{100 * cols[c]['mean'] - p:+.1f}" for c, p in zip(columns, paper)]
+            lines.append("| | gap | " + " | ".join(gaps) + " |")
+    return "\n".join(lines)
+
+
+def write_report(out: Path, results: dict) -> None:
+    n = {cols["clean"]["n"] for cols in results["models"].values()}
+    meta = results.get("meta", {})
+    text = [
+        f"# Robustness on `{results['task']}`",
+        "",
+        f"Test accuracy in % (mean ± sample std over {', '.join(map(str, sorted(n)))} seeds), inputs "
+        "perturbed at evaluation with noise injection off; 'paper' is the published table, "
+        "'gap' is ours minus the paper's.",
+        "",
+        markdown_table(results),
+        "",
+    ]
+    if meta.get("wall_seconds") is not None:
+        text.append(f"Wall-clock of this invocation: {meta['wall_seconds']:.0f} s.")
+    if meta.get("task"):
+        text.append(f"Data: {meta['task']}.")
+    text.append("")
+    text.append("![accuracy vs perturbation strength](figure.png)")
+    atomic_write_text(Path(out) / "report.md", "\n".join(text) + "\n")
+
+
+def _curves(results: dict):
+    """{kind: [(level, column)]} for every perturbation kind in the columns, level 0 = clean."""
+    kinds: dict[str, list] = {}
+    for c in results["columns"]:
+        m = re.match(r"^([a-z]+)_(.+)$", c)
+        if m:
+            kinds.setdefault(m.group(1), [(0.0, "clean")]).append((float(m.group(2)), c))
+    return kinds
+
+
+def write_figure(out: Path, results: dict) -> None:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = _curves(results)
+    titles = {"white": "additive white noise σ", "mult": "multiplicative white noise σ_M",
+              "sp": "salt and pepper α", "fgsm": "FGSM radius r"}
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5.2 * len(kinds), 4), squeeze=False)
+    for ax, (kind, pts) in zip(axes[0], kinds.items()):
+        levels = [p[0] for p in pts]
+        for name, cols in results["models"].items():
+            mean = np.array([100 * cols[c]["mean"] for _, c in pts])
+            std = np.array([100 * cols[c]["std"] for _, c in pts])
+            line, = ax.plot(levels, mean, marker="o", label=DISPLAY_NAMES.get(name, name))
+            ax.fill_between(levels, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+        ax.set_xlabel(titles.get(kind, kind))
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(loc="lower left")
+    fig.suptitle(f"{results['task']}: accuracy vs perturbation strength (±1 std over seeds)")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    atomic_write_bytes(Path(out) / "figure.png", buf.getvalue())
+
+
+def write_outputs(out: Path, results: dict) -> None:
+    out = Path(out)
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2))
+    write_report(out, results)
+    write_figure(out, results)
