@@ -24,9 +24,22 @@ from .errors import ConfigError, check_positive
 
 
 class Drift(nn.Module):
-    """Base class for drifts f(h, x); see the module docstring."""
+    """Base class for drifts f(h, x); see the module docstring.
+
+    ``hidden_size`` is the size of the state h the integrator carries; a drift whose
+    state holds more than the classifier reads (coRNN's (y, z)) sets ``readout_size``
+    and overrides ``readout``.
+    """
 
     hidden_size: int
+
+    @property
+    def readout_size(self) -> int:
+        return self.hidden_size
+
+    def readout(self, h: torch.Tensor) -> torch.Tensor:
+        """The part of the state the decoder sees (all of it by default)."""
+        return h
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return x

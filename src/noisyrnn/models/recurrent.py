@@ -39,8 +39,13 @@ class RecurrentClassifier(nn.Module):
             self.step = nn.Parameter(torch.full((1, self.hidden_size), step))
         else:
             self.register_buffer("step", torch.tensor(step))
-        self.decoder = nn.Linear(self.hidden_size, self.num_classes)
+        self.decoder = nn.Linear(drift.readout_size, self.num_classes)
         self.config: dict = {}
+
+    def orthogonal_parameters(self) -> list:
+        """Parameters of an orthogonal recurrent map (expRNN), trained with their own lr."""
+        get = getattr(self.drift, "orthogonal_parameters", None)
+        return get() if get is not None else []
 
     @property
     def injects_noise(self) -> bool:
@@ -65,7 +70,7 @@ class RecurrentClassifier(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, noise: bool = False, generator=None) -> torch.Tensor:
-        return self.decoder(self.final_state(x, noise=noise, generator=generator))
+        return self.decoder(self.drift.readout(self.final_state(x, noise=noise, generator=generator)))
 
     def extra_repr(self) -> str:
         kind = "learned per-unit" if isinstance(self.step, nn.Parameter) else "fixed"

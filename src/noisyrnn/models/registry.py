@@ -1,7 +1,8 @@
 """Build models by name from plain config dicts (what config files and checkpoints store).
 
-Names: ``nrnn`` (the paper's NRNN: drift eq (3), noise injected in training) and
-``lipschitz`` (the same drift, deterministic: the Lipschitz RNN).
+Names: ``nrnn`` (the paper's NRNN: drift eq (3), noise injected in training),
+``lipschitz`` (the same drift, deterministic: the Lipschitz RNN) and the baselines
+``antisymmetric``, ``antisymmetric_gated``, ``cornn``, ``exprnn``, ``lstm``, ``gru``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from torch import nn
 from ..dynamics import LipschitzDrift, PaperDiffusion
 from ..errors import ConfigError, check_choice
 from ..noise import EulerMaruyama, ResearchCodeNoise
+from .baselines import AntisymmetricDrift, CoRNNDrift, ExpRNNDrift, TorchRNNClassifier
 from .recurrent import RecurrentClassifier
 
 DRIFT_KEYS = ("hidden_size", "beta", "gamma_a", "gamma_w", "alpha", "init_std")
@@ -28,6 +30,12 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         noise="research", mult_noise=0.02, add_noise=0.02,  # research-code parametrisation
         sigma1=0.0, sigma2=0.0, noise_eps=1.0,  # eq (4) parametrisation, used when noise="sde"
     ),
+    "antisymmetric": dict(hidden_size=128, gamma=0.01, init_std=1.0, step=0.01),
+    "antisymmetric_gated": dict(hidden_size=128, gamma=0.01, init_std=1.0, step=0.01),
+    "cornn": dict(hidden_size=128, dt=0.042, gamma=2.7, epsilon=4.7),
+    "exprnn": dict(hidden_size=128),
+    "lstm": dict(hidden_size=128),
+    "gru": dict(hidden_size=128),
 }
 
 
@@ -43,9 +51,33 @@ def _lipschitz_family(name: str, input_size: int, num_classes: int, p: dict) -> 
     return RecurrentClassifier(drift, num_classes, step=p["step"], learn_step=bool(p["learn_step"]), scheme=scheme)
 
 
+def _antisymmetric(name: str, input_size: int, num_classes: int, p: dict) -> nn.Module:
+    drift = AntisymmetricDrift(input_size, p["hidden_size"], p["gamma"], name == "antisymmetric_gated", p["init_std"])
+    return RecurrentClassifier(drift, num_classes, step=p["step"])
+
+
+def _cornn(name: str, input_size: int, num_classes: int, p: dict) -> nn.Module:
+    drift = CoRNNDrift(input_size, p["hidden_size"], p["dt"], p["gamma"], p["epsilon"])
+    return RecurrentClassifier(drift, num_classes, step=p["dt"])
+
+
+def _exprnn(name: str, input_size: int, num_classes: int, p: dict) -> nn.Module:
+    return RecurrentClassifier(ExpRNNDrift(input_size, p["hidden_size"]), num_classes, step=1.0)
+
+
+def _torch_rnn(name: str, input_size: int, num_classes: int, p: dict) -> nn.Module:
+    return TorchRNNClassifier(name, input_size, p["hidden_size"], num_classes)
+
+
 BUILDERS: dict[str, Callable[[str, int, int, dict], nn.Module]] = {
     "lipschitz": _lipschitz_family,
     "nrnn": _lipschitz_family,
+    "antisymmetric": _antisymmetric,
+    "antisymmetric_gated": _antisymmetric,
+    "cornn": _cornn,
+    "exprnn": _exprnn,
+    "lstm": _torch_rnn,
+    "gru": _torch_rnn,
 }
 MODEL_NAMES = tuple(BUILDERS)
 

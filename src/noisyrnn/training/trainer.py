@@ -16,12 +16,13 @@ from tqdm.auto import tqdm
 
 from ..data.files import atomic_write_text
 from ..data.task import Task
-from ..errors import ConfigError, NoisyRNNError, check_positive
+from ..errors import ConfigError, NoisyRNNError, check_choice, check_positive
 from ..evaluation import evaluate
 from ..models import build_model
 from .checkpoint import has_training_state, load_training_state, save_model, save_training_state
 
 METRICS_LOG = "metrics.jsonl"
+OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}
 
 
 class TrainingDiverged(NoisyRNNError):
@@ -36,7 +37,9 @@ class TrainConfig:
 
     epochs: int = 100
     batch_size: int = 64
+    optimizer: str = "adam"
     lr: float = 0.003
+    orthogonal_lr: float | None = None
     lr_milestones: list[int] = field(default_factory=lambda: [90])
     lr_gamma: float = 0.1
     weight_decay: float = 0.0
@@ -59,6 +62,9 @@ class TrainConfig:
         if int(self.epochs) < 1 or int(self.batch_size) < 1:
             raise ConfigError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
         check_positive(self.lr, "lr")
+        check_choice(self.optimizer, set(OPTIMIZERS), "optimizer")
+        if self.orthogonal_lr is not None:
+            check_positive(self.orthogonal_lr, "orthogonal_lr")
         check_positive(self.lr_gamma, "lr_gamma")
         check_positive(self.weight_decay, "weight_decay", allow_zero=True)
         if self.grad_clip is not None:
@@ -79,6 +85,18 @@ class TrainResult:
 
 def seed_everything(seed: int) -> None:
     torch.manual_seed(int(seed))
+
+
+def make_optimizer(model, config: "TrainConfig") -> torch.optim.Optimizer:
+    """The configured optimizer; an orthogonal recurrent map gets ``orthogonal_lr`` if set."""
+    get_orth = getattr(model, "orthogonal_parameters", None)
+    orth = get_orth() if (get_orth is not None and config.orthogonal_lr is not None) else []
+    orth_ids = {id(p) for p in orth}
+    rest = [p for p in model.parameters() if id(p) not in orth_ids]
+    groups = [{"params": rest, "lr": config.lr}]
+    if orth:
+        groups.append({"params": orth, "lr": config.orthogonal_lr})
+    return OPTIMIZERS[config.optimizer](groups, lr=config.lr, weight_decay=config.weight_decay)
 
 
 def _generators(seed: int) -> dict[str, torch.Generator]:
@@ -104,7 +122,7 @@ def fit(model, task: Task, config: TrainConfig, out_dir: Path | None = None, res
     config.validate()
     out_dir = Path(out_dir) if out_dir is not None else None
     gens = _generators(config.seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = make_optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.lr_milestones), config.lr_gamma)
     history: list[dict] = []
     best_state, best_key, best_epoch, start_epoch, elapsed = None, None, -1, 0, 0.0

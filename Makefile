@@ -1,0 +1,29 @@
+# Set-up is a virtual environment in .venv with the pinned versions of constraints.txt.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SEEDS ?= 10
+OUT ?= results/ecg
+
+.PHONY: install reproduce test test-slow bench clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Table 3 (ECG5000): NRNN and Lipschitz RNN, $(SEEDS) seeds, bundled data, offline.
+reproduce: install
+	$(VENV)/bin/noisyrnn reproduce ecg --seeds $(SEEDS) --models nrnn lipschitz --out $(OUT)
+
+test: install
+	$(PY) -m pytest -q
+
+test-slow: install
+	$(PY) -m pytest -q -m slow
+
+clean:
+	rm -rf $(VENV) results .pytest_cache
