@@ -15,7 +15,7 @@ from noisyrnn.evaluation import robustness
 from noisyrnn.training import TrainConfig, train_model
 
 COLUMNS = ["clean", "white_0.4", "white_0.8", "white_1.2", "mult_0.4", "mult_0.8", "mult_1.2"]
-TRAIN_KEYS = {"lr", "batch_size", "epochs", "weight_decay", "grad_clip"}
+TRAIN_KEYS = set(TrainConfig.__dataclass_fields__) - {"seed"}
 
 
 def parse_value(v):
@@ -33,6 +33,7 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--grid", nargs="+", default=[])
     ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--first-seed", type=int, default=100, help="tuning seeds differ from the report's 0..9")
     args = ap.parse_args()
     task = load_task("ecg")
     grid = {k: [parse_value(x) for x in v.split(",")] for k, v in (g.split("=") for g in args.grid)}
@@ -42,10 +43,10 @@ def main():
         train = {k: v for k, v in setting.items() if k in TRAIN_KEYS}
         params = {k: v for k, v in setting.items() if k not in TRAIN_KEYS}
         train.setdefault("epochs", 100)
-        train["lr_milestones"] = [int(train["epochs"] * 0.9)]
+        train.setdefault("lr_milestones", [int(train["epochs"] * 0.9)])
         scores = []
         t0 = time.time()
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             cfg = TrainConfig.from_dict({**train, "seed": seed})
             res = train_model(args.model, params, task, cfg, progress=False)
             val = robustness(res.model, task.val, COLUMNS, seed=seed)

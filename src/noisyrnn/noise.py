@@ -33,6 +33,12 @@ class NoiseScheme(nn.Module):
     def step(self, h, f, dt, u, noise_m):
         return h + dt * f
 
+    def affine_coefficients(self, dt, drawn):
+        """(c, n) with step = h + c*f + n for all m, shapes broadcastable to (M, B, N);
+        None when the step is not affine in f (then the generic loop is used).
+        ``dt`` has shape (M or 1, N or 1) as returned by ``integrator.step_sizes``."""
+        return dt.unsqueeze(1), None
+
 
 class Deterministic(NoiseScheme):
     """Eq (6): h_{m+1} = h_m + delta_m f(h_m, x_m). Also what every scheme does with noise off."""
@@ -57,6 +63,15 @@ class EulerMaruyama(NoiseScheme):
             g_xi = torch.einsum("bnr,br->bn", g, xi)
         return h + dt * f + torch.sqrt(dt) * g_xi
 
+    def affine_coefficients(self, dt, xi):
+        d = self.diffusion
+        if not isinstance(d, PaperDiffusion):
+            return None
+        root = torch.sqrt(dt).unsqueeze(1)
+        c = dt.unsqueeze(1) + root * (d.eps * d.sigma2) * xi if d.sigma2 else dt.unsqueeze(1)
+        n = root * (d.eps * d.sigma1) * xi if d.sigma1 else None
+        return c, n
+
 
 class ResearchCodeNoise(NoiseScheme):
     """The research code's noisy solver: h + delta*m*f + add*xi (see the module docstring)."""
@@ -75,6 +90,9 @@ class ResearchCodeNoise(NoiseScheme):
 
     def step(self, h, f, dt, u, noise_m):
         return h + dt * noise_m[0] * f + noise_m[1]
+
+    def affine_coefficients(self, dt, drawn):
+        return dt.unsqueeze(1) * drawn[:, 0], drawn[:, 1]
 
     def extra_repr(self) -> str:
         return f"mult_noise={self.mult_noise}, add_noise={self.add_noise}"

@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..dynamics import Drift
+from ..dynamics import Drift, LipschitzDrift
 from ..errors import check_positive, check_sequences
-from ..integrator import integrate
-from ..noise import NoiseScheme
+from ..fused import lipschitz_recurrence
+from ..integrator import integrate, step_sizes
+from ..noise import Deterministic, NoiseScheme
 
 
 class RecurrentClassifier(nn.Module):
@@ -18,6 +19,8 @@ class RecurrentClassifier(nn.Module):
     ``forward(x, noise=True)`` is called *and* the model has a noise scheme;
     ``model.train()``/``model.eval()`` never switch it. With ``learn_step=True`` the
     step is a learnable per-unit vector initialised to ``step`` (research-code solver).
+    For the drift of eq (3) the recurrence runs through the hand-written autograd Function
+    of :mod:`noisyrnn.fused` (set ``fused = False`` for the generic loop; same results).
     """
 
     def __init__(
@@ -41,6 +44,7 @@ class RecurrentClassifier(nn.Module):
             self.register_buffer("step", torch.tensor(step))
         self.decoder = nn.Linear(drift.readout_size, self.num_classes)
         self.config: dict = {}
+        self.fused = True
 
     def orthogonal_parameters(self) -> list:
         """Parameters of an orthogonal recurrent map (expRNN), trained with their own lr."""
@@ -62,8 +66,29 @@ class RecurrentClassifier(nn.Module):
             self.scheme, noise, generator, return_states=True,
         )
 
+    def _fused_final_state(self, x, noise, generator):
+        """h_M through :func:`noisyrnn.fused.lipschitz_recurrence`, or None if not applicable."""
+        if not (self.fused and type(self.drift) is LipschitzDrift):
+            return None
+        scheme = self.scheme if (noise and self.scheme is not None) else Deterministic()
+        u = self.drift.encode(x).transpose(0, 1)  # (M, B, N) time-major
+        steps, batch, hidden = u.shape
+        h0 = self.initial_state(x)
+        dt = step_sizes(self.step, steps, hidden, h0)
+        coeffs = scheme.affine_coefficients(dt, scheme.draw(steps, batch, hidden, h0, generator))
+        if coeffs is None:
+            return None
+        c, n = coeffs
+        c = c.unsqueeze(1) if c.dim() == 3 else c.reshape(c.shape[0], 1, 1, -1)
+        n = None if n is None else n.unsqueeze(1)
+        weight = self.drift.stacked_weight().unsqueeze(0)
+        return lipschitz_recurrence(u.unsqueeze(1), h0.unsqueeze(0), weight, c, n)[0]
+
     def final_state(self, x: torch.Tensor, noise: bool = False, generator=None) -> torch.Tensor:
         check_sequences(x, self.input_size)
+        fused = self._fused_final_state(x, noise, generator)
+        if fused is not None:
+            return fused
         return integrate(
             self.drift, self.initial_state(x), self.drift.encode(x), self.step,
             self.scheme, noise, generator,

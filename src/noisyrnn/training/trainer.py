@@ -33,7 +33,8 @@ class TrainingDiverged(NoisyRNNError):
 class TrainConfig:
     """Optimisation settings. ``noise`` turns noise injection on during training (it is
     always off for validation and test); ``lr_milestones`` are epochs at which the learning
-    rate is multiplied by ``lr_gamma``."""
+    rate is multiplied by ``lr_gamma``. ``select`` picks the returned epoch on the validation
+    split: ``val_accuracy`` (ties broken by lower loss), ``val_loss``, or ``last``."""
 
     epochs: int = 100
     batch_size: int = 64
@@ -45,6 +46,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float | None = None
     noise: bool = True
+    select: str = "val_accuracy"
     seed: int = 0
     eval_batch_size: int = 1000
 
@@ -63,6 +65,7 @@ class TrainConfig:
             raise ConfigError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
         check_positive(self.lr, "lr")
         check_choice(self.optimizer, set(OPTIMIZERS), "optimizer")
+        check_choice(self.select, set(SELECTION), "select")
         if self.orthogonal_lr is not None:
             check_positive(self.orthogonal_lr, "orthogonal_lr")
         check_positive(self.lr_gamma, "lr_gamma")
@@ -106,9 +109,11 @@ def _generators(seed: int) -> dict[str, torch.Generator]:
     }
 
 
-def _is_better(metrics: dict, best: tuple | None) -> bool:
-    key = (metrics["val_accuracy"], -metrics["val_loss"])
-    return best is None or key > best
+SELECTION = {
+    "val_accuracy": lambda m: (m["val_accuracy"], -m["val_loss"]),
+    "val_loss": lambda m: (-m["val_loss"], m["val_accuracy"]),
+    "last": lambda m: (m["epoch"], 0.0),
+}
 
 
 def fit(model, task: Task, config: TrainConfig, out_dir: Path | None = None, resume: bool = True,
@@ -165,9 +170,9 @@ def fit(model, task: Task, config: TrainConfig, out_dir: Path | None = None, res
             "lr": optimizer.param_groups[0]["lr"], "seconds": elapsed,
         }
         history.append(metrics)
-        if _is_better(metrics, best_key):
-            best_key = (metrics["val_accuracy"], -metrics["val_loss"])
-            best_epoch, best_state = epoch, copy.deepcopy(model.state_dict())
+        key = SELECTION[config.select](metrics)
+        if best_key is None or key > best_key:
+            best_key, best_epoch, best_state = key, epoch, copy.deepcopy(model.state_dict())
         bar.set_postfix(loss=f"{metrics['train_loss']:.3f}", val=f"{val['accuracy']:.3f}")
         if log is not None:
             log(metrics)
@@ -180,7 +185,8 @@ def fit(model, task: Task, config: TrainConfig, out_dir: Path | None = None, res
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    result = TrainResult(model, best_epoch, best_key[0] if best_key else float("nan"), history, elapsed)
+    best_val = history[best_epoch]["val_accuracy"] if history else float("nan")
+    result = TrainResult(model, best_epoch, best_val, history, elapsed)
     if out_dir is not None:
         save_model(out_dir, model, extra={"train_config": config.to_dict(), "best_epoch": best_epoch,
                                           "best_val_accuracy": result.best_val_accuracy, "task": task.name})

@@ -1,0 +1,66 @@
+"""The hand-written recurrence Function against the generic autograd loop."""
+
+import pytest
+import torch
+
+from noisyrnn import build_model
+from noisyrnn.fused import lipschitz_recurrence
+
+CASES = [
+    ("lipschitz", {}, False),
+    ("nrnn", {"noise": "research", "mult_noise": 0.3, "add_noise": 0.1}, True),
+    ("nrnn", {"noise": "research", "mult_noise": 0.3, "add_noise": 0.1}, False),
+    ("nrnn", {"noise": "sde", "sigma1": 0.5, "sigma2": 0.0, "learn_step": False}, True),
+    ("nrnn", {"noise": "sde", "sigma1": 0.0, "sigma2": 2.0, "learn_step": True}, True),
+    ("nrnn", {"noise": "sde", "sigma1": 0.4, "sigma2": 1.0, "learn_step": True}, True),
+]
+
+
+def loss_and_grads(model, x, y, noise):
+    model.zero_grad()
+    out = model(x, noise=noise, generator=torch.Generator().manual_seed(7))
+    loss = torch.nn.functional.cross_entropy(out, y)
+    loss.backward()
+    return loss.detach(), {k: p.grad.clone() for k, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("name,params,noise", CASES)
+def test_fused_equals_generic_loop(name, params, noise):
+    torch.manual_seed(0)
+    model = build_model(name, 3, 4, hidden_size=16, step=0.1, init_std=3.0, **params).double()
+    x = torch.randn(5, 20, 3, dtype=torch.float64)
+    y = torch.randint(0, 4, (5,))
+    model.fused = True
+    loss_f, grads_f = loss_and_grads(model, x, y, noise)
+    model.fused = False
+    loss_g, grads_g = loss_and_grads(model, x, y, noise)
+    assert torch.allclose(loss_f, loss_g, rtol=1e-12)
+    for k in grads_g:
+        assert torch.allclose(grads_f[k], grads_g[k], rtol=1e-10, atol=1e-12), k
+
+
+def test_fused_float32_within_1e5_of_generic():
+    torch.manual_seed(1)
+    model = build_model("nrnn", 1, 10, hidden_size=64, step=0.03)
+    x = torch.randn(32, 100, 1)
+    y = torch.randint(0, 10, (32,))
+    model.fused = True
+    loss_f, grads_f = loss_and_grads(model, x, y, True)
+    model.fused = False
+    loss_g, grads_g = loss_and_grads(model, x, y, True)
+    assert abs(loss_f - loss_g) <= 1e-5 * abs(loss_g)
+    for k in grads_g:
+        assert (grads_f[k] - grads_g[k]).norm() <= 1e-5 * grads_g[k].norm() + 1e-7, k
+
+
+def test_function_gradcheck_with_model_axis():
+    torch.manual_seed(2)
+    S, M, B, N = 2, 4, 3, 5
+    u = torch.randn(M, S, B, N, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(S, B, N, dtype=torch.float64, requires_grad=True)
+    w = (0.5 * torch.randn(S, N, 2 * N, dtype=torch.float64)).requires_grad_()
+    c = (0.1 + 0.05 * torch.rand(M, S, B, N, dtype=torch.float64)).requires_grad_()
+    n = (0.1 * torch.randn(M, S, B, N, dtype=torch.float64)).requires_grad_()
+    assert torch.autograd.gradcheck(lipschitz_recurrence, (u, h0, w, c, n))
+    c_unit = (0.1 + 0.05 * torch.rand(1, 1, 1, N, dtype=torch.float64)).requires_grad_()
+    assert torch.autograd.gradcheck(lambda *a: lipschitz_recurrence(*a, None), (u, h0, w, c_unit))
