@@ -1,0 +1,126 @@
+"""ms per training step (forward + backward + Adam) of the NRNN recurrence, as ratios.
+
+(a) `eager`: a plain loop written the way the authors' research code does it: encoder
+    inside the loop, separate h@A and h@W products, noise drawn per step.
+(b) `ours`: noisyrnn's model (fused autograd Function, noise pre-drawn), noise off / on.
+(c) `gemm floor`: the same GEMMs a forward + backward needs (per step h@[A|W] and
+    dp@[A|W]^T, and one weight-gradient GEMM over all steps), timed alone.
+
+Usage: python benchmarks/bench_recurrence.py [--shapes mnist ecg] [--repeats 5] [--threads N]
+Prints one table; the figures of merit are the ratios, measured in this one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from noisyrnn import build_model
+
+SHAPES = {"mnist": dict(B=128, T=784, N=128, dx=1, classes=10), "ecg": dict(B=128, T=140, N=128, dx=1, classes=2)}
+
+
+class ResearchStyleNRNN(nn.Module):
+    """The research code's loop: h + d*m*(h A + tanh(h W + E x_t)) + a_t, noise drawn per step."""
+
+    def __init__(self, dx, N, classes, eps=0.01, mult=0.02, add=0.02, beta=0.75, gamma=0.001):
+        super().__init__()
+        self.E = nn.Linear(dx, N)
+        self.D = nn.Linear(N, classes)
+        self.B = nn.Parameter(torch.randn(N, N) * 0.1 / N)
+        self.C = nn.Parameter(torch.randn(N, N) * 0.1 / N)
+        self.d = nn.Parameter(torch.full((N,), eps))
+        self.N, self.beta, self.gamma, self.mult, self.add = N, beta, gamma, mult, add
+
+    def matrix(self, M):
+        return self.beta * (M - M.T) + (1 - self.beta) * (M + M.T) - self.gamma * torch.eye(self.N)
+
+    def forward(self, x, noise):
+        A, W = self.matrix(self.B), self.matrix(self.C)
+        h = x.new_zeros(x.shape[0], self.N)
+        for t in range(x.shape[1]):
+            z = h @ A + torch.tanh(h @ W + self.E(x[:, t]))
+            if noise:
+                m = self.mult * torch.rand_like(h) + (1 - self.mult)
+                h = h + self.d * m * z + self.add * torch.randn_like(h)
+            else:
+                h = h + self.d * z
+        return self.D(h)
+
+
+def time_step(model, x, y, noise, repeats):
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    times = []
+    for i in range(repeats + 1):
+        t0 = time.perf_counter()
+        if isinstance(model, ResearchStyleNRNN):
+            out = model(x, noise)
+        else:
+            out = model(x, noise=noise, generator=gen)
+        loss = nn.functional.cross_entropy(out, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i:  # the first step warms caches and the allocator
+            times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+def gemm_floor(B, T, N, repeats):
+    h = torch.randn(B, N)
+    w = torch.randn(N, 2 * N)
+    dp = torch.randn(B, 2 * N)
+    H = torch.randn(N, T * B)
+    DP = torch.randn(T * B, 2 * N)
+    times = []
+    for i in range(repeats + 1):
+        t0 = time.perf_counter()
+        for _ in range(T):
+            torch.mm(h, w)
+        for _ in range(T):
+            torch.mm(dp, w.T)
+        torch.mm(H, DP)
+        if i:
+            times.append(time.perf_counter() - t0)
+    ms = 1000 * statistics.median(times)
+    flops = 3 * 2 * B * N * 2 * N * T
+    return ms, flops / (ms / 1000) / 1e9
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shapes", nargs="+", default=["ecg", "mnist"], choices=list(SHAPES))
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats} steps")
+    print("| shape | (a) eager, no noise | (a) eager, noise | (b) ours, no noise | (b) ours, noise | GEMM floor "
+          "| (a)/(b) noise | (a)/(b) no noise | (b) no noise / floor | (b) noise / floor |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name in args.shapes:
+        s = SHAPES[name]
+        torch.manual_seed(0)
+        x = torch.rand(s["B"], s["T"], s["dx"])
+        y = torch.randint(0, s["classes"], (s["B"],))
+        eager = ResearchStyleNRNN(s["dx"], s["N"], s["classes"])
+        ours = build_model("nrnn", s["dx"], s["classes"], hidden_size=s["N"], step=0.01,
+                           mult_noise=0.02, add_noise=0.02)
+        ea = time_step(eager, x, y, False, args.repeats)
+        ean = time_step(eager, x, y, True, args.repeats)
+        ob = time_step(ours, x, y, False, args.repeats)
+        obn = time_step(ours, x, y, True, args.repeats)
+        floor, gflops = gemm_floor(s["B"], s["T"], s["N"], args.repeats)
+        print(f"| {name} B={s['B']} T={s['T']} N={s['N']} | {ea:.0f} ms | {ean:.0f} ms | {ob:.0f} ms | {obn:.0f} ms "
+              f"| {floor:.0f} ms ({gflops:.0f} GFLOP/s) | {ean / obn:.2f}x | {ea / ob:.2f}x | {ob / floor:.2f}x "
+              f"| {obn / floor:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

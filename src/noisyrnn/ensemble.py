@@ -1,0 +1,129 @@
+"""Seed/config batching: S independent NRNN-family models trained in one pass.
+
+The S members' parameters are stacked along a leading model axis and run as one batched
+recurrence (:mod:`noisyrnn.fused`, ``bmm`` over the model axis), so the paper's 10-seed
+averages cost about one run. Each member keeps everything a separate run has: its own
+initialisation (built with its own seed), its own shuffling and noise generators, its own
+Adam state (Adam is elementwise, so a stacked Adam is S independent Adams), and its own
+model selection on the validation split. The loss is the sum of the members' mean losses,
+so each member's gradient is exactly its own. Results equal S separate runs up to
+floating-point rounding of the batched products.
+
+Members must share the architecture (hidden size, noise scheme kind, step kind) but may
+differ in seeds and in noise levels / step sizes / Lipschitz constants.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .dynamics import LipschitzDrift, lipschitz_matrix
+from .errors import ConfigError, check_sequences
+from .fused import lipschitz_recurrence
+from .integrator import step_sizes
+from .models.recurrent import RecurrentClassifier
+from .noise import Deterministic
+
+
+def can_batch(models) -> bool:
+    """True if the models are NRNN-family classifiers the ensemble can stack."""
+    first = models[0]
+    ok = all(
+        isinstance(m, RecurrentClassifier) and type(m.drift) is LipschitzDrift
+        and type(m.scheme) is type(first.scheme)
+        and m.hidden_size == first.hidden_size and m.input_size == first.input_size
+        and m.num_classes == first.num_classes
+        and isinstance(m.step, nn.Parameter) == isinstance(first.step, nn.Parameter)
+        for m in models
+    )
+    return ok and all(
+        getattr(m.scheme, "affine_coefficients", None) is not None for m in models if m.scheme is not None
+    )
+
+
+class LipschitzEnsemble(nn.Module):
+    """S stacked :class:`RecurrentClassifier` models with the drift of eq (3).
+
+    ``forward(x, noise, generators)`` takes x of shape (S, B, T, d_x) (each member its own
+    batch) or (B, T, d_x) (the same batch for all) and returns logits (S, B, C).
+    """
+
+    def __init__(self, models) -> None:
+        super().__init__()
+        if not models or not can_batch(models):
+            raise ConfigError("LipschitzEnsemble needs NRNN/Lipschitz models of one architecture")
+        self.members = len(models)
+        self.templates = models  # plain list: not registered, used to build/unstack members
+        d0 = models[0].drift
+        self.hidden_size, self.input_size, self.num_classes = d0.hidden_size, d0.input_size, models[0].num_classes
+        stack = lambda get: nn.Parameter(torch.stack([get(m).detach().clone() for m in models]))  # noqa: E731
+        self.B = stack(lambda m: m.drift.B)
+        self.C = stack(lambda m: m.drift.C)
+        self.enc_w = stack(lambda m: m.drift.encoder.weight)
+        self.enc_b = stack(lambda m: m.drift.encoder.bias)
+        self.dec_w = stack(lambda m: m.decoder.weight)
+        self.dec_b = stack(lambda m: m.decoder.bias)
+        steps = torch.stack([m.step.detach().clone().reshape(-1) for m in models])  # (S, 1) or (S, N)
+        if isinstance(models[0].step, nn.Parameter):
+            self.step = nn.Parameter(steps)
+        else:
+            self.register_buffer("step", steps)
+        self.consts = [(m.drift.beta, m.drift.gamma_a, m.drift.gamma_w, m.drift.alpha) for m in models]
+        self.schemes = [m.scheme for m in models]
+        self.config = {"name": "ensemble", "members": [m.config for m in models]}
+
+    @property
+    def injects_noise(self) -> bool:
+        return any(s is not None for s in self.schemes)
+
+    def stacked_weight(self) -> torch.Tensor:
+        ws = []
+        for s, (beta, ga, gw, alpha) in enumerate(self.consts):
+            A = lipschitz_matrix(self.B[s], beta, ga)
+            W = lipschitz_matrix(self.C[s], beta, gw)
+            ws.append(torch.cat([alpha * A.T, W.T], dim=1))
+        return torch.stack(ws)
+
+    def forward(self, x: torch.Tensor, noise: bool = False, generators=None) -> torch.Tensor:
+        S = self.members
+        if x.dim() == 3:
+            check_sequences(x, self.input_size)
+            u = torch.einsum("btd,snd->tsbn", x, self.enc_w)
+        else:
+            if x.dim() != 4 or x.shape[0] != S:
+                raise ConfigError(f"ensemble input must be (S={S}, B, T, d_x) or (B, T, d_x), got {tuple(x.shape)}")
+            check_sequences(x.reshape(-1, *x.shape[2:]), self.input_size)
+            u = torch.einsum("sbtd,snd->tsbn", x, self.enc_w)
+        u = u + self.enc_b.unsqueeze(1)  # (M, S, B, N)
+        steps, _, batch, hidden = u.shape
+        h0 = u.new_zeros(S, batch, hidden)
+        cs, ns = [], []
+        for s in range(S):
+            scheme = self.schemes[s] if (noise and self.schemes[s] is not None) else Deterministic()
+            gen = None if generators is None else generators[s]
+            dt = step_sizes(self.step[s].reshape(1, -1), steps, hidden, h0)
+            c, n = scheme.affine_coefficients(dt, scheme.draw(steps, batch, hidden, h0[0], gen))
+            cs.append(c)
+            ns.append(n)
+        c = torch.stack(cs, dim=1)  # members share the scheme type, so c has one shape
+        if any(n is not None for n in ns):
+            n = torch.stack([torch.zeros(steps, batch, hidden, dtype=u.dtype) if v is None else v for v in ns], dim=1)
+        else:
+            n = None
+        hM = lipschitz_recurrence(u, h0, self.stacked_weight(), c, n)  # (S, B, N)
+        return torch.baddbmm(self.dec_b.unsqueeze(1), hM, self.dec_w.transpose(1, 2))
+
+    @torch.no_grad()
+    def member(self, s: int, state: dict | None = None) -> RecurrentClassifier:
+        """Member ``s`` as a stand-alone model (with weights from ``state`` if given)."""
+        sd = state if state is not None else self.state_dict()
+        model = self.templates[s]
+        model.drift.B.copy_(sd["B"][s])
+        model.drift.C.copy_(sd["C"][s])
+        model.drift.encoder.weight.copy_(sd["enc_w"][s])
+        model.drift.encoder.bias.copy_(sd["enc_b"][s])
+        model.decoder.weight.copy_(sd["dec_w"][s])
+        model.decoder.bias.copy_(sd["dec_b"][s])
+        model.step.copy_(sd["step"][s].reshape(model.step.shape))
+        return model
