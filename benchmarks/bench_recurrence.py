@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from noisyrnn import build_model
+from noisyrnn.runtime import keep_freed_memory
 
 SHAPES = {"mnist": dict(B=128, T=784, N=128, dx=1, classes=10), "ecg": dict(B=128, T=140, N=128, dx=1, classes=2)}
 
@@ -97,7 +98,10 @@ def main():
     ap.add_argument("--shapes", nargs="+", default=["ecg", "mnist"], choices=list(SHAPES))
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--default-malloc", action="store_true", help="skip noisyrnn.runtime.keep_freed_memory()")
     args = ap.parse_args()
+    if not args.default_malloc:
+        keep_freed_memory()  # applies to (a), (b) and the floor alike
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats} steps")

@@ -12,7 +12,10 @@ import time
 
 from noisyrnn.data import load_task
 from noisyrnn.evaluation import robustness
+from noisyrnn.ensemble import can_batch
+from noisyrnn.models import build_model
 from noisyrnn.training import TrainConfig, train_model
+from noisyrnn.training.ensemble_trainer import fit_ensemble
 
 COLUMNS = ["clean", "white_0.4", "white_0.8", "white_1.2", "mult_0.4", "mult_0.8", "mult_1.2"]
 TRAIN_KEYS = set(TrainConfig.__dataclass_fields__) - {"seed"}
@@ -46,11 +49,15 @@ def main():
         train.setdefault("lr_milestones", [int(train["epochs"] * 0.9)])
         scores = []
         t0 = time.time()
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
-            cfg = TrainConfig.from_dict({**train, "seed": seed})
-            res = train_model(args.model, params, task, cfg, progress=False)
-            val = robustness(res.model, task.val, COLUMNS, seed=seed)
-            scores.append(val)
+        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+        if len(seeds) > 1 and can_batch([build_model(args.model, task.input_size, task.num_classes, **params)]):
+            cfg = TrainConfig.from_dict({**train, "seed": seeds[0]})
+            trained = fit_ensemble(args.model, params, task, cfg, seeds, progress=False)
+        else:
+            trained = [train_model(args.model, params, task, TrainConfig.from_dict({**train, "seed": s}),
+                                   progress=False) for s in seeds]
+        for seed, res in zip(seeds, trained):
+            scores.append(robustness(res.model, task.val, COLUMNS, seed=seed))
         mean = {c: sum(s[c] for s in scores) / len(scores) for c in COLUMNS}
         rec = {"model": args.model, "setting": setting, "val": mean,
                "score": sum(mean.values()) / len(mean), "seconds": time.time() - t0}

@@ -77,7 +77,8 @@ def cmd_reproduce(args) -> int:
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
     results = reproduce(args.task, args.models, args.seeds, args.out, data_dir=args.data_dir,
-                        config_dir=args.config_dir, progress=not args.no_progress, download=args.download)
+                        config_dir=args.config_dir, progress=not args.no_progress, download=args.download,
+                        batch_seeds=not args.no_batch_seeds)
     print(markdown_table(results))
     print(f"\nwrote {args.out / 'report.md'}, {args.out / 'figure.png'}, {args.out / 'results.json'} "
           f"in {results['meta']['wall_seconds']:.0f} s")
@@ -116,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="+", default=["nrnn", "lipschitz"])
     p.add_argument("--out", type=Path, default=Path("results/ecg"))
     p.add_argument("--config-dir", type=Path, default=None, help="folder of MODEL.toml configs")
+    p.add_argument("--no-batch-seeds", action="store_true",
+                   help="train seeds one after another instead of as one seed-batched ensemble")
     p.add_argument("--no-progress", action="store_true")
     _add_data_args(p)
     p.set_defaults(func=cmd_reproduce)
@@ -125,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .runtime import keep_freed_memory
+
+    keep_freed_memory()
     try:
         return args.func(args)
     except NoisyRNNError as err:
