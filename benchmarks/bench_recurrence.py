@@ -3,7 +3,8 @@
 (a) `eager`: a plain loop written the way the authors' research code does it: encoder
     inside the loop, separate h@A and h@W products, noise drawn per step.
 (b) `ours`: noisyrnn's model (fused autograd Function, noise pre-drawn), noise off / on.
-(c) `gemm floor`: the same GEMMs a forward + backward needs (per step h@[A|W] and
+(c) `S batched`: S models trained at once as one seed-batched ensemble, time per model.
+(d) `gemm floor`: the same GEMMs a forward + backward needs (per step h@[A|W] and
     dp@[A|W]^T, and one weight-gradient GEMM over all steps), timed alone.
 
 Usage: python benchmarks/bench_recurrence.py [--shapes mnist ecg] [--repeats 5] [--threads N]
@@ -20,37 +21,10 @@ import torch
 from torch import nn
 
 from noisyrnn import build_model
+from noisyrnn.reference import ResearchStyleNRNN
 from noisyrnn.runtime import keep_freed_memory
 
 SHAPES = {"mnist": dict(B=128, T=784, N=128, dx=1, classes=10), "ecg": dict(B=128, T=140, N=128, dx=1, classes=2)}
-
-
-class ResearchStyleNRNN(nn.Module):
-    """The research code's loop: h + d*m*(h A + tanh(h W + E x_t)) + a_t, noise drawn per step."""
-
-    def __init__(self, dx, N, classes, eps=0.01, mult=0.02, add=0.02, beta=0.75, gamma=0.001):
-        super().__init__()
-        self.E = nn.Linear(dx, N)
-        self.D = nn.Linear(N, classes)
-        self.B = nn.Parameter(torch.randn(N, N) * 0.1 / N)
-        self.C = nn.Parameter(torch.randn(N, N) * 0.1 / N)
-        self.d = nn.Parameter(torch.full((N,), eps))
-        self.N, self.beta, self.gamma, self.mult, self.add = N, beta, gamma, mult, add
-
-    def matrix(self, M):
-        return self.beta * (M - M.T) + (1 - self.beta) * (M + M.T) - self.gamma * torch.eye(self.N)
-
-    def forward(self, x, noise):
-        A, W = self.matrix(self.B), self.matrix(self.C)
-        h = x.new_zeros(x.shape[0], self.N)
-        for t in range(x.shape[1]):
-            z = h @ A + torch.tanh(h @ W + self.E(x[:, t]))
-            if noise:
-                m = self.mult * torch.rand_like(h) + (1 - self.mult)
-                h = h + self.d * m * z + self.add * torch.randn_like(h)
-            else:
-                h = h + self.d * z
-        return self.D(h)
 
 
 def time_step(model, x, y, noise, repeats):
@@ -70,6 +44,28 @@ def time_step(model, x, y, noise, repeats):
         if i:  # the first step warms caches and the allocator
             times.append(time.perf_counter() - t0)
     return 1000 * statistics.median(times)
+
+
+def time_ensemble_step(models, x, y, repeats):
+    """ms per training step of S models batched as one LipschitzEnsemble, divided by S."""
+    from noisyrnn.ensemble import LipschitzEnsemble
+
+    ens = LipschitzEnsemble(models)
+    S = ens.members
+    opt = torch.optim.Adam(ens.parameters(), lr=1e-3)
+    gens = [torch.Generator().manual_seed(s) for s in range(S)]
+    xs, ys = x.expand(S, *x.shape), y.expand(S, *y.shape)
+    times = []
+    for i in range(repeats + 1):
+        t0 = time.perf_counter()
+        out = ens(xs, noise=True, generators=gens)
+        loss = nn.functional.cross_entropy(out.transpose(1, 2), ys, reduction="none").mean(1).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i:
+            times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times) / S
 
 
 def gemm_floor(B, T, N, repeats):
@@ -98,6 +94,7 @@ def main():
     ap.add_argument("--shapes", nargs="+", default=["ecg", "mnist"], choices=list(SHAPES))
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--members", type=int, default=10, help="S for the seed-batched column")
     ap.add_argument("--default-malloc", action="store_true", help="skip noisyrnn.runtime.keep_freed_memory()")
     args = ap.parse_args()
     if not args.default_malloc:
@@ -106,8 +103,9 @@ def main():
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats} steps")
     print("| shape | (a) eager, no noise | (a) eager, noise | (b) ours, no noise | (b) ours, noise | GEMM floor "
-          "| (a)/(b) noise | (a)/(b) no noise | (b) no noise / floor | (b) noise / floor |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| (a)/(b) noise | (a)/(b) no noise | (b) no noise / floor | (b) noise / floor "
+          f"| (c) noise, S={args.members} batched, per model | (a)/(c) noise |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.shapes:
         s = SHAPES[name]
         torch.manual_seed(0)
@@ -121,9 +119,12 @@ def main():
         ob = time_step(ours, x, y, False, args.repeats)
         obn = time_step(ours, x, y, True, args.repeats)
         floor, gflops = gemm_floor(s["B"], s["T"], s["N"], args.repeats)
+        members = [build_model("nrnn", s["dx"], s["classes"], hidden_size=s["N"], step=0.01, mult_noise=0.02,
+                               add_noise=0.02) for _ in range(args.members)]
+        ens = time_ensemble_step(members, x, y, max(1, args.repeats // 2))
         print(f"| {name} B={s['B']} T={s['T']} N={s['N']} | {ea:.0f} ms | {ean:.0f} ms | {ob:.0f} ms | {obn:.0f} ms "
               f"| {floor:.0f} ms ({gflops:.0f} GFLOP/s) | {ean / obn:.2f}x | {ea / ob:.2f}x | {ob / floor:.2f}x "
-              f"| {obn / floor:.2f}x |")
+              f"| {obn / floor:.2f}x | {ens:.0f} ms | {ean / ens:.2f}x |")
 
 
 if __name__ == "__main__":

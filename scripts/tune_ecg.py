@@ -42,7 +42,9 @@ def main():
     grid = {k: [parse_value(x) for x in v.split(",")] for k, v in (g.split("=") for g in args.grid)}
     keys = list(grid)
     for combo in itertools.product(*(grid[k] for k in keys)):
-        setting = dict(zip(keys, combo))
+        setting = {}
+        for key, value in zip(keys, combo):  # "a+b=v" sets both a and b to v
+            setting.update({k: value for k in key.split("+")})
         train = {k: v for k, v in setting.items() if k in TRAIN_KEYS}
         params = {k: v for k, v in setting.items() if k not in TRAIN_KEYS}
         train.setdefault("epochs", 100)
