@@ -47,7 +47,7 @@ def test_reproduce_writes_table_figure_and_results(tmp_path, tiny_configs, capsy
         for stats in cols.values():
             assert stats["n"] == 2 and 0.0 <= stats["mean"] <= 1.0 and stats["std"] >= 0.0
     per_seed = res["meta"]["per_seed"]["nrnn"]
-    clean = [s["clean"] for s in per_seed]
+    clean = [per_seed[str(s)]["clean"] for s in (0, 1)]
     assert math.isclose(res["models"]["nrnn"]["clean"]["mean"], sum(clean) / 2)
     report = (out / "report.md").read_text()
     assert "| 97.7 | 97.5 | 96.3 | 92.6 | 97.7 | 97.3 | 96.5 |" in report  # paper's NRNN row beside ours
@@ -64,8 +64,8 @@ def test_reproduce_writes_table_figure_and_results(tmp_path, tiny_configs, capsy
     capsys.readouterr()
     assert main(["evaluate", str(out / "runs" / "nrnn" / "seed0"), "--columns", "clean", "white_0.4"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["accuracy"]["clean"] == per_seed[0]["clean"]
-    assert printed["accuracy"]["white_0.4"] == per_seed[0]["white_0.4"]
+    assert printed["accuracy"]["clean"] == per_seed["0"]["clean"]
+    assert printed["accuracy"]["white_0.4"] == per_seed["0"]["white_0.4"]
 
 
 def test_train_command(tmp_path, tiny_configs, capsys):

@@ -78,11 +78,44 @@ def cmd_reproduce(args) -> int:
         raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
     results = reproduce(args.task, args.models, args.seeds, args.out, data_dir=args.data_dir,
                         config_dir=args.config_dir, progress=not args.no_progress, download=args.download,
-                        batch_seeds=not args.no_batch_seeds)
+                        batch_seeds=not args.no_batch_seeds, executor=args.executor, workers=args.workers,
+                        address=args.address)
     print(markdown_table(results))
     print(f"\nwrote {args.out / 'report.md'}, {args.out / 'figure.png'}, {args.out / 'results.json'} "
           f"in {results['meta']['wall_seconds']:.0f} s")
     return 0
+
+
+def cmd_sweep(args) -> int:
+    from .experiments.executors import make_executor
+    from .experiments.report import markdown_table, report_store
+    from .experiments.runner import run_sweep
+    from .experiments.sweep import load_sweep
+
+    sweep = load_sweep(args.config, config_dir=args.config_dir)
+    run_sweep(sweep, args.out, make_executor(args.executor, args.workers, args.address), data_dir=args.data_dir,
+              download=args.download, progress=not args.no_progress)
+    results = report_store(args.out)
+    print(markdown_table(results))
+    return 1 if results["failed"] else 0
+
+
+def cmd_report(args) -> int:
+    from .experiments.report import markdown_table, report_store
+
+    results = report_store(args.results)
+    print(markdown_table(results))
+    print(f"\nwrote {args.results / 'report.md'}, {args.results / 'results.json'}"
+          + (f", {args.results / 'figure.png'}" if results["models"] else ""))
+    return 0
+
+
+def _add_executor_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local processes (default) or a Ray cluster")
+    p.add_argument("--workers", type=int, default=1,
+                   help="parallel workers; each gets cores/workers torch threads")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray instance)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,7 +154,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train seeds one after another instead of as one seed-batched ensemble")
     p.add_argument("--no-progress", action="store_true")
     _add_data_args(p)
+    _add_executor_args(p)
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("sweep", help="run a sweep file into a resumable results store")
+    p.add_argument("config", type=Path, help="sweep TOML file, or the name of a shipped sweep (ecg_table3)")
+    p.add_argument("--out", type=Path, required=True, help="results store folder")
+    p.add_argument("--config-dir", type=Path, default=None, help="folder of MODEL.toml base configs")
+    p.add_argument("--no-progress", action="store_true")
+    _add_data_args(p)
+    _add_executor_args(p)
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help="aggregate a results store into report.md, figure.png, results.json")
+    p.add_argument("results", type=Path, help="results store folder (holding index.jsonl)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

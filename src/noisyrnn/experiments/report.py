@@ -65,6 +65,13 @@ def write_report(out: Path, results: dict) -> None:
         markdown_table(results),
         "",
     ]
+    if results.get("failed"):
+        text += ["## Failed runs", "", "| run | seed | error |", "|---|---|---|"]
+        text += [f"| {f['run']} | {f['seed']} | {f['error']} |" for f in results["failed"]]
+        text.append("")
+    if results.get("pending"):
+        text.append(f"{len(results['pending'])} run(s) have not finished yet; run the sweep again to complete them.")
+        text.append("")
     if meta.get("wall_seconds") is not None:
         text.append(f"Wall-clock of this invocation: {meta['wall_seconds']:.0f} s.")
     if meta.get("task"):
@@ -115,8 +122,38 @@ def write_figure(out: Path, results: dict) -> None:
     atomic_write_bytes(Path(out) / "figure.png", buf.getvalue())
 
 
+def results_from_index(rows, columns, task: str) -> dict:
+    """Aggregate index rows (one per run and seed) into the results.json structure."""
+    records: dict[str, list] = {}
+    for row in rows:
+        if row["status"] == "done":
+            records.setdefault(row["run"], []).append(row)
+    results = aggregate(task, records, columns)
+    results["failed"] = [{k: row.get(k) for k in ("run", "seed", "error")} for row in rows if row["status"] == "failed"]
+    results["pending"] = [{"run": row["run"], "seed": row["seed"]} for row in rows if row["status"] == "pending"]
+    results["meta"] = {
+        "per_seed": {name: {r["seed"]: r["accuracy"] for r in recs} for name, recs in records.items()},
+        "run_seconds": {name: [r.get("seconds") for r in recs] for name, recs in records.items()},
+    }
+    return results
+
+
+def report_store(out: Path, extra_meta: dict | None = None) -> dict:
+    """Aggregate the results store at ``out`` (its index) and write the three outputs."""
+    from .sweep import SWEEP_COPY, read_index
+
+    out = Path(out)
+    rows = read_index(out)
+    sweep = json.loads((out / SWEEP_COPY).read_text())
+    results = results_from_index(rows, sweep["columns"], sweep["task"])
+    results["meta"].update(extra_meta or {})
+    write_outputs(out, results)
+    return results
+
+
 def write_outputs(out: Path, results: dict) -> None:
     out = Path(out)
     atomic_write_text(out / "results.json", json.dumps(results, indent=2))
     write_report(out, results)
-    write_figure(out, results)
+    if results["models"]:
+        write_figure(out, results)

@@ -1,0 +1,91 @@
+"""Where sweep jobs run: this process or a local process pool (``local``), or a Ray cluster.
+
+Both size their workers the same way: ``threads = cores // workers`` torch threads per
+worker (two processes that each use all cores' threads were measured >10x slower here, from
+OpenMP spin-waiting), so the same sweep gives the same numbers on either executor.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import os
+
+from ..errors import ConfigError, check_choice
+from .worker import execute_job
+
+EXECUTORS = ("local", "ray")
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def threads_per_worker(workers: int, cores: int | None = None) -> int:
+    return max(1, (cores or os.cpu_count() or 1) // max(1, workers))
+
+
+class LocalExecutor:
+    """``workers`` processes on this machine (1: run in this process)."""
+
+    def __init__(self, workers: int = 1) -> None:
+        if int(workers) < 1:
+            raise ConfigError(f"--workers must be >= 1, got {workers}")
+        self.workers = int(workers)
+        self.threads = threads_per_worker(self.workers)
+
+    def run(self, jobs):
+        for job in jobs:
+            job["threads"] = self.threads
+        if self.workers == 1:
+            for job in jobs:
+                yield job, execute_job(job)
+            return
+        ctx = mp.get_context("spawn")
+        with cf.ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_set_threads,
+                                    initargs=(self.threads,)) as pool:
+            futures = {pool.submit(execute_job, job): job for job in jobs}
+            for fut in cf.as_completed(futures):
+                yield futures[fut], fut.result()
+
+
+class RayExecutor:
+    """Jobs as Ray tasks: on the cluster at ``address``, or on a local Ray instance that
+    this executor starts and stops itself."""
+
+    def __init__(self, workers: int = 1, address: str | None = None) -> None:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ConfigError("the ray executor needs Ray: pip install 'noisyrnn[ray]'") from None
+        self.workers, self.address = int(workers), address
+        self.threads = threads_per_worker(self.workers)
+
+    def run(self, jobs):
+        import ray
+
+        started = not ray.is_initialized()
+        if started:
+            kwargs = {"address": self.address} if self.address else {
+                "num_cpus": os.cpu_count(), "include_dashboard": False}
+            ray.init(log_to_driver=False, ignore_reinit_error=True, **kwargs)
+        try:
+            remote = ray.remote(num_cpus=self.threads)(execute_job)
+            pending = {}
+            for job in jobs:
+                job["threads"] = self.threads
+                pending[remote.remote(job)] = job
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    yield pending.pop(ref), ray.get(ref)
+        finally:
+            if started:
+                ray.shutdown()
+
+
+def make_executor(name: str, workers: int = 1, address: str | None = None):
+    check_choice(name, set(EXECUTORS), "executor")
+    return LocalExecutor(workers) if name == "local" else RayExecutor(workers, address)

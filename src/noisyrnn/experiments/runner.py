@@ -1,0 +1,58 @@
+"""Run a sweep through an executor, keeping the results store and its index up to date."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from ..data.files import atomic_write_text
+from .executors import LocalExecutor
+from .sweep import SWEEP_COPY, Sweep, run_folder, write_index
+
+
+def plan_jobs(sweep: Sweep, out: Path, workers: int, data_dir=None, download=False, progress=False) -> list[dict]:
+    """Jobs for the runs without a result: seeds of one configuration are split into at
+    most ``workers`` chunks (each chunk may train as one seed-batched ensemble)."""
+    jobs = []
+    for spec in sweep.runs:
+        pending = [s for s in spec.seeds if not (run_folder(out, spec.name, s) / "result.json").is_file()]
+        if not pending:
+            continue
+        chunks = [pending[i::workers] for i in range(min(workers, len(pending)))] if spec.batch_seeds \
+            else [[s] for s in pending]
+        for chunk in chunks:
+            jobs.append({"task": sweep.task, "data_dir": None if data_dir is None else str(data_dir),
+                         "download": download, "out": str(out), "columns": sweep.columns,
+                         "spec": asdict(spec), "seeds": chunk, "progress": progress})
+    return jobs
+
+
+def run_sweep(sweep: Sweep, out, executor=None, data_dir=None, download=False, progress=False, log=print) -> list[dict]:
+    """Run every unfinished run of ``sweep`` into the store at ``out``; returns the index rows."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    executor = executor or LocalExecutor()
+    atomic_write_text(out / SWEEP_COPY, json.dumps({"task": sweep.task, "columns": sweep.columns,
+                                                    "runs": [asdict(r) for r in sweep.runs]}, indent=2))
+    write_index(out, sweep)
+    jobs = plan_jobs(sweep, out, getattr(executor, "workers", 1), data_dir, download, progress)
+    t0 = time.perf_counter()
+    for job, outcomes in executor.run(jobs):
+        write_index(out, sweep)
+        for rec in outcomes if log else []:
+            if rec is None:
+                continue
+            if rec.get("status") == "failed":
+                log(f"{rec['run']:>24s} seed {rec['seed']}: FAILED {rec['error']}")
+            else:
+                acc = rec["accuracy"]
+                log(f"{rec['run']:>24s} seed {rec['seed']}: " + "  ".join(f"{c}={acc[c]:.4f}" for c in sweep.columns))
+    rows = write_index(out, sweep)
+    if log:
+        done = sum(r["status"] == "done" for r in rows)
+        failed = sum(r["status"] == "failed" for r in rows)
+        log(f"sweep: {done} done, {failed} failed, {len(rows) - done - failed} pending; "
+            f"{len(jobs)} job(s) ran in {time.perf_counter() - t0:.0f} s")
+    return rows

@@ -1,0 +1,168 @@
+"""Declarative sweeps: an experiment is a TOML file; runs land in a resumable results store.
+
+A sweep file::
+
+    description = "Table 3"
+    task = "ecg"
+    models = ["nrnn", "lipschitz"]      # each starts from its shipped config for the task
+    seeds = 10                          # or a list, e.g. [0, 1, 5]
+    batch_seeds = true                  # NRNN-family seeds train as one batched ensemble
+    [grid]                              # optional cartesian product, applied to every model
+    "params.add_noise" = [0.02, 0.06]
+    [overrides.nrnn]                    # optional per-model settings
+    "train.epochs" = 80
+
+The results store (``OUT``) holds one folder per run, ``OUT/runs/RUN/seedK/`` (config,
+metrics log, checkpoints, ``result.json`` or ``error.json``), and the index
+``OUT/index.jsonl`` with one line per run. Every file is written atomically. Running the
+same sweep again skips finished runs, resumes interrupted ones from their last epoch's
+checkpoint and retries failed ones; a failing run is recorded and never stops the others.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..data.files import atomic_write_text
+from ..errors import ConfigError
+from .configs import CONFIG_ROOT, task_config
+from .paper import COLUMNS
+
+SWEEP_ROOT = CONFIG_ROOT / "sweeps"
+INDEX = "index.jsonl"
+SWEEP_COPY = "sweep.json"
+
+
+@dataclass
+class RunSpec:
+    """One configuration (model + settings) to train for several seeds."""
+
+    name: str  # run folder name: the model name, plus grid values if any
+    model: str
+    config: dict  # {"model", "params", "train", "description"}
+    seeds: list[int]
+    batch_seeds: bool = True
+
+
+@dataclass
+class Sweep:
+    task: str
+    runs: list[RunSpec]
+    columns: list[str]
+    description: str = ""
+    source: dict = field(default_factory=dict)
+
+
+def _apply(config: dict, key: str, value) -> None:
+    section, _, name = key.partition(".")
+    if section not in ("params", "train") or not name:
+        raise ConfigError(f"sweep setting {key!r} must be 'params.NAME' or 'train.NAME'")
+    config[section][name] = value
+
+
+def _revalidate(config: dict) -> dict:
+    from ..models.registry import resolve_params
+    from ..training import TrainConfig
+
+    config["params"] = resolve_params(config["model"], config["params"])
+    config["train"] = TrainConfig.from_dict(config["train"]).to_dict()
+    return config
+
+
+def _label(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value).replace("/", "_").replace(" ", "")
+
+
+def parse_sweep(raw: dict, config_dir=None, seeds=None, models=None) -> Sweep:
+    """Build a :class:`Sweep` from a parsed TOML dict (``seeds``/``models`` override it)."""
+    known = {"description", "task", "models", "seeds", "batch_seeds", "grid", "overrides", "columns"}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"unknown sweep key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+    task = raw.get("task")
+    if task not in COLUMNS:
+        raise ConfigError(f"sweep task must be one of {', '.join(COLUMNS)}, got {task!r}")
+    models = list(models or raw.get("models") or [])
+    if not models:
+        raise ConfigError("sweep lists no models")
+    seed_value = seeds if seeds is not None else raw.get("seeds", 1)
+    seed_list = list(range(seed_value)) if isinstance(seed_value, int) else [int(s) for s in seed_value]
+    if not seed_list:
+        raise ConfigError("sweep has no seeds")
+    grid = raw.get("grid", {})
+    for k, v in grid.items():
+        if not isinstance(v, list) or not v:
+            raise ConfigError(f"grid entry {k!r} must be a non-empty list")
+    overrides = raw.get("overrides", {})
+    runs = []
+    for model in models:
+        base = task_config(task, model, config_dir)
+        for key, value in overrides.get(model, {}).items():
+            _apply(base, key, value)
+        for point in itertools.product(*grid.values()):
+            cfg = copy.deepcopy(base)
+            suffix = []
+            for key, value in zip(grid, point):
+                _apply(cfg, key, value)
+                suffix.append(f"{key.split('.', 1)[1]}={_label(value)}")
+            name = "__".join([model] + suffix)
+            runs.append(RunSpec(name, model, _revalidate(cfg), seed_list, bool(raw.get("batch_seeds", True))))
+    columns = list(raw.get("columns") or COLUMNS[task])
+    return Sweep(task, runs, columns, raw.get("description", ""), raw)
+
+
+def load_sweep(path, config_dir=None, seeds=None, models=None) -> Sweep:
+    """Read a sweep file; a bare name (``ecg_table3``) means a shipped sweep."""
+    path = Path(path)
+    if not path.is_file() and (SWEEP_ROOT / f"{path.name}.toml").is_file():
+        path = SWEEP_ROOT / f"{path.name}.toml"
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        shipped = ", ".join(sorted(p.stem for p in SWEEP_ROOT.glob("*.toml")))
+        raise ConfigError(f"sweep file not found: {path} (shipped sweeps: {shipped})") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"sweep file {path} is not valid TOML: {err}") from None
+    return parse_sweep(raw, config_dir=config_dir, seeds=seeds, models=models)
+
+
+def run_folder(out: Path, run: str, seed: int) -> Path:
+    return Path(out) / "runs" / run / f"seed{seed}"
+
+
+def read_outcome(out: Path, run: str, seed: int) -> dict | None:
+    """The run's recorded result, its recorded error, or None if it has neither."""
+    folder = run_folder(out, run, seed)
+    for name in ("result.json", "error.json"):
+        p = folder / name
+        if p.is_file():
+            return json.loads(p.read_text())
+    return None
+
+
+def write_index(out: Path, sweep: Sweep) -> list[dict]:
+    """Rewrite OUT/index.jsonl from the run folders; returns its rows."""
+    rows = []
+    for spec in sweep.runs:
+        for seed in spec.seeds:
+            rec = read_outcome(out, spec.name, seed)
+            row = {"run": spec.name, "model": spec.model, "seed": seed, "task": sweep.task,
+                   "status": "pending", "params": spec.config["params"], "train": spec.config["train"]}
+            if rec is not None:
+                row["status"] = rec.get("status", "done")
+                row.update({k: rec[k] for k in ("accuracy", "error", "best_epoch", "seconds") if k in rec})
+            rows.append(row)
+    atomic_write_text(Path(out) / INDEX, "".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
+
+def read_index(out: Path) -> list[dict]:
+    p = Path(out) / INDEX
+    if not p.is_file():
+        raise ConfigError(f"no results index at {p}; run a sweep into {out} first")
+    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
