@@ -11,6 +11,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	# torchattacks (the reference for the FGSM test) declares torchvision, which does not
+	# import beside this torch build and which it does not need here: install it alone.
+	$(PY) -m pip install --quiet -c constraints.txt --no-deps torchattacks
 	touch $@
 
 install: $(VENV)/.installed

@@ -10,8 +10,8 @@ from pathlib import Path
 from . import __version__
 from .errors import ConfigError, NoisyRNNError
 
-DEFAULT_SEEDS = 10
-TASKS = ("ecg",)
+TASKS = ("ecg", "mnist", "pmnist", "mnist_rows", "pmnist_rows")
+TABLE_TASKS = ("ecg", "mnist", "pmnist")
 
 
 def _parse_assignments(items) -> dict:
@@ -54,7 +54,7 @@ def cmd_train(args) -> int:
     task = load_task(args.task, data_dir=args.data_dir, download=args.download)
     result = train_model(model, params, task, train_cfg, out_dir=args.out, resume=not args.restart,
                          progress=not args.no_progress)
-    acc = robustness(result.model, task.test, COLUMNS[args.task], seed=args.seed)
+    acc = robustness(result.model, task.test, COLUMNS[args.task], seed=args.seed, value_range=task.data_range)
     summary = {"model": model, "out": str(args.out), "best_epoch": result.best_epoch,
                "best_val_accuracy": result.best_val_accuracy, "test": acc}
     print(json.dumps(summary, indent=2))
@@ -74,12 +74,14 @@ def cmd_reproduce(args) -> int:
     from .experiments.report import markdown_table
     from .experiments.reproduce import reproduce
 
-    if args.seeds < 1:
+    if args.seeds is not None and args.seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
-    results = reproduce(args.task, args.models, args.seeds, args.out, data_dir=args.data_dir,
+    out = args.out or Path("results") / (args.task if args.protocol in (None, "full") else f"{args.task}_{args.protocol}")
+    args.out = out
+    results = reproduce(args.task, args.models, args.seeds, out, data_dir=args.data_dir,
                         config_dir=args.config_dir, progress=not args.no_progress, download=args.download,
                         batch_seeds=not args.no_batch_seeds, executor=args.executor, workers=args.workers,
-                        address=args.address)
+                        address=args.address, protocol=args.protocol)
     print(markdown_table(results))
     print(f"\nwrote {args.out / 'report.md'}, {args.out / 'figure.png'}, {args.out / 'results.json'} "
           f"in {results['meta']['wall_seconds']:.0f} s")
@@ -145,10 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("reproduce", help="reproduce a paper table (report.md, figure.png, results.json)")
-    p.add_argument("task", choices=TASKS)
-    p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS)
-    p.add_argument("--models", nargs="+", default=["nrnn", "lipschitz"])
-    p.add_argument("--out", type=Path, default=Path("results/ecg"))
+    p.add_argument("task", choices=TABLE_TASKS)
+    p.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the table's sweep, 10 for ECG)")
+    p.add_argument("--models", nargs="+", default=None, help="default: every row of the table")
+    p.add_argument("--protocol", choices=("cpu", "full"), default=None,
+                   help="MNIST: 'cpu' (reduced, ~1 h on 2 cores; default) or 'full' (the paper's recipe, for a GPU)")
+    p.add_argument("--out", type=Path, default=None, help="results store (default: results/TASK[_PROTOCOL])")
     p.add_argument("--config-dir", type=Path, default=None, help="folder of MODEL.toml configs")
     p.add_argument("--no-batch-seeds", action="store_true",
                    help="train seeds one after another instead of as one seed-batched ensemble")

@@ -13,12 +13,15 @@ from .perturbations import parse_column
 
 @torch.no_grad()
 def evaluate(model, split: Split, batch_size: int = 1000, perturbation=None, generator=None) -> dict:
-    """{'accuracy', 'loss'} of ``model`` on ``split``; the model runs with noise off."""
+    """{'accuracy', 'loss'} of ``model`` on ``split``; the model runs with noise off.
+    Adversarial perturbations (``needs_model``) differentiate through the model."""
     correct, loss_sum = 0, 0.0
     for start in range(0, len(split), batch_size):
         x = split.x[start:start + batch_size]
         y = split.y[start:start + batch_size]
-        if perturbation is not None:
+        if getattr(perturbation, "needs_model", False):
+            x = perturbation.attack(model, x, y, generator)
+        elif perturbation is not None:
             x = perturbation(x, generator)
         logits = model(x, noise=False)
         loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
@@ -32,9 +35,11 @@ def perturbation_seed(seed: int, column: str) -> int:
     return (int(seed) * 1_000_003 + zlib.crc32(column.encode())) % (2**63)
 
 
-def robustness(model, split: Split, columns, seed: int = 0, batch_size: int = 1000) -> dict[str, float]:
-    """Accuracy per column (``clean``, ``white_0.4``, ...); each column's draws seeded by ``seed``."""
-    parsed = [(c, parse_column(c)) for c in columns]
+def robustness(model, split: Split, columns, seed: int = 0, batch_size: int = 1000,
+               value_range=None) -> dict[str, float]:
+    """Accuracy per column (``clean``, ``white_0.4``, ``sp_0.1``, ``fgsm_0.05``, ...); each
+    column's draws seeded by ``seed``; ``value_range`` is the clean data's (min, max)."""
+    parsed = [(c, parse_column(c, value_range)) for c in columns]
     out = {}
     was_training = model.training
     model.eval()

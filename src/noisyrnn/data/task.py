@@ -29,6 +29,14 @@ class Task:
     test: Split
     num_classes: int
     description: str = ""
+    value_range: tuple[float, float] | None = None  # the data's (min, max); None: from train.x
+
+    @property
+    def data_range(self) -> tuple[float, float]:
+        """(min, max) of the clean data: salt and pepper values and the attacks' clamp."""
+        if self.value_range is not None:
+            return self.value_range
+        return float(self.train.x.min()), float(self.train.x.max())
 
     @property
     def input_size(self) -> int:

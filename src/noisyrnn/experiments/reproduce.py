@@ -19,23 +19,34 @@ from .report import report_store
 from .runner import run_sweep
 from .sweep import SWEEP_ROOT, load_sweep
 
-TABLE_SWEEPS = {"ecg": "ecg_table3"}
+TABLE_SWEEPS = {
+    "ecg": {"full": "ecg_table3"},
+    "mnist": {"cpu": "mnist_cpu", "full": "mnist_full"},
+    "pmnist": {"cpu": "pmnist_cpu", "full": "pmnist_full"},
+}
+DEFAULT_PROTOCOL = {"ecg": "full", "mnist": "cpu", "pmnist": "cpu"}
 
 
-def reproduce(task_name: str, models, seeds: int, out: Path, data_dir=None, config_dir=None,
+def reproduce(task_name: str, models, seeds: int | None, out: Path, data_dir=None, config_dir=None,
               progress: bool = True, log=print, download: bool = False, batch_seeds: bool = True,
-              executor: str = "local", workers: int = 1, address: str | None = None) -> dict:
-    """Run the paper table's sweep for ``models`` x ``seeds`` and write the report."""
+              executor: str = "local", workers: int = 1, address: str | None = None,
+              protocol: str | None = None) -> dict:
+    """Run the paper table's sweep for ``models`` x ``seeds`` (None: the sweep's) and write the report."""
     if task_name not in TABLE_SWEEPS:
         raise ConfigError(f"no paper table to reproduce for task {task_name!r}; known: {', '.join(TABLE_SWEEPS)}")
+    protocol = protocol or DEFAULT_PROTOCOL[task_name]
+    if protocol not in TABLE_SWEEPS[task_name]:
+        raise ConfigError(f"task {task_name!r} has no {protocol!r} protocol; known: "
+                          f"{', '.join(TABLE_SWEEPS[task_name])}")
     t0 = time.perf_counter()
-    sweep = load_sweep(SWEEP_ROOT / f"{TABLE_SWEEPS[task_name]}.toml", config_dir=config_dir, seeds=seeds,
-                       models=models)
+    sweep = load_sweep(SWEEP_ROOT / f"{TABLE_SWEEPS[task_name][protocol]}.toml", config_dir=config_dir,
+                       seeds=seeds, models=models)
     for run in sweep.runs:
         run.batch_seeds = run.batch_seeds and batch_seeds
     run_sweep(sweep, out, make_executor(executor, workers, address), data_dir=data_dir, download=download,
               progress=progress, log=log)
-    return report_store(out, {"wall_seconds": time.perf_counter() - t0, "seeds": seeds})
+    return report_store(out, {"wall_seconds": time.perf_counter() - t0, "protocol": protocol,
+                              "sweep": sweep.description})
 
 
 def evaluate_checkpoint(folder: Path, task_name: str, columns=None, seed: int = 0, data_dir=None) -> dict:
@@ -45,4 +56,4 @@ def evaluate_checkpoint(folder: Path, task_name: str, columns=None, seed: int = 
 
     model, _ = load_model(folder)
     task = load_task(task_name, data_dir=data_dir)
-    return robustness(model, task.test, columns or COLUMNS[task_name], seed=seed)
+    return robustness(model, task.test, columns or COLUMNS[task_name], seed=seed, value_range=task.data_range)

@@ -9,8 +9,9 @@ A sweep file::
     batch_seeds = true                  # NRNN-family seeds train as one batched ensemble
     [grid]                              # optional cartesian product, applied to every model
     "params.add_noise" = [0.02, 0.06]
-    [overrides.nrnn]                    # optional per-model settings
+    [overrides.nrnn]                    # optional per-model settings ("*": every model)
     "train.epochs" = 80
+    configs = "mnist"                   # optional: start from configs/mnist/ (default: the task's)
 
 The results store (``OUT``) holds one folder per run, ``OUT/runs/RUN/seedK/`` (config,
 metrics log, checkpoints, ``result.json`` or ``error.json``), and the index
@@ -80,7 +81,7 @@ def _label(value) -> str:
 
 def parse_sweep(raw: dict, config_dir=None, seeds=None, models=None) -> Sweep:
     """Build a :class:`Sweep` from a parsed TOML dict (``seeds``/``models`` override it)."""
-    known = {"description", "task", "models", "seeds", "batch_seeds", "grid", "overrides", "columns"}
+    known = {"description", "task", "models", "seeds", "batch_seeds", "grid", "overrides", "columns", "configs"}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"unknown sweep key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
@@ -101,8 +102,8 @@ def parse_sweep(raw: dict, config_dir=None, seeds=None, models=None) -> Sweep:
     overrides = raw.get("overrides", {})
     runs = []
     for model in models:
-        base = task_config(task, model, config_dir)
-        for key, value in overrides.get(model, {}).items():
+        base = task_config(raw.get("configs", task), model, config_dir)
+        for key, value in {**overrides.get("*", {}), **overrides.get(model, {})}.items():
             _apply(base, key, value)
         for point in itertools.product(*grid.values()):
             cfg = copy.deepcopy(base)

@@ -36,7 +36,7 @@ def _record(task, spec: dict, seed: int, folder: Path, columns, result, seconds:
     t0 = time.perf_counter()
     record = {
         "status": "done", "run": spec["name"], "model": spec["model"], "seed": seed, "task": task.name,
-        "accuracy": robustness(result.model, task.test, columns, seed=seed),
+        "accuracy": robustness(result.model, task.test, columns, seed=seed, value_range=task.data_range),
         "best_epoch": result.best_epoch, "best_val_accuracy": result.best_val_accuracy,
         "train_seconds": result.seconds, "seconds": seconds + time.perf_counter() - t0,
         "trained_with_seeds_batched": batched, "config": spec["config"],
