@@ -108,7 +108,7 @@ class LipschitzEnsemble(nn.Module):
             ns.append(n)
         c = torch.stack(cs, dim=1)  # members share the scheme type, so c has one shape
         if any(n is not None for n in ns):
-            n = torch.stack([torch.zeros(steps, batch, hidden, dtype=u.dtype) if v is None else v for v in ns], dim=1)
+            n = torch.stack([u.new_zeros(steps, batch, hidden) if v is None else v for v in ns], dim=1)
         else:
             n = None
         hM = lipschitz_recurrence(u, h0, self.stacked_weight(), c, n)  # (S, B, N)
@@ -126,4 +126,4 @@ class LipschitzEnsemble(nn.Module):
         model.decoder.weight.copy_(sd["dec_w"][s])
         model.decoder.bias.copy_(sd["dec_b"][s])
         model.step.copy_(sd["step"][s].reshape(model.step.shape))
-        return model
+        return model.to(self.B.device)

@@ -16,13 +16,15 @@ def evaluate(model, split: Split, batch_size: int = 1000, perturbation=None, gen
     """{'accuracy', 'loss'} of ``model`` on ``split``; the model runs with noise off.
     Adversarial perturbations (``needs_model``) differentiate through the model."""
     correct, loss_sum = 0, 0.0
+    device = next(model.parameters()).device
     for start in range(0, len(split), batch_size):
         x = split.x[start:start + batch_size]
-        y = split.y[start:start + batch_size]
+        y = split.y[start:start + batch_size].to(device)
+        if perturbation is not None and not getattr(perturbation, "needs_model", False):
+            x = perturbation(x, generator)  # drawn on the CPU: the same draws on any device
+        x = x.to(device)
         if getattr(perturbation, "needs_model", False):
             x = perturbation.attack(model, x, y, generator)
-        elif perturbation is not None:
-            x = perturbation(x, generator)
         logits = model(x, noise=False)
         loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
         correct += int((logits.argmax(-1) == y).sum())

@@ -24,15 +24,18 @@ from ..ensemble import LipschitzEnsemble
 from ..errors import ConfigError
 from ..models import build_model
 from .checkpoint import has_training_state, load_training_state, save_model, save_training_state
-from .trainer import METRICS_LOG, SELECTION, TrainConfig, TrainingDiverged, TrainResult, _generators, make_optimizer
+from .trainer import (
+    METRICS_LOG, SELECTION, TrainConfig, TrainingDiverged, TrainResult, _generators, make_optimizer, resolve_device,
+)
 
 
 @torch.no_grad()
 def _validate(ens: LipschitzEnsemble, split, batch_size: int) -> list[dict]:
     S = ens.members
-    correct, loss = torch.zeros(S), torch.zeros(S, dtype=torch.float64)
+    device = ens.B.device
+    correct, loss = torch.zeros(S, device=device), torch.zeros(S, dtype=torch.float64, device=device)
     for start in range(0, len(split), batch_size):
-        x, y = split.x[start:start + batch_size], split.y[start:start + batch_size]
+        x, y = split.x[start:start + batch_size].to(device), split.y[start:start + batch_size].to(device)
         logits = ens(x, noise=False)  # (S, b, C)
         loss += F.cross_entropy(logits.transpose(1, 2), y.expand(S, -1), reduction="none").sum(1).double()
         correct += (logits.argmax(-1) == y).sum(1)
@@ -54,11 +57,12 @@ def fit_ensemble(name: str, params: dict, task: Task, config: TrainConfig, seeds
     for s in seeds:
         torch.manual_seed(s)
         models.append(build_model(name, task.input_size, task.num_classes, **(params or {})))
-    ens = LipschitzEnsemble(models)
+    device = resolve_device(config.device)
+    ens = LipschitzEnsemble(models).to(device)
     S = ens.members
     gens = {}
     for i, s in enumerate(seeds):
-        g = _generators(s)
+        g = _generators(s, device)
         gens[f"shuffle{i}"], gens[f"noise{i}"] = g["shuffle"], g["noise"]
     optimizer = make_optimizer(ens, config)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.lr_milestones), config.lr_gamma)
@@ -82,10 +86,11 @@ def fit_ensemble(name: str, params: dict, task: Task, config: TrainConfig, seeds
         t0 = time.perf_counter()
         ens.train()
         orders = [torch.randperm(len(train), generator=gens[f"shuffle{i}"]) for i in range(S)]
-        loss_sum, correct = torch.zeros(S, dtype=torch.float64), torch.zeros(S)
+        loss_sum = torch.zeros(S, dtype=torch.float64, device=device)
+        correct = torch.zeros(S, device=device)
         for start in range(0, len(train), config.batch_size):
             idx = torch.stack([o[start:start + config.batch_size] for o in orders])  # (S, b)
-            x, y = train.x[idx], train.y[idx]
+            x, y = train.x[idx].to(device), train.y[idx].to(device)
             logits = ens(x, noise=inject, generators=noise_gens)
             per_member = F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(1)  # (S,)
             loss = per_member.sum()

@@ -47,6 +47,7 @@ class TrainConfig:
     grad_clip: float | None = None
     noise: bool = True
     select: str = "val_accuracy"
+    device: str = "cpu"
     seed: int = 0
     eval_batch_size: int = 1000
 
@@ -102,11 +103,22 @@ def make_optimizer(model, config: "TrainConfig") -> torch.optim.Optimizer:
     return OPTIMIZERS[config.optimizer](groups, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def _generators(seed: int) -> dict[str, torch.Generator]:
+def _generators(seed: int, device="cpu") -> dict[str, torch.Generator]:
+    """Shuffling stays on the CPU (indices); noise is drawn on the model's device."""
     return {
         "shuffle": torch.Generator().manual_seed(int(seed) * 2 + 1),
-        "noise": torch.Generator().manual_seed(int(seed) * 2 + 2),
+        "noise": torch.Generator(device=device).manual_seed(int(seed) * 2 + 2),
     }
+
+
+def resolve_device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use 'cpu', 'cuda' or 'cuda:N'") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but torch.cuda.is_available() is False")
+    return device
 
 
 SELECTION = {
@@ -125,8 +137,10 @@ def fit(model, task: Task, config: TrainConfig, out_dir: Path | None = None, res
     existing state in ``out_dir`` is continued exactly (same weights, optimizer, RNG).
     """
     config.validate()
+    device = resolve_device(config.device)
+    model.to(device)
     out_dir = Path(out_dir) if out_dir is not None else None
-    gens = _generators(config.seed)
+    gens = _generators(config.seed, device)
     optimizer = make_optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.lr_milestones), config.lr_gamma)
     history: list[dict] = []
@@ -147,7 +161,7 @@ def fit(model, task: Task, config: TrainConfig, out_dir: Path | None = None, res
         loss_sum, correct = 0.0, 0
         for start in range(0, len(train), config.batch_size):
             idx = order[start:start + config.batch_size]
-            x, y = train.x[idx], train.y[idx]
+            x, y = train.x[idx].to(device), train.y[idx].to(device)
             logits = model(x, noise=inject, generator=gens["noise"])
             loss = F.cross_entropy(logits, y)
             if not math.isfinite(loss.item()):
