@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SEEDS ?= 10
+MODELS ?= antisymmetric cornn exprnn lipschitz nrnn
 OUT ?= results/ecg
 
 .PHONY: install reproduce test test-slow bench clean
@@ -18,9 +19,17 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed
 
-# Table 3 (ECG5000): NRNN and Lipschitz RNN, $(SEEDS) seeds, bundled data, offline.
+# Table 3 (ECG5000): $(MODELS), $(SEEDS) seeds, bundled data, offline.
 reproduce: install
-	$(VENV)/bin/noisyrnn reproduce ecg --seeds $(SEEDS) --models nrnn lipschitz --out $(OUT)
+	$(VENV)/bin/noisyrnn reproduce ecg --seeds $(SEEDS) --models $(MODELS) --out $(OUT)
+
+# Tables 1-2 at CPU scale (ordered MNIST rows; ../shared/data or --data-dir / $$NOISYRNN_DATA_DIR)
+reproduce-mnist-cpu: install
+	$(VENV)/bin/noisyrnn reproduce mnist --protocol cpu --out results/mnist_cpu \
+		$(if $(wildcard ../shared/data/mnist),--data-dir ../shared/data,--download)
+
+bench: install
+	$(PY) benchmarks/bench_recurrence.py
 
 test: install
 	$(PY) -m pytest -q

@@ -65,6 +65,10 @@ def write_report(out: Path, results: dict) -> None:
         markdown_table(results),
         "",
     ]
+    if results.get("parameters"):
+        text.append("Trainable parameters: " + ", ".join(
+            f"{DISPLAY_NAMES.get(k, k)} {v:,}" for k, v in results["parameters"].items()) + ".")
+        text.append("")
     if results.get("failed"):
         text += ["## Failed runs", "", "| run | seed | error |", "|---|---|---|"]
         text += [f"| {f['run']} | {f['seed']} | {f['error']} |" for f in results["failed"]]
@@ -138,6 +142,19 @@ def results_from_index(rows, columns, task: str) -> dict:
     return results
 
 
+def parameter_counts(out: Path, runs) -> dict:
+    """Trainable parameters of each run's model, rebuilt from a saved ``model.json``."""
+    from ..models import model_from_config
+
+    counts = {}
+    for run in runs:
+        for cfg in sorted((Path(out) / "runs" / run).glob("seed*/model.json")):
+            model = model_from_config(json.loads(cfg.read_text())["model"])
+            counts[run] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+            break
+    return counts
+
+
 def report_store(out: Path, extra_meta: dict | None = None) -> dict:
     """Aggregate the results store at ``out`` (its index) and write the three outputs."""
     from .sweep import SWEEP_COPY, read_index
@@ -146,6 +163,7 @@ def report_store(out: Path, extra_meta: dict | None = None) -> dict:
     rows = read_index(out)
     sweep = json.loads((out / SWEEP_COPY).read_text())
     results = results_from_index(rows, sweep["columns"], sweep["task"])
+    results["parameters"] = parameter_counts(out, list(results["models"]))
     results["meta"].update(extra_meta or {})
     write_outputs(out, results)
     return results
