@@ -62,29 +62,32 @@ def test_monte_carlo_gap_has_slope_two_and_matches_theorem1():
 
 
 def test_delta_scaling_of_Q_and_R():
-    """Eq (13): |R| = O(Delta), |Q| = O(Delta^2) when the step shrinks at a fixed number of steps."""
+    """Eq (13): |R| = O(Delta), |Q| = O(Delta^2) as the step shrinks (fixed number of steps):
+    halving Delta halves R and quarters Q once Delta is small (here below 0.01)."""
     drift, diffusion, loss_fn, h0, u, _ = small_problem()
     t = [regularizer_terms(drift, diffusion, loss_fn, h0, u, torch.full((12,), d, dtype=torch.float64))
-         for d in (0.02, 0.01)]
-    assert 1.8 < t[0].R / t[1].R < 2.2
-    assert 3.2 < abs(t[0].Q / t[1].Q) < 4.8
+         for d in (0.005, 0.0025)]
+    assert 1.9 < t[0].R / t[1].R < 2.1
+    assert 3.6 < abs(t[0].Q / t[1].Q) < 4.4
 
 
 def test_lyapunov_exponent_of_geometric_brownian_motion():
-    """dh = a h dt + s diag(h) dB: Lambda = a - s^2/2 exactly; bounds of eq (20) hold."""
-    a, s = 0.5, 1.5
-    d = 3
-    A = a * torch.eye(d, dtype=torch.float64)
-    W = torch.zeros(d, d, dtype=torch.float64)
+    """dh = a h dt + s h dB: log|e_T|/T = a - s^2/2 + s B_T/T exactly, so the finite-horizon
+    estimate scatters with std s/sqrt(T) around Lambda = a - s^2/2, where eq (20)'s bounds meet."""
+    a, s, T, n = 0.5, 1.5, 200.0, 32
+    A = a * torch.eye(1, dtype=torch.float64)
+    W = torch.zeros(1, 1, dtype=torch.float64)
     drift = lambda h: h @ A.T  # noqa: E731
-    lam = sample_lyapunov_exponents(drift, multiplicative_diffusion(s), torch.randn(64, d, dtype=torch.float64),
-                                    horizon=40.0, dt=0.002, generator=torch.Generator().manual_seed(0))
+    lam = sample_lyapunov_exponents(drift, multiplicative_diffusion(s), torch.randn(n, 1, dtype=torch.float64),
+                                    horizon=T, dt=0.002, generator=torch.Generator().manual_seed(0))
     lo, hi = lyapunov_bounds(A, W, s, s, lipschitz_a=1.0)
-    assert lo <= float(lam.min()) and float(lam.max()) <= hi + 1e-9
-    assert abs(float(lam.mean()) - (a - s**2 / 2)) < 0.05
+    assert lo == pytest.approx(a - s**2 / 2) and hi == pytest.approx(a - s**2 / 2)
+    slack = 4 * s / math.sqrt(T)  # finite-horizon Brownian fluctuation
+    assert lo - slack <= float(lam.min()) and float(lam.max()) <= hi + slack
+    assert abs(float(lam.mean()) - (a - s**2 / 2)) < 4 * s / math.sqrt(T * n) + 0.01  # + Euler bias
     # stochastic stabilisation: unstable without noise (Lambda = a > 0), stable with it
     assert float(lam.max()) < 0
-    lam0 = sample_lyapunov_exponents(drift, multiplicative_diffusion(0.0), torch.randn(8, d, dtype=torch.float64),
+    lam0 = sample_lyapunov_exponents(drift, multiplicative_diffusion(0.0), torch.randn(8, 1, dtype=torch.float64),
                                      horizon=20.0, dt=0.01, generator=torch.Generator().manual_seed(1))
     assert torch.allclose(lam0, torch.full_like(lam0, a), atol=0.02)
 
@@ -93,12 +96,14 @@ def test_measured_exponents_of_a_nonlinear_nrnn_lie_within_bounds():
     torch.manual_seed(3)
     drift_mod = LipschitzDrift(1, 6, beta=0.75, gamma_a=0.5, gamma_w=0.1, init_std=4.0).double()
     A, W = drift_mod.A.detach(), drift_mod.W.detach()
+    T = 60.0
     for s in (0.0, 0.5, 1.2):
         lam = sample_lyapunov_exponents(lipschitz_nrnn_drift(A, W), multiplicative_diffusion(s, additive=0.3),
-                                        torch.randn(16, 6, dtype=torch.float64), horizon=30.0, dt=0.005,
+                                        torch.randn(16, 6, dtype=torch.float64), horizon=T, dt=0.005,
                                         generator=torch.Generator().manual_seed(2))
         lo, hi = lyapunov_bounds(A, W, s, s)
-        assert lo <= float(lam.min()) and float(lam.max()) <= hi
+        slack = 4 * s / math.sqrt(T)  # finite-horizon fluctuation of the log-norm
+        assert lo - slack <= float(lam.min()) and float(lam.max()) <= hi + slack
 
 
 def test_hessian_tools_against_the_dense_hessian():

@@ -32,7 +32,14 @@ class LossHessian:
             n = math.prod(shape)
             params[name] = flat[offset:offset + n].view(shape)
             offset += n
-        out = functional_call(self.model, {**params, **self.buffers}, (self.x,))
+        fused = getattr(self.model, "fused", None)
+        if fused:  # the hand-written recurrence Function does not support torch.func transforms
+            self.model.fused = False
+        try:
+            out = functional_call(self.model, {**params, **self.buffers}, (self.x,))
+        finally:
+            if fused:
+                self.model.fused = True
         return self.loss(out, self.y)
 
     def flat_params(self) -> torch.Tensor:

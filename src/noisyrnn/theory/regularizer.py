@@ -84,7 +84,7 @@ def regularizer_terms(drift, diffusion, loss_fn, h0, u, deltas) -> RegularizerTe
         v = torch.einsum("pij,ij->p", hess_f[k], covs[k])
         Q = Q + deltas[k] * (w @ v)
         w = J[k].T @ w
-    return RegularizerTerms(float(Q), float(R), float(loss_fn(hM)))
+    return RegularizerTerms(Q.detach().item(), R.detach().item(), loss_fn(hM).detach().item())
 
 
 @dataclass
@@ -127,7 +127,7 @@ def monte_carlo_gap(drift, diffusion, loss_fn, h0, u, deltas, eps: float, paths:
             h = h + deltas[m] * f + eps * deltas[m].sqrt() * noise
         losses = torch.vmap(loss_fn)(h)
         gl = grad(loss_fn)(hbar[M])
-        base = float(loss_fn(hbar[M]))
+        base = loss_fn(hbar[M]).item()
         samples = losses - base - eps * (a @ gl)
         gap = float(samples.mean())
         stderr = float(samples.std() / paths**0.5)
