@@ -56,7 +56,7 @@ def test_fused_float32_within_1e5_of_generic():
 def test_function_gradcheck_with_model_axis():
     torch.manual_seed(2)
     S, M, B, N = 2, 4, 3, 5
-    u = torch.randn(M, S, B, N, dtype=torch.float64, requires_grad=True)
+    u = torch.randn(S, B, M, N, dtype=torch.float64, requires_grad=True)
     h0 = torch.randn(S, B, N, dtype=torch.float64, requires_grad=True)
     w = (0.5 * torch.randn(S, N, 2 * N, dtype=torch.float64)).requires_grad_()
     c = (0.1 + 0.05 * torch.rand(M, S, B, N, dtype=torch.float64)).requires_grad_()

@@ -89,14 +89,16 @@ class LipschitzEnsemble(nn.Module):
         S = self.members
         if x.dim() == 3:
             check_sequences(x, self.input_size)
-            u = torch.einsum("btd,snd->tsbn", x, self.enc_w)
+            x = x.expand(S, *x.shape)
+        elif x.dim() != 4 or x.shape[0] != S:
+            raise ConfigError(f"ensemble input must be (S={S}, B, T, d_x) or (B, T, d_x), got {tuple(x.shape)}")
         else:
-            if x.dim() != 4 or x.shape[0] != S:
-                raise ConfigError(f"ensemble input must be (S={S}, B, T, d_x) or (B, T, d_x), got {tuple(x.shape)}")
             check_sequences(x.reshape(-1, *x.shape[2:]), self.input_size)
-            u = torch.einsum("sbtd,snd->tsbn", x, self.enc_w)
-        u = u + self.enc_b.unsqueeze(1)  # (M, S, B, N)
-        steps, _, batch, hidden = u.shape
+        batch, steps = x.shape[1], x.shape[2]
+        hidden = self.hidden_size
+        # U x + b for every model in one batched GEMM, batch-first: (S, B, M, N)
+        u = torch.baddbmm(self.enc_b.unsqueeze(1), x.reshape(S, batch * steps, -1), self.enc_w.transpose(1, 2))
+        u = u.view(S, batch, steps, hidden)
         h0 = u.new_zeros(S, batch, hidden)
         cs, ns = [], []
         for s in range(S):

@@ -18,9 +18,11 @@ steps. ``torch.compile`` of the unrolled loop was measured to take ~900 s to com
 T=784, so it is not used.
 
 Shapes carry a leading model axis S (S independent models trained at once, see
-:mod:`noisyrnn.ensemble`): u (M, S, B, N) time-major input drive, h0 (S, B, N),
-weight (S, N, 2N), c 4-D broadcastable to (M, S, B, N), n (M, S, B, N) or None.
-With S = 1 the model axis is dropped inside, so the GEMMs are plain ``mm`` calls.
+:mod:`noisyrnn.ensemble`): u (S, B, M, N) input drive (batch-first, as an encoder
+produces it), h0 (S, B, N), weight (S, N, 2N), c 4-D broadcastable to (M, S, B, N),
+n (M, S, B, N) or None. Saved buffers are model-major, (S, M, B, N), so the weight
+gradient of each model is one GEMM over 2-D views without copies; with S = 1 every
+per-step operand is a 2-D matrix and the GEMMs are plain ``mm`` calls.
 """
 
 from __future__ import annotations
@@ -66,93 +68,102 @@ class _Workspace:
 WORKSPACE = _Workspace()
 
 
-def _gemm(a, b, out=None):
-    return torch.mm(a, b, out=out) if a.dim() == 2 else torch.bmm(a, b, out=out)
+def _gemm(a, b, out):
+    if a.dim() == 2:
+        return torch.mm(a, b, out=out)
+    if a.is_cuda:
+        return torch.bmm(a, b, out=out)
+    for s in range(a.shape[0]):  # on CPU one multi-threaded mm per model beats bmm (measured)
+        torch.mm(a[s], b[s], out=out[s])
+    return out
 
 
-def _gemm_add(acc, a, b, out=None):
-    return torch.addmm(acc, a, b, out=out) if a.dim() == 2 else torch.baddbmm(acc, a, b, out=out)
+def _gemm_add(acc, a, b, out):
+    if a.dim() == 2:
+        return torch.addmm(acc, a, b, out=out)
+    if a.is_cuda:
+        return torch.baddbmm(acc, a, b, out=out)
+    for s in range(a.shape[0]):
+        torch.addmm(acc[s], a[s], b[s], out=out[s])
+    return out
 
 
 class _LipschitzRecurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, h0, weight, c, n):
-        single = weight.shape[0] == 1
-        if single:  # drop the model axis: mm instead of bmm
-            u, h0, weight, c = u[:, 0], h0[0], weight[0], c[:, 0]
-            n = None if n is None else n[:, 0]
-        steps, hidden = u.shape[0], h0.shape[-1]
+        S, B, steps, hidden = u.shape
+        single = S == 1  # then every per-step operand is a plain 2-D matrix: mm, not bmm
         per_step = c.shape[0] == steps
         need_c = ctx.needs_input_grad[3]
-        states = WORKSPACE.take((steps + 1,) + h0.shape, h0)
-        tanhs = WORKSPACE.take((steps,) + h0.shape, h0)
-        drifts = WORKSPACE.take((steps,) + h0.shape, h0) if need_c else None
-        p = h0.new_empty(h0.shape[:-1] + (2 * hidden,))
-        z = h0.new_empty(h0.shape)
-        states[0] = h0
+        shape = (S, steps, B, hidden)
+        states = WORKSPACE.take((S, steps + 1, B, hidden), h0)
+        tanhs = WORKSPACE.take(shape, h0)
+        drifts = WORKSPACE.take(shape, h0) if need_c else None
+        p = h0.new_empty((S, B, 2 * hidden))
+        z = h0.new_empty((S, B, hidden))
+        states[:, 0] = h0
+        at = (lambda t, m: t[0, m]) if single else (lambda t, m: t[:, m])  # noqa: E731
+        w = weight[0] if single else weight
+        pp, zz = (p[0], z[0]) if single else (p, z)
         for m in range(steps):
-            h = states[m]
-            _gemm(h, weight, out=p)  # [alpha A h | W h]
-            torch.add(p[..., hidden:], u[m], out=z)
-            t = torch.tanh(z, out=tanhs[m])
-            f = torch.add(p[..., :hidden], t, out=drifts[m] if need_c else p[..., :hidden])
-            base = h if n is None else torch.add(h, n[m], out=z)
-            torch.addcmul(base, c[m] if per_step else c[0], f, out=states[m + 1])
+            h = at(states, m)
+            _gemm(h, w, out=pp)  # [alpha A h | W h]
+            torch.add(pp[..., hidden:], u[0, :, m] if single else u[:, :, m], out=zz)
+            t = torch.tanh(zz, out=at(tanhs, m))
+            f = torch.add(pp[..., :hidden], t, out=at(drifts, m) if need_c else pp[..., :hidden])
+            c_m = c[m] if per_step else c[0]
+            if n is None:
+                base = h
+            else:
+                base = torch.add(h, n[m, 0] if single else n[m], out=zz)
+            torch.addcmul(base, c_m[0] if single else c_m, f, out=at(states, m + 1))
         ctx.save_for_backward(weight, c)
         ctx.buffers = (states, tanhs, drifts)
         weakref.finalize(ctx, WORKSPACE.give, states, tanhs, drifts)
-        ctx.single = single
-        out = states[steps].clone()
-        return out.unsqueeze(0) if single else out
+        return states[:, steps].clone()
 
     @staticmethod
     def backward(ctx, grad_h):
         weight, c = ctx.saved_tensors
         states, tanhs, drifts = ctx.buffers
-        single = ctx.single
-        if single:
-            grad_h = grad_h[0]
-        steps, hidden = tanhs.shape[0], tanhs.shape[-1]
+        S, steps, B, hidden = tanhs.shape
+        single = S == 1
         per_step = c.shape[0] == steps
         need_c, need_n = ctx.needs_input_grad[3], ctx.needs_input_grad[4]
-        dp_all = WORKSPACE.take(tanhs.shape[:-1] + (2 * hidden,), grad_h)  # returned below
-        # g_all[m] = dL/dh_m (needed whole only for the grad of n; else two rotating rows)
-        g_all = grad_h.new_empty((steps + 1,) + tanhs.shape[1:]) if need_n else grad_h.new_empty((2,) + grad_h.shape)
+        at = (lambda t, m: t[0, m]) if single else (lambda t, m: t[:, m])  # noqa: E731
+        dp_all = WORKSPACE.take((S, steps, B, 2 * hidden), grad_h)  # returned below (d_u view)
+        # g_all[:, m] = dL/dh_m (kept whole only for the grad of n; else two rotating rows)
         rows = steps + 1 if need_n else 2
-        g_all[steps % rows] = grad_h
-        # grad of c: kept per step only if c varies per step, else summed on the fly
+        g_all = grad_h.new_empty((S, rows, B, hidden))
+        g_all[:, steps % rows] = grad_h
         d_c_all = None
-        if need_c:
-            d_c_all = grad_h.new_empty(tanhs.shape) if per_step else grad_h.new_zeros(tanhs.shape[1:])
-        wt = weight.transpose(-1, -2)
+        if need_c:  # grad of c: per step if c varies per step, else summed on the fly
+            d_c_all = grad_h.new_empty((steps, S, B, hidden)) if per_step else grad_h.new_zeros((S, B, hidden))
+        wt = weight.transpose(-1, -2).contiguous()  # bmm would copy a transposed operand every step
+        wt2 = wt[0] if single else wt
         for m in range(steps - 1, -1, -1):
-            g = g_all[(m + 1) % rows]
-            dp = dp_all[m]
-            df = torch.mul(c[m] if per_step else c[0], g, out=dp[..., :hidden])
-            _tanh_backward(df, tanhs[m], grad_input=dp[..., hidden:])
+            g = at(g_all, (m + 1) % rows)
+            dp = at(dp_all, m)
+            c_m = c[m] if per_step else c[0]
+            df = torch.mul(c_m[0] if single else c_m, g, out=dp[..., :hidden])
+            _tanh_backward(df, at(tanhs, m), grad_input=dp[..., hidden:])
             if need_c:
+                f = at(drifts, m)
                 if per_step:
-                    torch.mul(g, drifts[m], out=d_c_all[m])
+                    torch.mul(g, f, out=d_c_all[m, 0] if single else d_c_all[m])
                 else:
-                    d_c_all.addcmul_(g, drifts[m])
-            _gemm_add(g, dp, wt, out=g_all[m % rows])
-        # weight gradient: one GEMM over all steps, sum_m h_m^T dp_m (per model)
-        if single:
-            d_weight = torch.mm(states[:-1].reshape(-1, hidden).T, dp_all.reshape(-1, 2 * hidden))
-        else:
-            S = weight.shape[0]
-            h_prev = states[:-1].permute(1, 3, 0, 2).reshape(S, hidden, -1)  # (S, N, M*B)
-            d_weight = torch.bmm(h_prev, dp_all.permute(1, 0, 2, 3).reshape(S, -1, 2 * hidden))
-        d_u = dp_all[..., hidden:].clone() if ctx.needs_input_grad[0] else None
+                    (d_c_all[0] if single else d_c_all).addcmul_(g, f)
+            _gemm_add(g, dp, wt2, out=at(g_all, m % rows))
+        # weight gradient: per model one GEMM over all steps, sum_m h_m^T dp_m (2-D views, no copies)
+        d_weight = grad_h.new_empty(weight.shape)
+        for s in range(S):
+            torch.mm(states[s, :-1].reshape(-1, hidden).T, dp_all[s].reshape(-1, 2 * hidden), out=d_weight[s])
+        d_u = dp_all[..., hidden:].transpose(1, 2) if ctx.needs_input_grad[0] else None  # (S, B, M, N) view
         d_c = _reduce_to(d_c_all, c.shape) if need_c else None
-        d_n = g_all[1:] if need_n else None
-        d_h0 = g_all[0].clone()
-        WORKSPACE.give(dp_all)
-        if single:
-            d_u = None if d_u is None else d_u.unsqueeze(1)
-            d_c = None if d_c is None else d_c.unsqueeze(1)
-            d_n = None if d_n is None else d_n.unsqueeze(1)
-            d_h0, d_weight = d_h0.unsqueeze(0), d_weight.unsqueeze(0)
+        d_n = g_all[:, 1:].transpose(0, 1) if need_n else None  # (M, S, B, N)
+        d_h0 = g_all[:, 0].clone()
+        if d_u is None:
+            WORKSPACE.give(dp_all)
         return d_u, d_h0, d_weight, d_c, d_n
 
 
@@ -169,7 +180,7 @@ def _reduce_to(grad: torch.Tensor, shape) -> torch.Tensor:
 
 
 def lipschitz_recurrence(u, h0, weight, c, n=None):
-    """h_M of ``h' = h + c_m * (alpha A h + tanh(W h + u_m)) + n_m`` (see the module docstring).
+    """h_M, shape (S, B, N), of ``h' = h + c_m * (alpha A h + tanh(W h + u_m)) + n_m`` (see the module docstring).
 
     ``c`` must be 4-D, broadcastable to (M, S, B, N) (use shape (1, 1, 1, 1) for a scalar step).
     """

@@ -71,8 +71,8 @@ class RecurrentClassifier(nn.Module):
         if not (self.fused and type(self.drift) is LipschitzDrift):
             return None
         scheme = self.scheme if (noise and self.scheme is not None) else Deterministic()
-        u = self.drift.encode(x).transpose(0, 1)  # (M, B, N) time-major
-        steps, batch, hidden = u.shape
+        u = self.drift.encode(x)  # (B, M, N)
+        batch, steps, hidden = u.shape
         h0 = self.initial_state(x)
         dt = step_sizes(self.step, steps, hidden, h0)
         coeffs = scheme.affine_coefficients(dt, scheme.draw(steps, batch, hidden, h0, generator))
@@ -82,7 +82,7 @@ class RecurrentClassifier(nn.Module):
         c = c.unsqueeze(1) if c.dim() == 3 else c.reshape(c.shape[0], 1, 1, -1)
         n = None if n is None else n.unsqueeze(1)
         weight = self.drift.stacked_weight().unsqueeze(0)
-        return lipschitz_recurrence(u.unsqueeze(1), h0.unsqueeze(0), weight, c, n)[0]
+        return lipschitz_recurrence(u.unsqueeze(0), h0.unsqueeze(0), weight, c, n)[0]
 
     def final_state(self, x: torch.Tensor, noise: bool = False, generator=None) -> torch.Tensor:
         check_sequences(x, self.input_size)
