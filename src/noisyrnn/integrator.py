@@ -73,7 +73,13 @@ def integrate(
         u_m = u_steps[m]
         f = f_of(h, u_m)
         dt_m = deltas[m] if per_step else deltas[0]
-        h = scheme.step(h, f, dt_m, u_m, None if drawn is None else drawn[m])
+        if drawn is None:
+            noise_m = None
+        elif isinstance(drawn, tuple):
+            noise_m = tuple(d[m] for d in drawn)
+        else:
+            noise_m = drawn[m]
+        h = scheme.step(h, f, dt_m, u_m, noise_m)
         if states is not None:
             states.append(h)
     if states is not None:

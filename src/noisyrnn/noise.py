@@ -84,15 +84,16 @@ class ResearchCodeNoise(NoiseScheme):
     def draw(self, steps, batch, hidden, like, generator):
         shape = (steps, batch, hidden)
         kw = dict(generator=generator, dtype=like.dtype, device=like.device)
-        m = self.mult_noise * torch.rand(shape, **kw) + (1.0 - self.mult_noise)
-        a = self.add_noise * torch.randn(shape, **kw)
-        return torch.stack([m, a], dim=1)  # (T, 2, B, N): one tensor to index per step
+        m = torch.rand(shape, **kw).mul_(self.mult_noise).add_(1.0 - self.mult_noise)
+        a = torch.randn(shape, **kw).mul_(self.add_noise)
+        return m, a  # each (T, B, N); the loop takes (m[t], a[t])
 
     def step(self, h, f, dt, u, noise_m):
         return h + dt * noise_m[0] * f + noise_m[1]
 
     def affine_coefficients(self, dt, drawn):
-        return dt.unsqueeze(1) * drawn[:, 0], drawn[:, 1]
+        m, a = drawn
+        return dt.unsqueeze(1) * m, a
 
     def extra_repr(self) -> str:
         return f"mult_noise={self.mult_noise}, add_noise={self.add_noise}"

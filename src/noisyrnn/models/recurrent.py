@@ -79,7 +79,7 @@ class RecurrentClassifier(nn.Module):
         if coeffs is None:
             return None
         c, n = coeffs
-        c = c.unsqueeze(1) if c.dim() == 3 else c.reshape(c.shape[0], 1, 1, -1)
+        c = c.unsqueeze(1)  # (M or 1, 1, B or 1, N or 1): add the model axis
         n = None if n is None else n.unsqueeze(1)
         weight = self.drift.stacked_weight().unsqueeze(0)
         return lipschitz_recurrence(u.unsqueeze(0), h0.unsqueeze(0), weight, c, n)[0]
