@@ -38,7 +38,9 @@ def pgd(model, x, y, eps: float, alpha: float | None = None, steps: int = 10, ra
     alpha = 2.5 * eps / steps if alpha is None else alpha
     adv = x.detach().clone()
     if random_start:
-        adv = adv + (torch.rand(x.shape, generator=generator, dtype=x.dtype) * 2 - 1) * eps
+        # drawn on the CPU generator (as every perturbation), then moved to the model's device
+        start = torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+        adv = adv + (start * 2 - 1) * eps
         adv = _clamp(adv, value_range)
     with torch.enable_grad():
         for _ in range(steps):
