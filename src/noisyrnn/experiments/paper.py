@@ -41,6 +41,7 @@ DISPLAY_NAMES = {
     "lipschitz": "Lipschitz RNN",
     "nrnn": "NRNN",
     "nrnn_high": "NRNN (mult./add. 0.02/0.05)",
+    "nrnn_explicit": "Explicit regulariser (eq 18)",
     "lstm": "LSTM",
     "gru": "GRU",
 }

@@ -1,6 +1,7 @@
 """Build models by name from plain config dicts (what config files and checkpoints store).
 
 Names: ``nrnn`` (the paper's NRNN: drift eq (3), noise injected in training),
+``nrnn_explicit`` (the same model trained with the explicit regulariser of eq (18)),
 ``lipschitz`` (the same drift, deterministic: the Lipschitz RNN) and the baselines
 ``antisymmetric``, ``antisymmetric_gated``, ``cornn``, ``exprnn``, ``lstm``, ``gru``.
 """
@@ -42,7 +43,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {  # nrnn_high: the paper's higher-noise N
 def _lipschitz_family(name: str, input_size: int, num_classes: int, p: dict) -> nn.Module:
     drift = LipschitzDrift(input_size, **{k: p[k] for k in DRIFT_KEYS})
     scheme = None
-    if name in ("nrnn", "nrnn_high"):
+    if name in ("nrnn", "nrnn_high", "nrnn_explicit"):
         kind = check_choice(p["noise"], {"research", "sde"}, "noise scheme")
         if kind == "research":
             scheme = ResearchCodeNoise(p["mult_noise"], p["add_noise"])
@@ -81,6 +82,10 @@ BUILDERS: dict[str, Callable[[str, int, int, dict], nn.Module]] = {
     "gru": _torch_rnn,
 }
 DEFAULTS["nrnn_high"] = {**DEFAULTS["nrnn"], "add_noise": 0.05}
+# nrnn_explicit: the NRNN's model and noise scheme, trained with Theorem 1's explicit
+# regulariser (TrainConfig.regularizer = "explicit") instead of injecting the noise.
+DEFAULTS["nrnn_explicit"] = dict(DEFAULTS["nrnn"])
+BUILDERS["nrnn_explicit"] = _lipschitz_family
 MODEL_NAMES = tuple(BUILDERS)
 
 

@@ -52,6 +52,9 @@ def fit_ensemble(name: str, params: dict, task: Task, config: TrainConfig, seeds
     config.validate()
     if config.grad_clip:
         raise ConfigError("grad_clip couples the members of an ensemble; train them separately")
+    if config.regularizer != "none":
+        raise ConfigError(f"regularizer={config.regularizer!r} is not supported for seed-batched ensembles; "
+                          "train the seeds separately")
     seeds = [int(s) for s in seeds]
     models = []
     for s in seeds:

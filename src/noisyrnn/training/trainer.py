@@ -19,6 +19,7 @@ from ..data.task import Task
 from ..errors import ConfigError, NoisyRNNError, check_choice, check_positive
 from ..evaluation import evaluate
 from ..models import build_model
+from ..theory.explicit import explicit_regularizer
 from .checkpoint import has_training_state, load_training_state, save_model, save_training_state
 
 METRICS_LOG = "metrics.jsonl"
@@ -34,7 +35,10 @@ class TrainConfig:
     """Optimisation settings. ``noise`` turns noise injection on during training (it is
     always off for validation and test); ``lr_milestones`` are epochs at which the learning
     rate is multiplied by ``lr_gamma``. ``select`` picks the returned epoch on the validation
-    split: ``val_accuracy`` (ties broken by lower loss), ``val_loss``, or ``last``."""
+    split: ``val_accuracy`` (ties broken by lower loss), ``val_loss``, or ``last``.
+    ``regularizer = "explicit"`` adds ``regularizer_scale`` times Theorem 1's explicit
+    regulariser R_hat (eq 18) for the model's noise scheme to the loss: the deterministic
+    alternative to noise injection (set ``noise = false`` with it)."""
 
     epochs: int = 100
     batch_size: int = 64
@@ -47,6 +51,8 @@ class TrainConfig:
     grad_clip: float | None = None
     noise: bool = True
     select: str = "val_accuracy"
+    regularizer: str = "none"
+    regularizer_scale: float = 1.0
     device: str = "cpu"
     seed: int = 0
     eval_batch_size: int = 1000
@@ -67,6 +73,8 @@ class TrainConfig:
         check_positive(self.lr, "lr")
         check_choice(self.optimizer, set(OPTIMIZERS), "optimizer")
         check_choice(self.select, set(SELECTION), "select")
+        check_choice(self.regularizer, set(REGULARIZERS), "regularizer")
+        check_positive(self.regularizer_scale, "regularizer_scale", allow_zero=True)
         if self.orthogonal_lr is not None:
             check_positive(self.orthogonal_lr, "orthogonal_lr")
         check_positive(self.lr_gamma, "lr_gamma")
@@ -121,6 +129,8 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+REGULARIZERS = ("none", "explicit")
+
 SELECTION = {
     "val_accuracy": lambda m: (m["val_accuracy"], -m["val_loss"]),
     "val_loss": lambda m: (-m["val_loss"], m["val_accuracy"]),
@@ -152,6 +162,9 @@ def fit(model, task: Task, config: TrainConfig, out_dir: Path | None = None, res
         start_epoch = info["epoch"] + 1
     train = task.train
     inject = bool(config.noise) and getattr(model, "injects_noise", False)
+    explicit = config.regularizer == "explicit"
+    if explicit and inject:
+        raise ConfigError("regularizer='explicit' replaces noise injection: set noise = false")
     bar = tqdm(range(start_epoch, config.epochs), initial=start_epoch, total=config.epochs,
                disable=not progress, desc=model.config.get("name", "train"), leave=False)
     for epoch in bar:
@@ -162,8 +175,13 @@ def fit(model, task: Task, config: TrainConfig, out_dir: Path | None = None, res
         for start in range(0, len(train), config.batch_size):
             idx = order[start:start + config.batch_size]
             x, y = train.x[idx].to(device), train.y[idx].to(device)
-            logits = model(x, noise=inject, generator=gens["noise"])
-            loss = F.cross_entropy(logits, y)
+            if explicit:
+                objective = explicit_regularizer(model, x, y)
+                logits = objective.logits
+                loss = objective.loss + config.regularizer_scale * objective.penalty.mean()
+            else:
+                logits = model(x, noise=inject, generator=gens["noise"])
+                loss = F.cross_entropy(logits, y)
             if not math.isfinite(loss.item()):
                 raise TrainingDiverged(f"training loss became {loss.item()} at epoch {epoch}; "
                                        "lower the learning rate or the step size")
