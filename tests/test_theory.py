@@ -8,7 +8,7 @@ import torch
 from noisyrnn import LipschitzDrift, PaperDiffusion, build_model
 from noisyrnn.theory import (
     LossHessian, hutchinson_trace, lipschitz_nrnn_drift, lyapunov_bounds, monte_carlo_gap,
-    multiplicative_diffusion, regularizer_terms, sample_lyapunov_exponents, spectral_density, top_eigenvalues,
+    multiplicative_diffusion, proven_lyapunov_bounds, regularizer_terms, scalar_multiplicative_diffusion, sample_lyapunov_exponents, spectral_density, top_eigenvalues,
 )
 
 
@@ -98,12 +98,41 @@ def test_measured_exponents_of_a_nonlinear_nrnn_lie_within_bounds():
     A, W = drift_mod.A.detach(), drift_mod.W.detach()
     T = 60.0
     for s in (0.0, 0.5, 1.2):
-        lam = sample_lyapunov_exponents(lipschitz_nrnn_drift(A, W), multiplicative_diffusion(s, additive=0.3),
+        lam = sample_lyapunov_exponents(lipschitz_nrnn_drift(A, W), scalar_multiplicative_diffusion(s, additive=0.3),
                                         torch.randn(16, 6, dtype=torch.float64), horizon=T, dt=0.005,
                                         generator=torch.Generator().manual_seed(2))
         lo, hi = lyapunov_bounds(A, W, s, s)
         slack = 4 * s / math.sqrt(T)  # finite-horizon fluctuation of the log-norm
         assert lo - slack <= float(lam.min()) and float(lam.max()) <= hi + slack
+
+
+def test_stochastic_stabilisation_and_the_limits_of_eq20():
+    """A drift unstable without noise (A = 0.4 I + skew) is stabilised by s h dB (one Brownian
+    motion): eq (20)'s upper bound turns negative and the measured exponent follows. With
+    diagonal noise s diag(h) dB (independent components) the Frobenius assumption of Theorem 3
+    holds with sigma1 = sigma2 = s, yet the measured exponent exceeds eq (20)'s upper bound; it
+    stays within the bounds proven with |e^T Delta_sigma| >= (s / sqrt(d)) ||e||^2."""
+    torch.manual_seed(7)
+    d, T, s = 4, 100.0, 1.6
+    skew = torch.randn(d, d, dtype=torch.float64)
+    A = 0.4 * torch.eye(d, dtype=torch.float64) + 0.5 * (skew - skew.T)
+    W = 0.05 * torch.randn(d, d, dtype=torch.float64)
+    drift = lipschitz_nrnn_drift(A, W)
+    h0 = torch.randn(16, d, dtype=torch.float64)
+    run = lambda sigma: sample_lyapunov_exponents(drift, sigma, h0, horizon=T, dt=0.005,  # noqa: E731
+                                                  generator=torch.Generator().manual_seed(5))
+    lam0 = run(scalar_multiplicative_diffusion(0.0))
+    assert float(lam0.min()) > 0.35  # unstable: Lambda >= lambda_min(A_sym) = 0.4 up to the W term
+    lo, hi = lyapunov_bounds(A, W, s, s)
+    assert hi < 0
+    lam = run(scalar_multiplicative_diffusion(s))
+    slack = 4 * s / math.sqrt(T)
+    assert float(lam.max()) < 0 and lo - slack <= float(lam.min()) and float(lam.max()) <= hi + slack
+    assert abs(float(lam.mean()) - (lo + hi) / 2) < (hi - lo) / 2 + 4 * s / math.sqrt(T * 16)
+    lam_diag = run(multiplicative_diffusion(s))
+    assert float(lam_diag.mean()) > hi + 4 * s / math.sqrt(T * 16)  # eq (20)'s upper bound fails
+    plo, phi = proven_lyapunov_bounds(A, W, rho=s / math.sqrt(d), sigma2=s, sigma1=s)
+    assert plo - slack <= float(lam_diag.min()) and float(lam_diag.max()) <= phi + slack
 
 
 def test_hessian_tools_against_the_dense_hessian():

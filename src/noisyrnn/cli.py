@@ -1,4 +1,4 @@
-"""The ``noisyrnn`` command line: train, evaluate, reproduce."""
+"""The ``noisyrnn`` command line: train, evaluate, reproduce, sweep, report, analyze, theory-checks."""
 
 from __future__ import annotations
 
@@ -112,6 +112,34 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_analyze(args) -> int:
+    from .data import load_task
+    from .experiments.analysis import AnalysisConfig, markdown_summary, run_analysis
+
+    cfg = AnalysisConfig(samples=args.samples, probes=args.probes, hessian_samples=args.hessian_samples,
+                         lanczos_steps=args.lanczos_steps, top_k=args.top_k, trace_probes=args.trace_probes,
+                         margin=not args.no_margin, hessian=not args.no_hessian, seed=args.seed)
+    cfg.validate()
+    for folder in args.checkpoints:
+        if not (folder / "model.json").is_file():
+            raise ConfigError(f"{folder} is not a checkpoint folder (no model.json)")
+    task = load_task(args.task, data_dir=args.data_dir, download=args.download)
+    summary = run_analysis(args.checkpoints, task, args.out, cfg, progress=not args.no_progress,
+                           restart=args.restart)
+    print(markdown_summary(summary["models"]))
+    print(f"\nwrote {args.out / 'report.md'}, {args.out / 'summary.json'}, per-checkpoint "
+          f"{args.out / 'runs'}/*/*/analysis.json in {summary['seconds']:.0f} s")
+    return 0
+
+
+def cmd_theory_checks(args) -> int:
+    from .experiments.theory_checks import run_theory_checks
+
+    results = run_theory_checks(args.out, paths=args.paths, seed=args.seed)
+    print(json.dumps(results["headline"], indent=2))
+    return 0
+
+
 def _add_executor_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local processes (default) or a Ray cluster")
@@ -169,6 +197,32 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     _add_executor_args(p)
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("analyze", help="theory diagnostics of checkpoints: Thm 2 margins, Jacobian products, "
+                                       "Hessian spectrum, Thm 3 bounds (JSON, report.md, PNG)")
+    p.add_argument("checkpoints", nargs="+", type=Path, help="checkpoint folders (model.safetensors + model.json)")
+    p.add_argument("--task", choices=TASKS, default="ecg")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--samples", type=int, default=30, help="test sequences for the margin study")
+    p.add_argument("--probes", type=int, default=5, help="points on the segment x_i -> flip point for the sup in eq (16)")
+    p.add_argument("--hessian-samples", type=int, default=0, help="training sequences for the Hessian (0: all)")
+    p.add_argument("--lanczos-steps", type=int, default=15)
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--trace-probes", type=int, default=20, help="Hutchinson probes for the Hessian trace")
+    p.add_argument("--no-margin", action="store_true")
+    p.add_argument("--no-hessian", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--restart", action="store_true", help="recompute checkpoints already analysed in --out")
+    p.add_argument("--no-progress", action="store_true")
+    _add_data_args(p)
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("theory-checks", help="Theorem 1 slope-2 check and Theorem 3 bounds vs measured exponents "
+                                             "on small systems (JSON + PNG)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--paths", type=int, default=100_000, help="Monte Carlo paths per noise level")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_theory_checks)
 
     p = sub.add_parser("report", help="aggregate a results store into report.md, figure.png, results.json")
     p.add_argument("results", type=Path, help="results store folder (holding index.jsonl)")

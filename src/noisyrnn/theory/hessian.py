@@ -99,20 +99,33 @@ def hutchinson_trace(hessian: LossHessian, samples: int = 100, generator=None) -
     return float(t.mean()), float(t.std() / math.sqrt(samples))
 
 
-def spectral_density(hessian: LossHessian, steps: int = 40, probes: int = 4, grid=None, width: float = None,
-                     generator=None):
-    """Stochastic Lanczos quadrature: (grid, density) of the Hessian's eigenvalue density,
-    Gaussian-smoothed with ``width`` (default 1% of the spectral range)."""
-    nodes, weights = [], []
+def lanczos_spectrum(hessian: LossHessian, steps: int = 40, generator=None):
+    """One Lanczos run from a random start: Ritz values (nodes) and the squared first
+    components of their eigenvectors (weights, summing to 1). The largest node estimates
+    the top eigenvalue; (nodes, weights) is one probe of stochastic Lanczos quadrature."""
     matvec = lambda v: hessian.hvp(v.to(hessian.flat_params().dtype))  # noqa: E731
-    for _ in range(probes):
-        a, b, _ = lanczos(matvec, hessian.size, steps, generator=generator)
-        evals, evecs = torch.linalg.eigh(_tridiag(a, b))
-        nodes.append(evals)
-        weights.append(evecs[0] ** 2 / probes)
-    nodes, weights = torch.cat(nodes), torch.cat(weights)
+    a, b, _ = lanczos(matvec, hessian.size, steps, generator=generator)
+    evals, evecs = torch.linalg.eigh(_tridiag(a, b))
+    return evals, evecs[0] ** 2
+
+
+def smoothed_density(nodes: torch.Tensor, weights: torch.Tensor, grid=None, width: float | None = None):
+    """(grid, density): Gaussian-smoothed sum of point masses ``weights`` at ``nodes``;
+    ``width`` defaults to 1% of the spectral range."""
     lo, hi = float(nodes.min()), float(nodes.max())
     width = width or max(1e-8, 0.01 * (hi - lo))
     grid = torch.linspace(lo - 5 * width, hi + 5 * width, 400, dtype=torch.float64) if grid is None else grid
     dens = (weights[None, :] * torch.exp(-((grid[:, None] - nodes[None, :]) ** 2) / (2 * width**2))).sum(1)
     return grid, dens / (width * math.sqrt(2 * math.pi))
+
+
+def spectral_density(hessian: LossHessian, steps: int = 40, probes: int = 4, grid=None, width: float | None = None,
+                     generator=None):
+    """Stochastic Lanczos quadrature: (grid, density) of the Hessian's eigenvalue density,
+    Gaussian-smoothed with ``width`` (default 1% of the spectral range)."""
+    nodes, weights = [], []
+    for _ in range(probes):
+        n, w = lanczos_spectrum(hessian, steps, generator)
+        nodes.append(n)
+        weights.append(w / probes)
+    return smoothed_density(torch.cat(nodes), torch.cat(weights), grid, width)

@@ -158,6 +158,7 @@ class MarginBound:
     score: torch.Tensor  # (B,) o(s_i)
     bound: torch.Tensor  # (B,) gamma(s_i) of eq (16); nan where o(s_i) <= 0
     phi_sup: torch.Tensor  # (B, M) sup over probes of ||Phi_{M-1,m+1}||
+    phi_at_x: torch.Tensor  # (B, M) ||Phi_{M-1,m+1}|| along x_i's own trajectory
     C: torch.Tensor  # (B,) ||V|| * max_m sup ||df/dx_m||
     step: torch.Tensor  # (M,) max over units of delta_m
 
@@ -180,14 +181,15 @@ def margin_bounds(model, x, y, flip_points: torch.Tensor | None = None, probes: 
         pts = x.unsqueeze(1) + t * (flip_points - x).unsqueeze(1)
     P = pts.shape[1]
     norms = jacobian_norms(model, pts.reshape(B * P, *x.shape[1:]))
-    phi_sup = norms.phi.reshape(B, P, M).amax(1)
+    phi = norms.phi.reshape(B, P, M)
+    phi_sup = phi.amax(1)
     c_sup = norms.drift_input.reshape(B, P, M).amax(1).amax(1)
     step = norms.step[0]
     v_norm = torch.linalg.matrix_norm(model.decoder.weight.detach(), ord=2)
     C = v_norm * c_sup
     denom = C * (step * phi_sup).sum(1)
     bound = torch.where(o > 0, o / denom, torch.full_like(o, float("nan")))
-    return MarginBound(o, bound, phi_sup, C, step)
+    return MarginBound(o, bound, phi_sup, phi[:, 0], C, step)
 
 
 def certified_margin_bound(model, x, y) -> torch.Tensor:

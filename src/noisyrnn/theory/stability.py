@@ -29,6 +29,30 @@ def lyapunov_bounds(A: torch.Tensor, W: torch.Tensor, sigma1: float, sigma2: flo
     return phi + float(eig[0]), psi + lipschitz_a * smax + float(eig[-1])
 
 
+def proven_lyapunov_bounds(A: torch.Tensor, W: torch.Tensor, rho: float, sigma2: float, sigma1: float = 0.0,
+                           lipschitz_a: float = 1.0) -> tuple[float, float]:
+    """Bounds on Lambda from Ito's formula for log||e_t|| under weaker, checkable assumptions.
+
+    d log||e|| = [e^T A e + e^T Delta_a + ||Delta_sigma||_F^2 / 2 - |e^T Delta_sigma|^2 / ||e||^2] / ||e||^2 dt
+    + martingale, so with sigma1 ||e|| <= ||Delta_sigma(e)||_F <= sigma2 ||e||,
+    |e^T Delta_sigma(e)| >= rho ||e||^2 and |e^T Delta_a| <= L_a sigma_max(W) ||e||^2:
+
+        sigma1^2/2 - sigma2^2 + lambda_min(A_sym) - L_a sigma_max(W) <= Lambda
+            <= sigma2^2/2 - rho^2 + lambda_max(A_sym) + L_a sigma_max(W).
+
+    Eq (20) uses rho = sigma1, which needs |e^T Delta_sigma(e)| >= sigma1 ||e||^2: true for
+    sigma(h) = s h with one Brownian motion, not for diagonal noise with independent
+    components (there rho = s / sqrt(d) only); and its lower bound drops the -L_a sigma_max(W)
+    term, which needs e^T Delta_a >= 0.
+    """
+    sym = 0.5 * (A + A.T)
+    eig = torch.linalg.eigvalsh(sym.double())
+    smax = lipschitz_a * float(torch.linalg.matrix_norm(W.double(), ord=2))
+    lower = sigma1**2 / 2 - sigma2**2 + float(eig[0]) - smax
+    upper = sigma2**2 / 2 - rho**2 + float(eig[-1]) + smax
+    return lower, upper
+
+
 def sample_lyapunov_exponents(drift, diffusion, h0: torch.Tensor, horizon: float, dt: float,
                               generator=None, separation: float = 1e-6, renorm_every: int = 1) -> torch.Tensor:
     """Measured Lambda = (1/T) log(||e_T|| / ||e_0||) of eq (19) for each of B paths.
@@ -36,12 +60,14 @@ def sample_lyapunov_exponents(drift, diffusion, h0: torch.Tensor, horizon: float
     ``drift(h) -> (B, d)``, ``diffusion(h) -> (B, d, r)``; h0: (B, d). Both trajectories h and
     h' = h + e are integrated by Euler-Maruyama with the same Brownian increments; e is
     rescaled to ``separation`` every ``renorm_every`` steps and the log-growth accumulated
-    (Benettin's method), so the estimate does not under- or overflow.
+    (Benettin's method), so the estimate does not under- or overflow; the separation is
+    relative to max(1, ||h||), so it stays resolvable when h grows.
     """
     B, d = h0.shape
     steps = int(round(horizon / dt))
     direction = torch.randn(B, d, generator=generator, dtype=h0.dtype)
-    e = separation * direction / direction.norm(dim=1, keepdim=True)
+    sep = separation * h0.norm(dim=1).clamp_min(1.0)
+    e = sep.unsqueeze(1) * direction / direction.norm(dim=1, keepdim=True)
     h, hp = h0.clone(), h0 + e
     log_growth = torch.zeros(B, dtype=h0.dtype)
     sqdt = math.sqrt(dt)
@@ -54,8 +80,9 @@ def sample_lyapunov_exponents(drift, diffusion, h0: torch.Tensor, horizon: float
         if (k + 1) % renorm_every == 0 or k == steps - 1:
             e = hp - h
             norm = e.norm(dim=1)
-            log_growth += torch.log(norm / separation)
-            hp = h + e * (separation / norm).unsqueeze(1)
+            log_growth += torch.log(norm / sep)
+            sep = separation * h.norm(dim=1).clamp_min(1.0)
+            hp = h + e * (sep / norm).unsqueeze(1)
     return log_growth / (steps * dt)
 
 
@@ -65,9 +92,24 @@ def lipschitz_nrnn_drift(A: torch.Tensor, W: torch.Tensor, drive: torch.Tensor |
     return lambda h: h @ A.T + torch.tanh(h @ W.T + drive)
 
 
+def scalar_multiplicative_diffusion(scale: float, additive: float = 0.0):
+    """sigma(h) dB = scale * h dB_0 + additive * dB_{1..d}: one Brownian motion multiplies the
+    whole state. Delta_sigma(e) = scale * e in the first column, so ||Delta_sigma||_F = scale ||e||
+    and |e^T Delta_sigma(e)| = scale ||e||^2: eq (20) holds with sigma1 = sigma2 = scale."""
+
+    def sigma(h):
+        cols = [scale * h.unsqueeze(2)]
+        if additive:
+            cols.append(additive * torch.eye(h.shape[1], dtype=h.dtype).expand(h.shape[0], -1, -1))
+        return torch.cat(cols, dim=2)
+    return sigma
+
+
 def multiplicative_diffusion(scale: float, additive: float = 0.0):
-    """sigma(h) = scale * diag(h) + additive * I (r = d): ||sigma(h+e) - sigma(h)||_F = scale ||e||,
-    so Theorem 3 holds with sigma1 = sigma2 = scale."""
+    """sigma(h) = scale * diag(h) + additive * I (r = d, independent components, like eq (4)):
+    ||sigma(h+e) - sigma(h)||_F = scale ||e|| (Theorem 3's assumption with sigma1 = sigma2 = scale),
+    but |e^T Delta_sigma(e)| only >= scale ||e||^2 / sqrt(d): the lower bound of eq (20) holds,
+    its upper bound need not (see :func:`proven_lyapunov_bounds`, rho = scale / sqrt(d))."""
 
     def sigma(h):
         eye = torch.eye(h.shape[1], dtype=h.dtype)
