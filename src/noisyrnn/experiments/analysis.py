@@ -69,7 +69,7 @@ def margin_study(model, task, cfg: AnalysisConfig) -> dict:
     g = torch.Generator().manual_seed(cfg.seed)
     idx = torch.randperm(len(task.test), generator=g)[: cfg.samples]
     x, y = task.test.x[idx], task.test.y[idx]
-    em = empirical_margin(model, x, y, seed=cfg.seed)
+    em = empirical_margin(model, x, y, restarts=1, seed=cfg.seed)
     mb = margin_bounds(model, x, y, em.point, probes=cfg.probes)
     cert = (certified_margin_bound(model, x, y) if type(model.drift) is LipschitzDrift
             else torch.full_like(mb.bound, float("nan")))

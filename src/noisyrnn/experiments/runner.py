@@ -9,7 +9,8 @@ from pathlib import Path
 
 from ..data.files import atomic_write_text
 from .executors import LocalExecutor
-from .sweep import SWEEP_COPY, Sweep, run_folder, write_index
+from ..errors import ConfigError
+from .sweep import SWEEP_COPY, RunSpec, Sweep, run_folder, write_index
 
 
 def plan_jobs(sweep: Sweep, out: Path, workers: int, data_dir=None, download=False, progress=False) -> list[dict]:
@@ -29,18 +30,39 @@ def plan_jobs(sweep: Sweep, out: Path, workers: int, data_dir=None, download=Fal
     return jobs
 
 
+def merge_with_store(out: Path, sweep: Sweep) -> Sweep:
+    """The runs already recorded in the store at ``out`` plus ``sweep``'s (same-named runs: the
+    new one, with the seeds of both if the configs are equal), so a store can be filled in
+    several calls (``reproduce ecg --models nrnn`` then ``--models lipschitz``) and reports all."""
+    path = Path(out) / SWEEP_COPY
+    if not path.is_file():
+        return sweep
+    stored = json.loads(path.read_text())
+    if stored["task"] != sweep.task or list(stored["columns"]) != list(sweep.columns):
+        raise ConfigError(f"the results store {out} holds a sweep on task {stored['task']!r} with columns "
+                          f"{stored['columns']}; this one is on {sweep.task!r} with {sweep.columns}: use another --out")
+    runs = {r["name"]: RunSpec(**r) for r in stored["runs"]}
+    for r in sweep.runs:
+        old = runs.get(r.name)
+        seeds = sorted(set(old.seeds) | set(r.seeds)) if old is not None and old.config == r.config else r.seeds
+        runs[r.name] = RunSpec(r.name, r.model, r.config, seeds, r.batch_seeds)
+    return Sweep(sweep.task, list(runs.values()), sweep.columns, sweep.description, sweep.source)
+
+
 def run_sweep(sweep: Sweep, out, executor=None, data_dir=None, download=False, progress=False, log=print) -> list[dict]:
-    """Run every unfinished run of ``sweep`` into the store at ``out``; returns the index rows."""
+    """Run every unfinished run of ``sweep`` into the store at ``out``; returns the index rows
+    (of every run the store holds, see :func:`merge_with_store`)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     executor = executor or LocalExecutor()
-    atomic_write_text(out / SWEEP_COPY, json.dumps({"task": sweep.task, "columns": sweep.columns,
-                                                    "runs": [asdict(r) for r in sweep.runs]}, indent=2))
-    write_index(out, sweep)
+    stored = merge_with_store(out, sweep)
+    atomic_write_text(out / SWEEP_COPY, json.dumps({"task": stored.task, "columns": stored.columns,
+                                                    "runs": [asdict(r) for r in stored.runs]}, indent=2))
+    write_index(out, stored)
     jobs = plan_jobs(sweep, out, getattr(executor, "workers", 1), data_dir, download, progress)
     t0 = time.perf_counter()
     for job, outcomes in executor.run(jobs):
-        write_index(out, sweep)
+        write_index(out, stored)
         for rec in outcomes if log else []:
             if rec is None:
                 continue
@@ -49,7 +71,7 @@ def run_sweep(sweep: Sweep, out, executor=None, data_dir=None, download=False, p
             else:
                 acc = rec["accuracy"]
                 log(f"{rec['run']:>24s} seed {rec['seed']}: " + "  ".join(f"{c}={acc[c]:.4f}" for c in sweep.columns))
-    rows = write_index(out, sweep)
+    rows = write_index(out, stored)
     if log:
         done = sum(r["status"] == "done" for r in rows)
         failed = sum(r["status"] == "failed" for r in rows)
