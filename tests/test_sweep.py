@@ -119,3 +119,22 @@ def test_ray_executor_matches_local(tmp_path):
     import ray
 
     assert not ray.is_initialized(), "the executor must stop the Ray instance it started"
+
+
+def test_store_accumulates_runs_across_calls_and_refuses_another_task(tmp_path):
+    cfg = make_configs(tmp_path, epochs=1)
+    out = tmp_path / "store"
+    first = write_sweep(tmp_path, 'task = "ecg"\nmodels = ["lipschitz"]\nseeds = [0]\n')
+    assert main(["sweep", str(first), "--out", str(out), "--config-dir", str(cfg), "--no-progress"]) == 0
+    before = accuracies(out)
+    second = tmp_path / "second.toml"
+    second.write_text('task = "ecg"\nmodels = ["nrnn"]\nseeds = [0]\n')
+    assert main(["sweep", str(second), "--out", str(out), "--config-dir", str(cfg), "--no-progress"]) == 0
+    after = accuracies(out)
+    assert set(after) == {("lipschitz", 0), ("nrnn", 0)}  # both rows reported
+    assert after[("lipschitz", 0)] == before[("lipschitz", 0)]  # the first run was kept, not redone
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["models"]) == {"lipschitz", "nrnn"}
+    other = tmp_path / "other.toml"
+    other.write_text('task = "mnist_rows"\nmodels = ["nrnn"]\nseeds = [0]\n')
+    assert main(["sweep", str(other), "--out", str(out), "--config-dir", str(cfg), "--no-progress"]) == 2
