@@ -6,7 +6,7 @@ SEEDS ?= 10
 MODELS ?= antisymmetric cornn exprnn lipschitz nrnn
 OUT ?= results/ecg
 
-.PHONY: install reproduce test test-slow bench clean
+.PHONY: install reproduce reproduce-mnist-cpu analyze theory-checks test test-slow bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,15 @@ reproduce: install
 reproduce-mnist-cpu: install
 	$(VENV)/bin/noisyrnn reproduce mnist --protocol cpu --out results/mnist_cpu \
 		$(if $(wildcard ../shared/data/mnist),--data-dir ../shared/data,--download)
+
+# Theory diagnostics (Thm 2 margins, Jacobian products, Hessian spectra, Thm 3 bounds) of the
+# ECG checkpoints `make reproduce` wrote, and Theorems 1/3 checked on small systems.
+ANALYZE_MODELS ?= nrnn lipschitz
+analyze: install
+	$(VENV)/bin/noisyrnn analyze $(foreach m,$(ANALYZE_MODELS),$(wildcard $(OUT)/runs/$(m)/seed*)) --task ecg --out results/theory/ecg
+
+theory-checks: install
+	$(VENV)/bin/noisyrnn theory-checks --out results/theory/checks
 
 bench: install
 	$(PY) benchmarks/bench_recurrence.py

@@ -128,7 +128,8 @@ def cmd_analyze(args) -> int:
                            restart=args.restart)
     print(markdown_summary(summary["models"]))
     print(f"\nwrote {args.out / 'report.md'}, {args.out / 'summary.json'}, per-checkpoint "
-          f"{args.out / 'runs'}/*/*/analysis.json in {summary['seconds']:.0f} s")
+          f"{args.out / 'runs'}/*/*/analysis.json in {summary['seconds']:.0f} s "
+          f"(analyses: {summary['compute_seconds']:.0f} s in all, earlier ones reused)")
     return 0
 
 

@@ -61,6 +61,10 @@ class AnalysisConfig:
             raise ConfigError(f"hessian_samples must be >= 0, got {self.hessian_samples}")
 
 
+def _finite_or_none(v: float):
+    return float(v) if math.isfinite(v) else None
+
+
 def _floats(t: torch.Tensor) -> list:
     return [None if not math.isfinite(v) else float(v) for v in t.detach().double().tolist()]
 
@@ -82,9 +86,9 @@ def margin_study(model, task, cfg: AnalysisConfig) -> dict:
         "correct": int(ok.sum()),
         "bound_below_empirical": int((mb.bound[ok] <= em.margin[ok]).sum()),
         "looseness_median": float(ratio.median()) if len(ratio) else None,
-        "empirical_mean": float(em.margin[ok].mean()) if ok.any() else None,
-        "bound_mean": float(mb.bound[ok].mean()) if ok.any() else None,
-        "certified_mean": float(cert[ok].mean()) if ok.any() else None,
+        "empirical_mean": _finite_or_none(float(em.margin[ok].mean())) if ok.any() else None,
+        "bound_mean": _finite_or_none(float(mb.bound[ok].mean())) if ok.any() else None,
+        "certified_mean": _finite_or_none(float(cert[ok].mean())) if ok.any() else None,
         "phi_mean": _floats(mb.phi_at_x.mean(0)),  # ||Phi_{M-1,m+1}|| averaged over sequences, m = 0..M-1
         "phi_sup_mean": _floats(mb.phi_sup.mean(0)),
     }
@@ -252,6 +256,8 @@ def write_figures(out: Path, records: list[dict]) -> list[str]:
     colors = {n: f"C{i}" for i, n in enumerate(names)}
     if all("margin" in r for r in records):
         fig, ax = plt.subplots(1, 2, figsize=(11, 4.2))
+        ax[0].set(xscale="log", yscale="log")
+        lo_hi = []
         for name in names:
             emp, bnd, phi = [], [], []
             for r in (r for r in records if r["model"] == name):
@@ -261,18 +267,18 @@ def write_figures(out: Path, records: list[dict]) -> list[str]:
                         bnd.append(b)
                 phi.append(r["margin"]["phi_mean"])
             ax[0].scatter(bnd, emp, s=8, alpha=0.5, color=colors[name], label=DISPLAY_NAMES.get(name, name))
+            lo_hi += [min(bnd + emp, default=1.0), max(bnd + emp, default=1.0)]
             arr = np.array(phi, dtype=float)
             m = np.arange(arr.shape[1])
             ax[1].plot(m, arr.mean(0), color=colors[name], label=DISPLAY_NAMES.get(name, name))
             ax[1].fill_between(m, arr.min(0), arr.max(0), color=colors[name], alpha=0.2)
-        lim = ax[0].get_xlim()
-        ax[0].plot([1e-6, 1e3], [1e-6, 1e3], "k--", lw=0.8, label="bound = empirical")
-        ax[0].set_xlim(lim)
-        ax[0].set(xscale="log", yscale="log", xlabel="lower bound γ(s_i), eq (16)",
+        lo, hi = min(lo_hi) / 2, max(lo_hi) * 2
+        ax[0].plot([lo, hi], [lo, hi], "k--", lw=0.8, label="bound = empirical")
+        ax[0].set(xlabel="lower bound γ(s_i), eq (16)",
                   ylabel="empirical margin (L2 attack + bisection)", title="Theorem 2 on test sequences")
         ax[0].legend(fontsize=8)
-        ax[1].set(yscale="log", xlabel="step m", ylabel="||Φ_{M-1,m+1}||₂ (mean; band: min-max over checkpoints)",
-                  title="Jacobian products along trajectories")
+        ax[1].set(yscale="log", xlabel="step m", ylabel="||Φ_{M-1,m+1}||₂",
+                  title="Jacobian products (mean; band: min-max over checkpoints)")
         ax[1].legend(fontsize=8)
         _savefig(fig, out / "margins.png")
         written.append("margins.png")
@@ -286,7 +292,7 @@ def write_figures(out: Path, records: list[dict]) -> list[str]:
             d = recs[0]["hessian"]["density"]
             ax[1].plot(d["grid"], np.maximum(np.array(d["values"], dtype=float), 1e-12), color=colors[name],
                        label=f"{DISPLAY_NAMES.get(name, name)} ({recs[0]['label']})")
-        ax[0].set(xscale="log", yscale="log", xlabel="top Hessian eigenvalue", ylabel="Hessian trace (Hutchinson)",
+        ax[0].set(xscale="log", yscale="symlog", xlabel="top Hessian eigenvalue", ylabel="Hessian trace (Hutchinson)",
                   title="Loss landscape, one point per checkpoint")
         ax[0].legend(fontsize=8)
         ax[1].set(yscale="log", xlabel="eigenvalue", ylabel="density (one-probe SLQ)", title="Hessian spectral density")
@@ -301,7 +307,8 @@ def run_analysis(folders, task, out: Path, cfg: AnalysisConfig, progress: bool =
     t0 = time.perf_counter()
     records = analyze_checkpoints(folders, task, out, cfg, progress=progress, restart=restart)
     summary = {"task": task.name, "config": asdict(cfg), "models": summarise_records(records),
-               "checkpoints": [r["label"] for r in records], "seconds": time.perf_counter() - t0}
+               "checkpoints": [r["label"] for r in records], "seconds": time.perf_counter() - t0,
+               "compute_seconds": sum(r["seconds"] for r in records)}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     figures = write_figures(out, records)
     text = [f"# Theory diagnostics on `{task.name}`", "",
