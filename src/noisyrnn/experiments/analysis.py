@@ -190,11 +190,17 @@ def analyze_checkpoints(folders, task, out: Path, cfg: AnalysisConfig, progress:
     return records
 
 
+def group_of(rec: dict) -> str:
+    """The run a checkpoint belongs to: its parent folder (``nrnn``, ``nrnn__add_noise=0.2``)."""
+    label = rec.get("label") or ""
+    return label.split("/")[0] if "/" in label else rec["model"]
+
+
 def summarise_records(records: list[dict]) -> dict:
-    """mean +- std per model of the headline numbers."""
+    """mean +- std per run (parent folder of the checkpoints) of the headline numbers."""
     groups: dict[str, list[dict]] = {}
     for rec in records:
-        groups.setdefault(rec["model"], []).append(rec)
+        groups.setdefault(group_of(rec), []).append(rec)
     out = {}
     for name, recs in groups.items():
         row = {"checkpoints": len(recs)}
@@ -252,7 +258,7 @@ def write_figures(out: Path, records: list[dict]) -> list[str]:
     import matplotlib.pyplot as plt
 
     written = []
-    names = sorted({r["model"] for r in records})
+    names = sorted({group_of(r) for r in records})
     colors = {n: f"C{i}" for i, n in enumerate(names)}
     if all("margin" in r for r in records):
         fig, ax = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -260,7 +266,7 @@ def write_figures(out: Path, records: list[dict]) -> list[str]:
         lo_hi = []
         for name in names:
             emp, bnd, phi = [], [], []
-            for r in (r for r in records if r["model"] == name):
+            for r in (r for r in records if group_of(r) == name):
                 for e, b in zip(r["margin"]["empirical"], r["margin"]["bound"]):
                     if b is not None and e:
                         emp.append(e)
@@ -285,7 +291,7 @@ def write_figures(out: Path, records: list[dict]) -> list[str]:
     if all("hessian" in r for r in records):
         fig, ax = plt.subplots(1, 2, figsize=(11, 4.2))
         for i, name in enumerate(names):
-            recs = [r for r in records if r["model"] == name]
+            recs = [r for r in records if group_of(r) == name]
             top = [r["hessian"]["top_eigenvalues"][0] for r in recs]
             tr = [r["hessian"]["trace"] for r in recs]
             ax[0].scatter(top, tr, color=colors[name], label=DISPLAY_NAMES.get(name, name))
