@@ -2,7 +2,9 @@
 
 (a) `eager`: a plain loop written the way the authors' research code does it: encoder
     inside the loop, separate h@A and h@W products, noise drawn per step.
-(b) `ours`: noisyrnn's model (fused autograd Function, noise pre-drawn), noise off / on.
+(b) `ours`: noisyrnn's model (fused autograd Function, noise pre-drawn), noise off / on,
+    with the C++ loops of noisyrnn.cpu_kernels where they compile; (b-py) the same with
+    the Python loop of ATen calls (what runs without a compiler).
 (c) `S batched`: S models trained at once as one seed-batched ensemble, time per model.
 (d) `gemm floor`: the same GEMMs a forward + backward needs (per step h@[A|W] and
     dp@[A|W]^T, and one weight-gradient GEMM over all steps), timed alone.
@@ -101,11 +103,17 @@ def main():
         keep_freed_memory()  # applies to (a), (b) and the floor alike
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats} steps")
-    print("| shape | (a) eager, no noise | (a) eager, noise | (b) ours, no noise | (b) ours, noise | GEMM floor "
-          "| (a)/(b) noise | (a)/(b) no noise | (b) no noise / floor | (b) noise / floor "
+    import noisyrnn.fused as fused
+    from noisyrnn.cpu_kernels import kernels
+
+    cpp = kernels() is not None
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats} steps, "
+          f"C++ kernels: {'on' if cpp else 'unavailable'}")
+    print("| shape | (a) eager, no noise | (a) eager, noise | (b) ours, no noise | (b) ours, noise "
+          "| (b-py) no noise | (b-py) noise | GEMM floor "
+          "| (a)/(b) noise | (a)/(b) no noise | (b) no noise / floor | (b) noise / floor | (b-py) no noise / floor "
           f"| (c) noise, S={args.members} batched, per model | (a)/(c) noise |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.shapes:
         s = SHAPES[name]
         torch.manual_seed(0)
@@ -118,13 +126,18 @@ def main():
         ean = time_step(eager, x, y, True, args.repeats)
         ob = time_step(ours, x, y, False, args.repeats)
         obn = time_step(ours, x, y, True, args.repeats)
+        fused.USE_CPP = False
+        pb = time_step(ours, x, y, False, args.repeats)
+        pbn = time_step(ours, x, y, True, args.repeats)
+        fused.USE_CPP = True
         floor, gflops = gemm_floor(s["B"], s["T"], s["N"], args.repeats)
         members = [build_model("nrnn", s["dx"], s["classes"], hidden_size=s["N"], step=0.01, mult_noise=0.02,
                                add_noise=0.02) for _ in range(args.members)]
         ens = time_ensemble_step(members, x, y, max(1, args.repeats // 2))
         print(f"| {name} B={s['B']} T={s['T']} N={s['N']} | {ea:.0f} ms | {ean:.0f} ms | {ob:.0f} ms | {obn:.0f} ms "
+              f"| {pb:.0f} ms | {pbn:.0f} ms "
               f"| {floor:.0f} ms ({gflops:.0f} GFLOP/s) | {ean / obn:.2f}x | {ea / ob:.2f}x | {ob / floor:.2f}x "
-              f"| {obn / floor:.2f}x | {ens:.0f} ms | {ean / ens:.2f}x |")
+              f"| {obn / floor:.2f}x | {pb / floor:.2f}x | {ens:.0f} ms | {ean / ens:.2f}x |")
 
 
 if __name__ == "__main__":

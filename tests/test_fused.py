@@ -103,3 +103,24 @@ def test_noise_distribution_matches_research_style_loop():
         sa, sb = a[:, k].std(), b[:, k].std()
         assert abs(a[:, k].mean() - b[:, k].mean()) < 6 * (sa**2 / n + sb**2 / n) ** 0.5
         assert abs(sa / sb - 1) < 0.05
+
+
+@pytest.mark.parametrize("name,params,noise", CASES)
+def test_cpp_kernels_equal_the_aten_loop_in_float32(name, params, noise, monkeypatch):
+    """The optional C++ loops (noisyrnn.cpu_kernels) against the Python loop of ATen calls,
+    for every noise scheme and step layout; both float32 on the CPU."""
+    import noisyrnn.fused as fused
+    from noisyrnn.cpu_kernels import kernels
+
+    if kernels() is None:
+        pytest.skip("no C++ compiler: the library runs the Python loop")
+    torch.manual_seed(0)
+    model = build_model(name, 3, 4, hidden_size=16, step=0.1, init_std=3.0, **params)
+    x = torch.randn(5, 20, 3)
+    y = torch.randint(0, 4, (5,))
+    loss_c, grads_c = loss_and_grads(model, x, y, noise)
+    monkeypatch.setattr(fused, "USE_CPP", False)
+    loss_p, grads_p = loss_and_grads(model, x, y, noise)
+    assert abs(loss_c - loss_p) <= 1e-6 * abs(loss_p)
+    for k in grads_p:
+        assert (grads_c[k] - grads_p[k]).norm() <= 1e-5 * grads_p[k].norm() + 1e-7, k

@@ -68,6 +68,18 @@ class _Workspace:
 WORKSPACE = _Workspace()
 
 
+def _cpp_ops(single: bool, like: torch.Tensor):
+    """The C++ loops of :mod:`noisyrnn.cpu_kernels` where they apply (one model, CPU, float32)."""
+    if not (single and like.device.type == "cpu" and like.dtype == torch.float32 and USE_CPP):
+        return None
+    from .cpu_kernels import kernels
+
+    return kernels()
+
+
+USE_CPP = True  # set False to force the Python loop (tests compare the two)
+
+
 def _gemm(a, b, out):
     if a.dim() == 2:
         return torch.mm(a, b, out=out)
@@ -102,6 +114,16 @@ class _LipschitzRecurrence(torch.autograd.Function):
         p = h0.new_empty((S, B, 2 * hidden))
         z = h0.new_empty((S, B, hidden))
         states[:, 0] = h0
+        ops = _cpp_ops(single, h0)
+        if ops is not None:  # one GEMM + one fused vectorised pass per step (noisyrnn.cpu_kernels)
+            empty = h0.new_empty(0)
+            ops.forward(states[0], tanhs[0], drifts[0] if need_c else empty, u[0].contiguous(),
+                        weight[0].contiguous(), c[:, 0].contiguous(),
+                        n[:, 0].contiguous() if n is not None else empty, p[0])
+            ctx.save_for_backward(weight, c)
+            ctx.buffers = (states, tanhs, drifts)
+            weakref.finalize(ctx, WORKSPACE.give, states, tanhs, drifts)
+            return states[:, steps].clone()
         at = (lambda t, m: t[0, m]) if single else (lambda t, m: t[:, m])  # noqa: E731
         w = weight[0] if single else weight
         pp, zz = (p[0], z[0]) if single else (p, z)
@@ -141,7 +163,14 @@ class _LipschitzRecurrence(torch.autograd.Function):
             d_c_all = grad_h.new_empty((steps, S, B, hidden)) if per_step else grad_h.new_zeros((S, B, hidden))
         wt = weight.transpose(-1, -2).contiguous()  # bmm would copy a transposed operand every step
         wt2 = wt[0] if single else wt
-        for m in range(steps - 1, -1, -1):
+        ops = _cpp_ops(single, grad_h)
+        if ops is not None:
+            d_c_arg = grad_h.new_empty(0)
+            if need_c:
+                d_c_arg = d_c_all[:, 0] if per_step else d_c_all[0]
+            ops.backward(g_all[0], dp_all[0], tanhs[0], drifts[0] if need_c else grad_h.new_empty(0), wt2,
+                         c[:, 0].contiguous(), d_c_arg)
+        for m in (range(steps - 1, -1, -1) if ops is None else ()):
             g = at(g_all, (m + 1) % rows)
             dp = at(dp_all, m)
             c_m = c[m] if per_step else c[0]

@@ -1,0 +1,192 @@
+"""Optional C++ loops for the fused recurrence on the CPU (one model, float32).
+
+Measured on the project's 2-core machine (``benchmarks/bench_cpp_loop.py``): per step the
+Python loop of :mod:`noisyrnn.fused` runs one GEMM and four small elementwise kernels, and
+those kernels, not Python dispatch, cost most of the time above the GEMMs. Here each step
+is one GEMM (ATen) plus a single fused, vectorised pass over the (B, N) values, for the
+forward (``z = W h + u``, ``t = tanh z``, ``f = alpha A h + t``, ``h' = h + c f + n``) and for
+the backward (``df = c g``, ``dz = df (1 - t^2)``, the gradient of c, then one GEMM).
+
+The extension is compiled on first use with the machine's C++ compiler
+(``torch.utils.cpp_extension.load_inline``, about 20 s once, cached by torch in
+``~/.cache/torch_extensions``) with ``-O3 -march=native -ffast-math`` so that glibc's vector
+``tanhf`` is used. Results agree with the ATen path to float32 rounding (tested). If no
+compiler is available, compilation fails, or ``NOISYRNN_NO_CPP=1`` is set, :func:`kernels`
+returns None and the Python loop runs instead.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+_SOURCE = r"""
+#include <ATen/ATen.h>
+#include <torch/library.h>
+#include <cmath>
+
+namespace {
+// c has shape (Mc, Bc, Nc) with Mc in {1, M}, Bc in {1, B}, Nc in {1, N}, contiguous
+inline const float* c_row(const float* c, int64_t m, int64_t b, int64_t Mc, int64_t Bc, int64_t Nc) {
+  return c + (Mc > 1 ? m * Bc * Nc : 0) + (Bc > 1 ? b * Nc : 0);
+}
+}
+
+// One row (b) of a forward step; templated so that every variant is a branch-free,
+// vectorisable loop (a runtime test inside the loop stops GCC from vectorising tanh).
+template <bool KEEP_F, bool HAS_N, bool VEC_C>
+inline void forward_row(const float* __restrict pa, const float* __restrict pw, const float* __restrict ub,
+                        const float* __restrict hb, const float* __restrict cb, const float* __restrict nb,
+                        float* __restrict tb, float* __restrict fb, float* __restrict ob, int64_t N) {
+  const float cs = cb[0];
+#pragma omp simd
+  for (int64_t k = 0; k < N; ++k) {
+    const float t = std::tanh(pw[k] + ub[k]);
+    const float f = pa[k] + t;
+    tb[k] = t;
+    if constexpr (KEEP_F) fb[k] = f;
+    float base = hb[k];
+    if constexpr (HAS_N) base += nb[k];
+    if constexpr (VEC_C) ob[k] = base + cb[k] * f; else ob[k] = base + cs * f;
+  }
+}
+
+template <bool KEEP_F, bool HAS_N, bool VEC_C>
+void forward_loop(at::Tensor states, at::Tensor tanhs, at::Tensor drifts, at::Tensor u, at::Tensor w,
+                  at::Tensor c, at::Tensor n, at::Tensor p) {
+  const int64_t M = tanhs.size(0), B = tanhs.size(1), N = tanhs.size(2);
+  const int64_t Mc = c.size(0), Bc = c.size(1), Nc = c.size(2);
+  const float* C = c.data_ptr<float>();
+  const float* U = u.data_ptr<float>();
+  const float* P = p.data_ptr<float>();
+  float* S = states.data_ptr<float>();
+  float* T = tanhs.data_ptr<float>();
+  float* F = KEEP_F ? drifts.data_ptr<float>() : nullptr;
+  const float* NN = HAS_N ? n.data_ptr<float>() : nullptr;
+  for (int64_t m = 0; m < M; ++m) {
+    at::mm_out(p, states.select(0, m), w);
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t row = m * B * N + b * N;
+      forward_row<KEEP_F, HAS_N, VEC_C>(P + b * 2 * N, P + b * 2 * N + N, U + (b * M + m) * N, S + row,
+                                        c_row(C, m, b, Mc, Bc, Nc), HAS_N ? NN + row : nullptr, T + row,
+                                        KEEP_F ? F + row : nullptr, S + row + B * N, N);
+    }
+  }
+}
+
+// states (M+1, B, N) with states[0] = h0; tanhs (M, B, N); drifts (M, B, N) or empty;
+// u (B, M, N); w (N, 2N); c (Mc, Bc, Nc); n (M, B, N) or empty; p (B, 2N) scratch
+void nrnn_forward(at::Tensor states, at::Tensor tanhs, at::Tensor drifts, at::Tensor u, at::Tensor w,
+                  at::Tensor c, at::Tensor n, at::Tensor p) {
+  const bool keep_f = drifts.numel() > 0, has_n = n.numel() > 0, vec_c = c.size(2) > 1;
+  const int code = (keep_f ? 4 : 0) + (has_n ? 2 : 0) + (vec_c ? 1 : 0);
+  switch (code) {
+    case 0: forward_loop<false, false, false>(states, tanhs, drifts, u, w, c, n, p); break;
+    case 1: forward_loop<false, false, true>(states, tanhs, drifts, u, w, c, n, p); break;
+    case 2: forward_loop<false, true, false>(states, tanhs, drifts, u, w, c, n, p); break;
+    case 3: forward_loop<false, true, true>(states, tanhs, drifts, u, w, c, n, p); break;
+    case 4: forward_loop<true, false, false>(states, tanhs, drifts, u, w, c, n, p); break;
+    case 5: forward_loop<true, false, true>(states, tanhs, drifts, u, w, c, n, p); break;
+    case 6: forward_loop<true, true, false>(states, tanhs, drifts, u, w, c, n, p); break;
+    default: forward_loop<true, true, true>(states, tanhs, drifts, u, w, c, n, p); break;
+  }
+}
+
+template <bool VEC_C>
+inline void backward_row(const float* __restrict gb, const float* __restrict tb, const float* __restrict cb,
+                         float* __restrict da, float* __restrict dz, int64_t N) {
+  const float cs = cb[0];
+#pragma omp simd
+  for (int64_t k = 0; k < N; ++k) {
+    const float df = (VEC_C ? cb[k] : cs) * gb[k];
+    da[k] = df;
+    dz[k] = df * (1.0f - tb[k] * tb[k]);
+  }
+}
+
+// g_all (rows, B, N) with g_all[M % rows] = dL/dh_M; dp_all (M, B, 2N) out;
+// d_c (M, B, N) per step, or (B, N) accumulated, or empty; wt (2N, N)
+void nrnn_backward(at::Tensor g_all, at::Tensor dp_all, at::Tensor tanhs, at::Tensor drifts, at::Tensor wt,
+                   at::Tensor c, at::Tensor d_c) {
+  const int64_t M = tanhs.size(0), B = tanhs.size(1), N = tanhs.size(2), rows = g_all.size(0);
+  const int64_t Mc = c.size(0), Bc = c.size(1), Nc = c.size(2);
+  const bool want_c = d_c.numel() > 0, dc_per_step = want_c && d_c.dim() == 3;
+  const float* C = c.data_ptr<float>();
+  for (int64_t m = M - 1; m >= 0; --m) {
+    at::Tensor g = g_all.select(0, (m + 1) % rows);
+    const float* G = g.data_ptr<float>();
+    float* DP = dp_all.data_ptr<float>() + m * B * 2 * N;
+    const float* T = tanhs.data_ptr<float>() + m * B * N;
+    for (int64_t b = 0; b < B; ++b) {
+      const float* cb = c_row(C, m, b, Mc, Bc, Nc);
+      if (Nc > 1) backward_row<true>(G + b * N, T + b * N, cb, DP + b * 2 * N, DP + b * 2 * N + N, N);
+      else backward_row<false>(G + b * N, T + b * N, cb, DP + b * 2 * N, DP + b * 2 * N + N, N);
+    }
+    if (want_c) {
+      const float* __restrict F = drifts.data_ptr<float>() + m * B * N;
+      float* __restrict DC = d_c.data_ptr<float>() + (dc_per_step ? m * B * N : 0);
+      if (dc_per_step) {
+#pragma omp simd
+        for (int64_t i = 0; i < B * N; ++i) DC[i] = G[i] * F[i];
+      } else {
+#pragma omp simd
+        for (int64_t i = 0; i < B * N; ++i) DC[i] += G[i] * F[i];
+      }
+    }
+    at::Tensor out = g_all.select(0, m % rows);
+    at::addmm_out(out, g, dp_all.select(0, m), wt);
+  }
+}
+
+TORCH_LIBRARY(noisyrnn_cpu, lib) {
+  lib.def("forward(Tensor(a!) states, Tensor(b!) tanhs, Tensor(c!) drifts, Tensor u, Tensor w, Tensor c, "
+          "Tensor n, Tensor(d!) p) -> ()");
+  lib.def("backward(Tensor(a!) g_all, Tensor(b!) dp_all, Tensor tanhs, Tensor drifts, Tensor wt, Tensor c, "
+          "Tensor(c!) d_c) -> ()");
+}
+TORCH_LIBRARY_IMPL(noisyrnn_cpu, CPU, lib) {
+  lib.impl("forward", &nrnn_forward);
+  lib.impl("backward", &nrnn_backward);
+}
+"""
+
+_STATE: dict = {}
+
+
+def _build_name() -> str:
+    """Extension name, unique per CPU feature set: the build uses -march=native, so a cache
+    shared between different machines must not hand one machine's binary to another."""
+    import hashlib
+    import platform
+
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        pass
+    digest = hashlib.sha1((platform.machine() + flags).encode()).hexdigest()[:12]
+    return f"noisyrnn_cpu_kernels_v2_{digest}"
+
+
+def enabled() -> bool:
+    return os.environ.get("NOISYRNN_NO_CPP", "") in ("", "0")
+
+
+def kernels():
+    """``torch.ops.noisyrnn_cpu`` (compiling it on first use), or None if unavailable or disabled."""
+    if not enabled():
+        return None
+    if "ops" not in _STATE:
+        try:
+            import torch
+            from torch.utils.cpp_extension import load_inline
+
+            load_inline(_build_name(), cpp_sources=[_SOURCE], is_python_module=False,
+                        extra_cflags=["-O3", "-march=native", "-ffast-math", "-fopenmp-simd"], verbose=False)
+            _STATE["ops"] = torch.ops.noisyrnn_cpu
+        except Exception as err:  # noqa: BLE001 - any build failure falls back to the ATen loop
+            warnings.warn(f"noisyrnn: C++ kernels unavailable ({type(err).__name__}: {err}); "
+                          "using the slower Python loop", RuntimeWarning, stacklevel=2)
+            _STATE["ops"] = None
+    return _STATE["ops"]
