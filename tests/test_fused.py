@@ -124,3 +124,23 @@ def test_cpp_kernels_equal_the_aten_loop_in_float32(name, params, noise, monkeyp
     assert abs(loss_c - loss_p) <= 1e-6 * abs(loss_p)
     for k in grads_p:
         assert (grads_c[k] - grads_p[k]).norm() <= 1e-5 * grads_p[k].norm() + 1e-7, k
+
+
+def test_prepared_gpu_benchmark_runs_on_the_cpu(tmp_path):
+    """benchmarks/bench_gpu.py (the speed issue's GPU check) smoke-runs at tiny shapes on the CPU."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_gpu.py"
+    spec = importlib.util.spec_from_file_location("bench_gpu", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "gpu.json"
+    rows = bench.main(["--device", "cpu", "--B", "8", "--T", "6", "--N", "16", "--members", "2", "--steps", "1",
+                       "--json", str(out)])
+    assert [r["noise"] for r in rows] == [False, True]
+    rec = json.loads(out.read_text())
+    for r in rec["rows"]:
+        assert r["S1_ms"] > 0 and r["S2_ms_per_model"] == pytest.approx(r["S2_ms"] / 2)
+        assert r["S1_epoch_s"] == pytest.approx(r["S1_ms"] * 58_000 / 8 / 1000)
