@@ -129,7 +129,7 @@ def cmd_analyze(args) -> int:
     print(markdown_summary(summary["models"]))
     print(f"\nwrote {args.out / 'report.md'}, {args.out / 'summary.json'}, per-checkpoint "
           f"{args.out / 'runs'}/*/*/analysis.json in {summary['seconds']:.0f} s "
-          f"(analyses: {summary['compute_seconds']:.0f} s in all, earlier ones reused)")
+          f"(the analyses themselves: {summary['compute_seconds']:.0f} s, including any reused from --out)")
     return 0
 
 
