@@ -96,7 +96,7 @@ def _pgd_run(model, x, y, adv, r, alpha, steps, best, best_norm, shape):
 
 @dataclass
 class EmpiricalMargin:
-    margin: torch.Tensor  # (B,) ||x' - x|| of the closest flip point found (0 if misclassified)
+    margin: torch.Tensor  # (B,) ||x' - x|| of the closest flip point found (0 if misclassified, inf if none)
     point: torch.Tensor  # (B, M, d_x) that flip point
     found: torch.Tensor  # (B,) bool: a flip point was found
 
@@ -150,6 +150,7 @@ def empirical_margin(model, x, y, attack_steps: int = 20, bisections: int = 10, 
             t_lo = torch.where(ok, t_lo, t)
         point[idx] = x[idx] + t_hi.reshape(shape) * direction
         margin[idx] = margin[idx] * t_hi
+    margin[~found] = float("inf")  # no flip point within the largest radius tried
     return EmpiricalMargin(margin, point, found)
 
 
