@@ -204,3 +204,19 @@ def test_deterministic_scheme_ignores_noise_flag():
     a = integrate(drift, h0, drift.encode(x), 0.1, Deterministic(), noise=True)
     b = integrate(drift, h0, drift.encode(x), 0.1)
     assert torch.equal(a, b)
+
+
+def test_non_positive_learned_step_is_a_named_error_not_nan():
+    from noisyrnn import build_model
+    from noisyrnn.errors import ConfigError
+
+    torch.manual_seed(0)
+    model = build_model("nrnn", 1, 2, hidden_size=4, noise="sde", sigma1=0.5, learn_step=True)
+    with torch.no_grad():
+        model.step[0, 1] = -0.01
+    x = torch.randn(3, 5, 1)
+    for fused in (True, False):
+        model.fused = fused
+        with pytest.raises(ConfigError, match="positive step sizes"):
+            model(x, noise=True, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(model(x)).all()  # noise off: the deterministic step is still defined

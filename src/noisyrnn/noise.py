@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .dynamics import Diffusion, PaperDiffusion
-from .errors import check_positive
+from .errors import ConfigError, check_positive
 
 
 class NoiseScheme(nn.Module):
@@ -44,6 +44,17 @@ class Deterministic(NoiseScheme):
     """Eq (6): h_{m+1} = h_m + delta_m f(h_m, x_m). Also what every scheme does with noise off."""
 
 
+def sqrt_step(dt: torch.Tensor) -> torch.Tensor:
+    """sqrt(delta) for eq (5), refusing non-positive steps (a learned step can reach them)
+    with a named error instead of NaN states."""
+    if bool((dt <= 0).any()):
+        raise ConfigError(
+            f"Euler-Maruyama needs positive step sizes, but the smallest is {float(dt.min()):.4g} "
+            "(a learned step went non-positive): lower the learning rate or set learn_step = false"
+        )
+    return torch.sqrt(dt)
+
+
 class EulerMaruyama(NoiseScheme):
     """Eq (5): h_{m+1} = h_m + f delta_m + sigma(h_m, x_m) sqrt(delta_m) xi_m, xi_m ~ N(0, I_r)."""
 
@@ -61,13 +72,13 @@ class EulerMaruyama(NoiseScheme):
             g_xi = g * xi
         else:
             g_xi = torch.einsum("bnr,br->bn", g, xi)
-        return h + dt * f + torch.sqrt(dt) * g_xi
+        return h + dt * f + sqrt_step(dt) * g_xi
 
     def affine_coefficients(self, dt, xi):
         d = self.diffusion
         if not isinstance(d, PaperDiffusion):
             return None
-        root = torch.sqrt(dt).unsqueeze(1)
+        root = sqrt_step(dt).unsqueeze(1)
         c = dt.unsqueeze(1) + root * (d.eps * d.sigma2) * xi if d.sigma2 else dt.unsqueeze(1)
         n = root * (d.eps * d.sigma1) * xi if d.sigma1 else None
         return c, n

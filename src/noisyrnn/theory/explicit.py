@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError, check_labels, check_sequences
 from ..integrator import step_sizes
-from ..noise import EulerMaruyama, ResearchCodeNoise
+from ..noise import EulerMaruyama, ResearchCodeNoise, sqrt_step
 from .jacobians import _require_recurrent
 
 
@@ -43,7 +43,7 @@ def noise_std(scheme, h, u, f, dt):
         return torch.sqrt(var.clamp_min(1e-30)) if scheme.add_noise == 0 else torch.sqrt(var)
     if isinstance(scheme, EulerMaruyama):
         g = scheme.diffusion(h, u, f)
-        root = torch.sqrt(dt)
+        root = sqrt_step(dt)
         if scheme.diffusion.noise_type == "diagonal":
             return root * g
         return root.unsqueeze(-1) * g
