@@ -33,24 +33,32 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
+def _median_ms(device, steps, step) -> float:
+    """Median wall time of ``step()`` (one training step) over ``steps`` calls after a warm-up."""
+    times = []
+    for i in range(steps + 1):
+        _sync(device)
+        t0 = time.perf_counter()
+        step()
+        _sync(device)
+        if i:
+            times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
 def time_single(device, B, T, N, noise, steps):
     model = build_model("nrnn", 1, 10, hidden_size=N, step=0.01, mult_noise=0.02, add_noise=0.02).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     gen = torch.Generator(device=device).manual_seed(0)
     x = torch.rand(B, T, 1, device=device)
     y = torch.randint(0, 10, (B,), device=device)
-    times = []
-    for i in range(steps + 1):
-        _sync(device)
-        t0 = time.perf_counter()
+
+    def step():
         loss = nn.functional.cross_entropy(model(x, noise=noise, generator=gen), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        _sync(device)
-        if i:
-            times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+    return _median_ms(device, steps, step)
 
 
 def time_batched(device, B, T, N, S, noise, steps):
@@ -61,19 +69,14 @@ def time_batched(device, B, T, N, S, noise, steps):
     gens = [torch.Generator(device=device).manual_seed(s) for s in range(S)]
     x = torch.rand(S, B, T, 1, device=device)
     y = torch.randint(0, 10, (S, B), device=device)
-    times = []
-    for i in range(steps + 1):
-        _sync(device)
-        t0 = time.perf_counter()
+
+    def step():
         out = ens(x, noise=noise, generators=gens)
         loss = nn.functional.cross_entropy(out.transpose(1, 2), y, reduction="none").mean(1).sum()
         opt.zero_grad()
         loss.backward()
         opt.step()
-        _sync(device)
-        if i:
-            times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+    return _median_ms(device, steps, step)
 
 
 def main(argv=None):
