@@ -49,7 +49,7 @@ def sqrt_step(dt: torch.Tensor) -> torch.Tensor:
     with a named error instead of NaN states."""
     if bool((dt <= 0).any()):
         raise ConfigError(
-            f"Euler-Maruyama needs positive step sizes, but the smallest is {float(dt.min()):.4g} "
+            f"Euler-Maruyama needs positive step sizes, but the smallest is {float(dt.detach().min()):.4g} "
             "(a learned step went non-positive): lower the learning rate or set learn_step = false"
         )
     return torch.sqrt(dt)
