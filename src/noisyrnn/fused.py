@@ -102,12 +102,54 @@ def _gemm_add(acc, a, b, out):
     return out
 
 
+def _forward_loop(u, weight, c, n, states, tanhs, drifts, p, z) -> None:
+    """The forward recurrence as a Python loop of ATen calls (any S, device and dtype)."""
+    S, steps = u.shape[0], u.shape[2]
+    hidden = states.shape[-1]
+    single, per_step, need_c = S == 1, c.shape[0] == steps, drifts is not None
+    at = (lambda t, m: t[0, m]) if single else (lambda t, m: t[:, m])  # noqa: E731
+    w = weight[0] if single else weight
+    pp, zz = (p[0], z[0]) if single else (p, z)
+    for m in range(steps):
+        h = at(states, m)
+        _gemm(h, w, out=pp)  # [alpha A h | W h]
+        torch.add(pp[..., hidden:], u[0, :, m] if single else u[:, :, m], out=zz)
+        t = torch.tanh(zz, out=at(tanhs, m))
+        f = torch.add(pp[..., :hidden], t, out=at(drifts, m) if need_c else pp[..., :hidden])
+        c_m = c[m] if per_step else c[0]
+        if n is None:
+            base = h
+        else:
+            base = torch.add(h, n[m, 0] if single else n[m], out=zz)
+        torch.addcmul(base, c_m[0] if single else c_m, f, out=at(states, m + 1))
+
+
+def _backward_loop(g_all, dp_all, tanhs, drifts, wt, c, d_c_all, rows, need_c) -> None:
+    """The backward recurrence as a Python loop of ATen calls: fills dp_all and g_all (and
+    d_c_all when ``need_c``) from g_all's row for h_M."""
+    S, steps, _, hidden = tanhs.shape
+    single, per_step = S == 1, c.shape[0] == steps
+    at = (lambda t, m: t[0, m]) if single else (lambda t, m: t[:, m])  # noqa: E731
+    for m in range(steps - 1, -1, -1):
+        g = at(g_all, (m + 1) % rows)
+        dp = at(dp_all, m)
+        c_m = c[m] if per_step else c[0]
+        df = torch.mul(c_m[0] if single else c_m, g, out=dp[..., :hidden])
+        _tanh_backward(df, at(tanhs, m), grad_input=dp[..., hidden:])
+        if need_c:
+            f = at(drifts, m)
+            if per_step:
+                torch.mul(g, f, out=d_c_all[m, 0] if single else d_c_all[m])
+            else:
+                (d_c_all[0] if single else d_c_all).addcmul_(g, f)
+        _gemm_add(g, dp, wt, out=at(g_all, m % rows))
+
+
 class _LipschitzRecurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, h0, weight, c, n):
         S, B, steps, hidden = u.shape
         single = S == 1  # then every per-step operand is a plain 2-D matrix: mm, not bmm
-        per_step = c.shape[0] == steps
         need_c = ctx.needs_input_grad[3]
         shape = (S, steps, B, hidden)
         states = WORKSPACE.take((S, steps + 1, B, hidden), h0)
@@ -122,25 +164,8 @@ class _LipschitzRecurrence(torch.autograd.Function):
             ops.forward(states[0], tanhs[0], drifts[0] if need_c else empty, u[0].contiguous(),
                         weight[0].contiguous(), c[:, 0].contiguous(),
                         n[:, 0].contiguous() if n is not None else empty, p[0])
-            ctx.save_for_backward(weight, c)
-            ctx.buffers = (states, tanhs, drifts)
-            weakref.finalize(ctx, WORKSPACE.give, states, tanhs, drifts)
-            return states[:, steps].clone()
-        at = (lambda t, m: t[0, m]) if single else (lambda t, m: t[:, m])  # noqa: E731
-        w = weight[0] if single else weight
-        pp, zz = (p[0], z[0]) if single else (p, z)
-        for m in range(steps):
-            h = at(states, m)
-            _gemm(h, w, out=pp)  # [alpha A h | W h]
-            torch.add(pp[..., hidden:], u[0, :, m] if single else u[:, :, m], out=zz)
-            t = torch.tanh(zz, out=at(tanhs, m))
-            f = torch.add(pp[..., :hidden], t, out=at(drifts, m) if need_c else pp[..., :hidden])
-            c_m = c[m] if per_step else c[0]
-            if n is None:
-                base = h
-            else:
-                base = torch.add(h, n[m, 0] if single else n[m], out=zz)
-            torch.addcmul(base, c_m[0] if single else c_m, f, out=at(states, m + 1))
+        else:
+            _forward_loop(u, weight, c, n, states, tanhs, drifts, p, z)
         ctx.save_for_backward(weight, c)
         ctx.buffers = (states, tanhs, drifts)
         weakref.finalize(ctx, WORKSPACE.give, states, tanhs, drifts)
@@ -154,7 +179,6 @@ class _LipschitzRecurrence(torch.autograd.Function):
         single = S == 1
         per_step = c.shape[0] == steps
         need_c, need_n = ctx.needs_input_grad[3], ctx.needs_input_grad[4]
-        at = (lambda t, m: t[0, m]) if single else (lambda t, m: t[:, m])  # noqa: E731
         dp_all = WORKSPACE.take((S, steps, B, 2 * hidden), grad_h)  # returned below (d_u view)
         # g_all[:, m] = dL/dh_m (kept whole only for the grad of n; else two rotating rows)
         rows = steps + 1 if need_n else 2
@@ -172,19 +196,8 @@ class _LipschitzRecurrence(torch.autograd.Function):
                 d_c_arg = d_c_all[:, 0] if per_step else d_c_all[0]
             ops.backward(g_all[0], dp_all[0], tanhs[0], drifts[0] if need_c else grad_h.new_empty(0), wt2,
                          c[:, 0].contiguous(), d_c_arg)
-        for m in (range(steps - 1, -1, -1) if ops is None else ()):
-            g = at(g_all, (m + 1) % rows)
-            dp = at(dp_all, m)
-            c_m = c[m] if per_step else c[0]
-            df = torch.mul(c_m[0] if single else c_m, g, out=dp[..., :hidden])
-            _tanh_backward(df, at(tanhs, m), grad_input=dp[..., hidden:])
-            if need_c:
-                f = at(drifts, m)
-                if per_step:
-                    torch.mul(g, f, out=d_c_all[m, 0] if single else d_c_all[m])
-                else:
-                    (d_c_all[0] if single else d_c_all).addcmul_(g, f)
-            _gemm_add(g, dp, wt2, out=at(g_all, m % rows))
+        else:
+            _backward_loop(g_all, dp_all, tanhs, drifts, wt2, c, d_c_all, rows, need_c)
         # weight gradient: per model one GEMM over all steps, sum_m h_m^T dp_m (2-D views, no copies)
         d_weight = grad_h.new_empty(weight.shape)
         for s in range(S):
