@@ -17,6 +17,7 @@ are the square root of the largest eigenvalue of P^T P (``eigvalsh``, batched), 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch.func import jacrev, vmap
@@ -41,16 +42,23 @@ def spectral_norm(P: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class Trajectory:
-    """The deterministic path of a batch: states (B, M+1, N), encoded inputs (B, M, d_u),
-    step sizes (M or 1, N or 1)."""
+    """The deterministic path of a batch: states (B, M+1, N), raw inputs x (B, M, d_x), encoded
+    inputs u (B, M, d_u), step sizes (M or 1, N or 1), and the model's step maps for one
+    sequence (built once: ``by_state(h, u_m, dt)`` and ``by_input(x_m, h, dt)``)."""
 
     states: torch.Tensor
     x: torch.Tensor
+    u: torch.Tensor
     dt: torch.Tensor
+    by_state: Callable
+    by_input: Callable
 
     @property
     def steps(self) -> int:
         return self.x.shape[1]
+
+    def step_size(self, m: int) -> torch.Tensor:
+        return self.dt[min(m, self.dt.shape[0] - 1)]
 
 
 def trajectory(model, x: torch.Tensor) -> Trajectory:
@@ -58,8 +66,10 @@ def trajectory(model, x: torch.Tensor) -> Trajectory:
     check_sequences(x, model.input_size)
     with torch.no_grad():
         states = model.hidden_states(x, noise=False)
+        u = model.drift.encode(x)
         dt = step_sizes(model.step, x.shape[1], model.hidden_size, states[:, 0]).detach()
-    return Trajectory(states.detach(), x, dt)
+    by_state, by_input = _step_maps(model)
+    return Trajectory(states.detach(), x, u.detach(), dt, by_state, by_input)
 
 
 def _step_maps(model):
@@ -77,21 +87,16 @@ def _step_maps(model):
     return by_state, by_input
 
 
-def state_jacobians(model, traj: Trajectory, m: int) -> torch.Tensor:
+def state_jacobians(traj: Trajectory, m: int) -> torch.Tensor:
     """J_m for every sequence of the batch, shape (B, N, N)."""
-    by_state, _ = _step_maps(model)
-    dt = traj.dt[min(m, traj.dt.shape[0] - 1)]
     with torch.no_grad():
-        u = model.drift.encode(traj.x[:, m:m + 1])[:, 0]
-        return vmap(jacrev(by_state), in_dims=(0, 0, None))(traj.states[:, m], u, dt)
+        return vmap(jacrev(traj.by_state), in_dims=(0, 0, None))(traj.states[:, m], traj.u[:, m], traj.step_size(m))
 
 
-def input_jacobians(model, traj: Trajectory, m: int) -> torch.Tensor:
+def input_jacobians(traj: Trajectory, m: int) -> torch.Tensor:
     """K_m = d h_{m+1} / d x_m for every sequence, shape (B, N, d_x)."""
-    _, by_input = _step_maps(model)
-    dt = traj.dt[min(m, traj.dt.shape[0] - 1)]
     with torch.no_grad():
-        return vmap(jacrev(by_input), in_dims=(0, 0, None))(traj.x[:, m], traj.states[:, m], dt)
+        return vmap(jacrev(traj.by_input), in_dims=(0, 0, None))(traj.x[:, m], traj.states[:, m], traj.step_size(m))
 
 
 @dataclass
@@ -119,11 +124,11 @@ def jacobian_norms(model, x: torch.Tensor) -> JacobianNorms:
     P = torch.eye(N, dtype=x.dtype).expand(B, N, N)
     for m in range(M - 1, -1, -1):
         phi[:, m] = spectral_norm(P)
-        dt = traj.dt[min(m, traj.dt.shape[0] - 1)]
+        dt = traj.step_size(m)
         step[:, m] = float(dt.max())
-        K = input_jacobians(model, traj, m)  # = dt * df/dx (per unit)
+        K = input_jacobians(traj, m)  # = dt * df/dx (per unit)
         drift_input[:, m] = spectral_norm(K / dt.reshape(-1, 1))
-        P = P @ state_jacobians(model, traj, m)
+        P = P @ state_jacobians(traj, m)
     return JacobianNorms(phi, drift_input, step)
 
 
@@ -135,6 +140,6 @@ def product_norms(model, x: torch.Tensor) -> torch.Tensor:
     P = torch.eye(N, dtype=x.dtype).expand(B, N, N)
     out[:, M] = 1.0
     for m in range(M - 1, -1, -1):
-        P = P @ state_jacobians(model, traj, m)
+        P = P @ state_jacobians(traj, m)
         out[:, m] = spectral_norm(P)
     return out
