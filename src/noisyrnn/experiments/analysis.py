@@ -19,7 +19,6 @@ existing one is reused, so an interrupted analysis resumes), then ``summary.json
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import re
@@ -30,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.files import atomic_write_bytes, atomic_write_text
+from ..data.files import atomic_write_text
 from ..dynamics import LipschitzDrift
 from ..errors import ConfigError
 from ..noise import EulerMaruyama, ResearchCodeNoise
@@ -38,7 +37,7 @@ from ..theory.hessian import LossHessian, hutchinson_trace, lanczos_spectrum, sm
 from ..theory.margin import certified_margin_bound, empirical_margin, margin_bounds
 from ..theory.stability import lyapunov_bounds
 from .paper import DISPLAY_NAMES
-from .report import summarise
+from .report import save_png, summarise
 
 
 @dataclass
@@ -241,16 +240,6 @@ def markdown_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def _savefig(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-
-
 def write_figures(out: Path, records: list[dict]) -> list[str]:
     import matplotlib
 
@@ -286,7 +275,7 @@ def write_figures(out: Path, records: list[dict]) -> list[str]:
         ax[1].set(yscale="log", xlabel="step m", ylabel="||Φ_{M-1,m+1}||₂",
                   title="Jacobian products (mean; band: min-max over checkpoints)")
         ax[1].legend(fontsize=8)
-        _savefig(fig, out / "margins.png")
+        save_png(fig, out / "margins.png")
         written.append("margins.png")
     if all("hessian" in r for r in records):
         fig, ax = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -303,7 +292,7 @@ def write_figures(out: Path, records: list[dict]) -> list[str]:
         ax[0].legend(fontsize=8)
         ax[1].set(yscale="log", xlabel="eigenvalue", ylabel="density (one-probe SLQ)", title="Hessian spectral density")
         ax[1].legend(fontsize=8)
-        _savefig(fig, out / "hessian.png")
+        save_png(fig, out / "hessian.png")
         written.append("hessian.png")
     return written
 

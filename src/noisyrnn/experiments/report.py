@@ -3,6 +3,7 @@ the paper's numbers beside ours) and figure.png (accuracy vs perturbation streng
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
@@ -96,8 +97,6 @@ def _curves(results: dict):
 
 
 def write_figure(out: Path, results: dict) -> None:
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -119,11 +118,18 @@ def write_figure(out: Path, results: dict) -> None:
         ax.grid(alpha=0.3)
     axes[0][0].legend(loc="lower left")
     fig.suptitle(f"{results['task']}: accuracy vs perturbation strength (±1 std over seeds)")
+    save_png(fig, Path(out) / "figure.png", dpi=120)
+
+
+def save_png(fig, path: Path, dpi: int = 110) -> None:
+    """Lay out ``fig``, write it as PNG atomically to ``path`` and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
+    fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
-    atomic_write_bytes(Path(out) / "figure.png", buf.getvalue())
+    atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def results_from_index(rows, columns, task: str) -> dict:

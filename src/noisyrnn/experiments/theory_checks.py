@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import time
@@ -19,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.files import atomic_write_bytes, atomic_write_text
+from ..data.files import atomic_write_text
 from ..dynamics import LipschitzDrift, PaperDiffusion
+from .report import save_png
 from ..theory.regularizer import monte_carlo_gap, regularizer_terms
 from ..theory.stability import (
     lipschitz_nrnn_drift, lyapunov_bounds, multiplicative_diffusion, proven_lyapunov_bounds,
@@ -143,11 +143,7 @@ def _figures(out: Path, t1: dict, t3: dict) -> None:
 
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xticks(eps, [f"{e:g}" for e in eps])
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(out / "thm1.png", buf.getvalue())
+    save_png(fig, out / "thm1.png")
 
     rows = t3["rows"] + t3["stabilisation"] + [t3["frobenius_only_counterexample"]]
     fig, ax = plt.subplots(figsize=(11, 0.45 * len(rows) + 1.8))
@@ -162,11 +158,7 @@ def _figures(out: Path, t1: dict, t3: dict) -> None:
     ax.set_yticks(range(len(rows)), [r["system"] for r in rows], fontsize=7)
     ax.set_xlabel("Lyapunov exponent: eq (20) bounds (grey), measured min-max over paths (red)")
     ax.set_title("Theorem 3")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(out / "thm3.png", buf.getvalue())
+    save_png(fig, out / "thm3.png")
 
 
 def run_theory_checks(out: Path, paths: int = 100_000, seed: int = 0) -> dict:
