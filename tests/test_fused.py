@@ -126,6 +126,40 @@ def test_cpp_kernels_equal_the_aten_loop_in_float32(name, params, noise, monkeyp
         assert (grads_c[k] - grads_p[k]).norm() <= 1e-5 * grads_p[k].norm() + 1e-7, k
 
 
+@pytest.mark.parametrize("c_shape", ["per_step", "per_unit", "scalar_per_model"])
+def test_cpp_kernels_per_member_equal_the_batched_aten_loop(c_shape, monkeypatch):
+    """S > 1 on the CPU: the C++ loop runs once per member (c and n model-major or not) and
+    equals the batched Python loop; every input's gradient included."""
+    import noisyrnn.fused as fused
+    from noisyrnn.cpu_kernels import kernels
+
+    if kernels() is None:
+        pytest.skip("no C++ compiler: the library runs the Python loop")
+    torch.manual_seed(5)
+    S, M, B, N = 3, 12, 4, 8
+    u = torch.randn(S, B, M, N)
+    h0 = torch.randn(S, B, N)
+    w = 0.3 * torch.randn(S, N, 2 * N)
+    c = {"per_step": lambda: 0.1 + 0.05 * torch.rand(S, M, B, N).transpose(0, 1),
+         "per_unit": lambda: 0.1 + 0.05 * torch.rand(1, 1, 1, N),
+         "scalar_per_model": lambda: 0.1 + 0.05 * torch.rand(1, S, 1, 1)}[c_shape]()
+    n = 0.1 * torch.randn(S, M, B, N).transpose(0, 1)
+    weights = torch.randn(S, B, N)
+
+    def run():
+        leaves = [t.clone().requires_grad_() for t in (u, h0, w, c, n)]
+        out = lipschitz_recurrence(*leaves)
+        (out * weights).sum().backward()
+        return [out.detach()] + [t.grad for t in leaves]
+
+    with_cpp = run()
+    monkeypatch.setattr(fused, "USE_CPP", False)
+    python = run()
+    for name, a, b in zip(["h_M", "u", "h0", "w", "c", "n"], with_cpp, python):
+        assert a.shape == b.shape, name
+        assert (a - b).norm() <= 1e-5 * b.norm(), name
+
+
 def test_prepared_gpu_benchmark_runs_on_the_cpu(tmp_path):
     """benchmarks/bench_gpu.py (the speed issue's GPU check) smoke-runs at tiny shapes on the CPU."""
     import importlib.util

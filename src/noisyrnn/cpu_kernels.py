@@ -1,4 +1,4 @@
-"""Optional C++ loops for the fused recurrence on the CPU (one model, float32).
+"""Optional C++ loops for the fused recurrence on the CPU (float32), and the Philox noise fill.
 
 Measured on the project's 2-core machine (``benchmarks/bench_cpp_loop.py``): per step the
 Python loop of :mod:`noisyrnn.fused` runs one GEMM and four small elementwise kernels, and
@@ -13,6 +13,10 @@ The extension is compiled on first use with the machine's C++ compiler
 ``tanhf`` is used. Results agree with the ATen path to float32 rounding (tested). If no
 compiler is available, compilation fails, or ``NOISYRNN_NO_CPP=1`` is set, :func:`kernels`
 returns None and the Python loop runs instead.
+
+``philox_fill`` writes Philox4x32-10 words, uniforms or Box-Muller normals in parallel (each
+value a function of its index only, so any thread count gives the same numbers); it serves
+:mod:`noisyrnn.philox`, whose pure-torch fallback computes the same words.
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ import warnings
 _SOURCE = r"""
 #include <ATen/ATen.h>
 #include <torch/library.h>
+#include <ATen/Parallel.h>
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 namespace {
 // c has shape (Mc, Bc, Nc) with Mc in {1, M}, Bc in {1, B}, Nc in {1, N}, contiguous
@@ -138,15 +145,121 @@ void nrnn_backward(at::Tensor g_all, at::Tensor dp_all, at::Tensor tanhs, at::Te
   }
 }
 
+// ---- Philox4x32-10 (Salmon et al., SC'11), the counter-based generator of noisyrnn.philox ----
+namespace philox {
+constexpr uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u, W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
+constexpr int LANES = 16;  // counters per block: the rounds vectorise across them
+
+// x[w][j] = word w of Philox(counter = (first + j, stream), key)
+inline void block(uint64_t first, uint64_t stream, uint64_t key, uint32_t (&x)[4][LANES]) {
+  uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
+  for (int j = 0; j < LANES; ++j) {
+    const uint64_t c = first + static_cast<uint64_t>(j);
+    x[0][j] = static_cast<uint32_t>(c);
+    x[1][j] = static_cast<uint32_t>(c >> 32);
+    x[2][j] = static_cast<uint32_t>(stream);
+    x[3][j] = static_cast<uint32_t>(stream >> 32);
+  }
+  for (int r = 0; r < 10; ++r) {
+#pragma omp simd
+    for (int j = 0; j < LANES; ++j) {
+      const uint64_t p0 = static_cast<uint64_t>(M0) * x[0][j], p1 = static_cast<uint64_t>(M1) * x[2][j];
+      const uint32_t y0 = static_cast<uint32_t>(p1 >> 32) ^ x[1][j] ^ k0;
+      const uint32_t y2 = static_cast<uint32_t>(p0 >> 32) ^ x[3][j] ^ k1;
+      x[1][j] = static_cast<uint32_t>(p1);
+      x[3][j] = static_cast<uint32_t>(p0);
+      x[0][j] = y0;
+      x[2][j] = y2;
+    }
+    k0 += W0;
+    k1 += W1;
+  }
+}
+
+// kind 1: uniform [0, 1) from the top 24 bits; kind 2: standard normal, Box-Muller on the
+// word pairs (0, 1) and (2, 3): r = sqrt(-2 log u1) with u1 in (0, 1], theta = 2 pi u2
+template <int KIND>
+inline void transform(const uint32_t (&x)[4][LANES], float (&v)[4][LANES]) {
+  constexpr float SCALE = 1.0f / 16777216.0f, TWO_PI = 6.283185307179586f;
+  if constexpr (KIND == 1) {
+    for (int w = 0; w < 4; ++w)
+#pragma omp simd
+      for (int j = 0; j < LANES; ++j) v[w][j] = static_cast<float>(x[w][j] >> 8) * SCALE;
+  } else {
+    for (int w = 0; w < 4; w += 2) {
+      float r[LANES], theta[LANES];
+#pragma omp simd
+      for (int j = 0; j < LANES; ++j) {
+        r[j] = std::sqrt(-2.0f * std::log(static_cast<float>((x[w][j] >> 8) + 1u) * SCALE));
+        theta[j] = TWO_PI * (static_cast<float>(x[w + 1][j] >> 8) * SCALE);
+      }
+#pragma omp simd
+      for (int j = 0; j < LANES; ++j) v[w][j] = r[j] * std::cos(theta[j]);
+#pragma omp simd
+      for (int j = 0; j < LANES; ++j) v[w + 1][j] = r[j] * std::sin(theta[j]);
+    }
+  }
+}
+
+// Block b holds counters 16b .. 16b+15; element 64b + 16w + j gets word w of counter 16b + j.
+template <int KIND, typename T>
+void fill(T* out, int64_t n, uint64_t key, uint64_t offset, uint64_t stream) {
+  constexpr int64_t PER_BLOCK = 4 * LANES;
+  const int64_t blocks = (n + PER_BLOCK - 1) / PER_BLOCK;
+  at::parallel_for(0, blocks, 64, [&](int64_t b0, int64_t b1) {  // values depend on the index only
+    uint32_t x[4][LANES];
+    float v[4][LANES];
+    for (int64_t b = b0; b < b1; ++b) {
+      block(offset + static_cast<uint64_t>(b) * LANES, stream, key, x);
+      const int64_t base = b * PER_BLOCK, count = std::min<int64_t>(PER_BLOCK, n - base);
+      T* o = out + base;
+      if constexpr (KIND == 0) {
+        const uint32_t* flat = &x[0][0];
+        for (int64_t e = 0; e < count; ++e) o[e] = static_cast<T>(flat[e]);
+      } else {
+        transform<KIND>(x, v);
+        const float* flat = &v[0][0];
+#pragma omp simd
+        for (int64_t e = 0; e < count; ++e) o[e] = static_cast<T>(flat[e]);
+      }
+    }
+  });
+}
+}  // namespace philox
+
+// out (any shape, contiguous, CPU): the stream of counters (offset + i, stream) under key, laid
+// out in blocks of 16 counters (see fill)
+void philox_fill(at::Tensor out, int64_t key, int64_t offset, int64_t stream, int64_t kind) {
+  TORCH_CHECK(out.is_contiguous(), "philox_fill: out must be contiguous");
+  const int64_t n = out.numel();
+  const uint64_t k = static_cast<uint64_t>(key), o = static_cast<uint64_t>(offset), s = static_cast<uint64_t>(stream);
+  if (kind == 0) {
+    TORCH_CHECK(out.scalar_type() == at::kInt, "philox_fill: raw words need an int32 tensor");
+    philox::fill<0>(out.data_ptr<int32_t>(), n, k, o, s);
+  } else {
+    TORCH_CHECK(kind == 1 || kind == 2, "philox_fill: kind must be 0, 1 or 2");
+    if (out.scalar_type() == at::kFloat) {
+      if (kind == 1) philox::fill<1>(out.data_ptr<float>(), n, k, o, s);
+      else philox::fill<2>(out.data_ptr<float>(), n, k, o, s);
+    } else {
+      TORCH_CHECK(out.scalar_type() == at::kDouble, "philox_fill: float32 or float64 out");
+      if (kind == 1) philox::fill<1>(out.data_ptr<double>(), n, k, o, s);
+      else philox::fill<2>(out.data_ptr<double>(), n, k, o, s);
+    }
+  }
+}
+
 TORCH_LIBRARY(noisyrnn_cpu, lib) {
   lib.def("forward(Tensor(a!) states, Tensor(b!) tanhs, Tensor(c!) drifts, Tensor u, Tensor w, Tensor c, "
           "Tensor n, Tensor(d!) p) -> ()");
   lib.def("backward(Tensor(a!) g_all, Tensor(b!) dp_all, Tensor tanhs, Tensor drifts, Tensor wt, Tensor c, "
           "Tensor(c!) d_c) -> ()");
+  lib.def("philox_fill(Tensor(a!) out, int key, int offset, int stream, int kind) -> ()");
 }
 TORCH_LIBRARY_IMPL(noisyrnn_cpu, CPU, lib) {
   lib.impl("forward", &nrnn_forward);
   lib.impl("backward", &nrnn_backward);
+  lib.impl("philox_fill", &philox_fill);
 }
 """
 
@@ -166,7 +279,7 @@ def _build_name() -> str:
     except OSError:
         pass
     digest = hashlib.sha1((platform.machine() + flags).encode()).hexdigest()[:12]
-    return f"noisyrnn_cpu_kernels_v2_{digest}"
+    return f"noisyrnn_cpu_kernels_v3_{digest}"
 
 
 def enabled() -> bool:
@@ -183,7 +296,8 @@ def kernels():
             from torch.utils.cpp_extension import load_inline
 
             load_inline(_build_name(), cpp_sources=[_SOURCE], is_python_module=False,
-                        extra_cflags=["-O3", "-march=native", "-ffast-math", "-fopenmp-simd"], verbose=False)
+                        extra_cflags=["-O3", "-march=native", "-ffast-math", "-fopenmp"],
+                        extra_ldflags=["-fopenmp"], verbose=False)
             _STATE["ops"] = torch.ops.noisyrnn_cpu
         except Exception as err:  # noqa: BLE001 - any build failure falls back to the ATen loop
             warnings.warn(f"noisyrnn: C++ kernels unavailable ({type(err).__name__}: {err}); "

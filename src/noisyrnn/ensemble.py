@@ -1,13 +1,14 @@
 """Seed/config batching: S independent NRNN-family models trained in one pass.
 
 The S members' parameters are stacked along a leading model axis and run as one batched
-recurrence (:mod:`noisyrnn.fused`, ``bmm`` over the model axis), so the paper's 10-seed
-averages cost about one run. Each member keeps everything a separate run has: its own
+recurrence (:mod:`noisyrnn.fused`: ``bmm`` over the model axis on the GPU; on the CPU the
+C++ loop once per member, measured faster there than any batched product), so the paper's
+10-seed averages cost one training run. Each member keeps everything a separate run has: its own
 initialisation (built with its own seed), its own shuffling and noise generators, its own
 Adam state (Adam is elementwise, so a stacked Adam is S independent Adams), and its own
 model selection on the validation split. The loss is the sum of the members' mean losses,
 so each member's gradient is exactly its own. Results equal S separate runs up to
-floating-point rounding of the batched products.
+floating-point rounding of the batched encoder/decoder products.
 
 Members must share the architecture (hidden size, noise scheme kind, step kind) but may
 differ in seeds and in noise levels / step sizes / Lipschitz constants.
@@ -108,9 +109,10 @@ class LipschitzEnsemble(nn.Module):
             c, n = scheme.affine_coefficients(dt, scheme.draw(steps, batch, hidden, h0[0], gen))
             cs.append(c)
             ns.append(n)
-        c = torch.stack(cs, dim=1)  # members share the scheme type, so c has one shape
+        # (M, S, B, N) views of model-major stacks: each member's slice is contiguous for the C++ loops
+        c = torch.stack(cs).transpose(0, 1)  # members share the scheme type, so c has one shape
         if any(n is not None for n in ns):
-            n = torch.stack([u.new_zeros(steps, batch, hidden) if v is None else v for v in ns], dim=1)
+            n = torch.stack([u.new_zeros(steps, batch, hidden) if v is None else v for v in ns]).transpose(0, 1)
         else:
             n = None
         hM = lipschitz_recurrence(u, h0, self.stacked_weight(), c, n)  # (S, B, N)

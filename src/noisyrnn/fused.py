@@ -15,14 +15,16 @@ place into preallocated buffers; the backward does one GEMM per step for the sta
 gradient (written straight into the buffer that keeps it), uses the fused
 ``tanh_backward`` kernel, and computes the weight gradient as a single large GEMM over all
 steps. ``torch.compile`` of the unrolled loop was measured to take ~900 s to compile at
-T=784, so it is not used. For one model in float32 on the CPU both loops run in C++
+T=784, so it is not used. In float32 on the CPU both loops run in C++
 (:mod:`noisyrnn.cpu_kernels`: the elementwise work of a step fused into one vectorised
-pass) when the extension compiles; set ``USE_CPP = False`` to force the loops below.
+pass) when the extension compiles, one call per model, so a member of an ensemble computes
+exactly what it computes alone; set ``USE_CPP = False`` to force the loops below.
 
 Shapes carry a leading model axis S (S independent models trained at once, see
 :mod:`noisyrnn.ensemble`): u (S, B, M, N) input drive (batch-first, as an encoder
 produces it), h0 (S, B, N), weight (S, N, 2N), c 4-D broadcastable to (M, S, B, N),
-n (M, S, B, N) or None. Saved buffers are model-major, (S, M, B, N), so the weight
+n (M, S, B, N) or None (c and n laid out model-major, e.g. a transposed (S, M, B, N)
+tensor, spare the C++ path a copy per model). Saved buffers are model-major, (S, M, B, N), so the weight
 gradient of each model is one GEMM over 2-D views without copies; with S = 1 every
 per-step operand is a 2-D matrix and the GEMMs are plain ``mm`` calls.
 """
@@ -70,9 +72,10 @@ class _Workspace:
 WORKSPACE = _Workspace()
 
 
-def _cpp_ops(single: bool, like: torch.Tensor):
-    """The C++ loops of :mod:`noisyrnn.cpu_kernels` where they apply (one model, CPU, float32)."""
-    if not (single and like.device.type == "cpu" and like.dtype == torch.float32 and USE_CPP):
+def _cpp_ops(like: torch.Tensor):
+    """The C++ loops of :mod:`noisyrnn.cpu_kernels` where they apply (CPU, float32); they run
+    one model at a time, so an S-model ensemble on the CPU calls them once per member."""
+    if not (like.device.type == "cpu" and like.dtype == torch.float32 and USE_CPP):
         return None
     from .cpu_kernels import kernels
 
@@ -149,7 +152,6 @@ class _LipschitzRecurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, h0, weight, c, n):
         S, B, steps, hidden = u.shape
-        single = S == 1  # then every per-step operand is a plain 2-D matrix: mm, not bmm
         need_c = ctx.needs_input_grad[3]
         shape = (S, steps, B, hidden)
         states = WORKSPACE.take((S, steps + 1, B, hidden), h0)
@@ -158,12 +160,13 @@ class _LipschitzRecurrence(torch.autograd.Function):
         p = h0.new_empty((S, B, 2 * hidden))
         z = h0.new_empty((S, B, hidden))
         states[:, 0] = h0
-        ops = _cpp_ops(single, h0)
+        ops = _cpp_ops(h0)
         if ops is not None:  # one GEMM + one fused vectorised pass per step (noisyrnn.cpu_kernels)
             empty = h0.new_empty(0)
-            ops.forward(states[0], tanhs[0], drifts[0] if need_c else empty, u[0].contiguous(),
-                        weight[0].contiguous(), c[:, 0].contiguous(),
-                        n[:, 0].contiguous() if n is not None else empty, p[0])
+            for s in range(S):  # the same call for each member as for a lone model: equal results
+                ops.forward(states[s], tanhs[s], drifts[s] if need_c else empty, u[s].contiguous(),
+                            weight[s].contiguous(), _member(c, s).contiguous(),
+                            n[:, s].contiguous() if n is not None else empty, p[s])
         else:
             _forward_loop(u, weight, c, n, states, tanhs, drifts, p, z)
         ctx.save_for_backward(weight, c)
@@ -185,17 +188,22 @@ class _LipschitzRecurrence(torch.autograd.Function):
         g_all = grad_h.new_empty((S, rows, B, hidden))
         g_all[:, steps % rows] = grad_h
         d_c_all = None
-        if need_c:  # grad of c: per step if c varies per step, else summed on the fly
-            d_c_all = grad_h.new_empty((steps, S, B, hidden)) if per_step else grad_h.new_zeros((S, B, hidden))
+        if need_c:  # grad of c: per step if c varies per step (stored model-major), else summed on the fly
+            if per_step:
+                d_c_all = grad_h.new_empty((S, steps, B, hidden)).transpose(0, 1)  # (M, S, B, N) view
+            else:
+                d_c_all = grad_h.new_zeros((S, B, hidden))
         wt = weight.transpose(-1, -2).contiguous()  # bmm would copy a transposed operand every step
         wt2 = wt[0] if single else wt
-        ops = _cpp_ops(single, grad_h)
+        ops = _cpp_ops(grad_h)
         if ops is not None:
-            d_c_arg = grad_h.new_empty(0)
-            if need_c:
-                d_c_arg = d_c_all[:, 0] if per_step else d_c_all[0]
-            ops.backward(g_all[0], dp_all[0], tanhs[0], drifts[0] if need_c else grad_h.new_empty(0), wt2,
-                         c[:, 0].contiguous(), d_c_arg)
+            empty = grad_h.new_empty(0)
+            for s in range(S):
+                d_c_arg = empty
+                if need_c:
+                    d_c_arg = d_c_all[:, s] if per_step else d_c_all[s]
+                ops.backward(g_all[s], dp_all[s], tanhs[s], drifts[s] if need_c else empty, wt[s],
+                             _member(c, s).contiguous(), d_c_arg)
         else:
             _backward_loop(g_all, dp_all, tanhs, drifts, wt2, c, d_c_all, rows, need_c)
         # weight gradient: per model one GEMM over all steps, sum_m h_m^T dp_m (2-D views, no copies)
@@ -209,6 +217,11 @@ class _LipschitzRecurrence(torch.autograd.Function):
         if d_u is None:
             WORKSPACE.give(dp_all)
         return d_u, d_h0, d_weight, d_c, d_n
+
+
+def _member(c: torch.Tensor, s: int) -> torch.Tensor:
+    """Model ``s``'s slice (Mc, Bc, Nc) of c, shape (Mc, S or 1, Bc, Nc)."""
+    return c[:, s if c.shape[1] > 1 else 0]
 
 
 def _reduce_to(grad: torch.Tensor, shape) -> torch.Tensor:
