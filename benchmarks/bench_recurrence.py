@@ -2,10 +2,14 @@
 
 (a) `eager`: a plain loop written the way the authors' research code does it: encoder
     inside the loop, separate h@A and h@W products, noise drawn per step.
-(b) `ours`: noisyrnn's model (fused autograd Function, noise pre-drawn), noise off / on,
-    with the C++ loops of noisyrnn.cpu_kernels where they compile; (b-py) the same with
-    the Python loop of ATen calls (what runs without a compiler).
-(c) `S batched`: S models trained at once as one seed-batched ensemble, time per model.
+(b) `ours`: noisyrnn's model (fused autograd Function, noise pre-drawn from Philox streams),
+    noise off / on, with the C++ loops of noisyrnn.cpu_kernels where they compile; (b-py)
+    the same with the Python loop of ATen calls (noise still from the C++ Philox fill).
+(c) `S batched`: S models trained at once as one seed-batched ensemble, time per model
+    (on the CPU the members' C++ loops run in parallel, one thread each).
+(n) `noise draw`: drawing one step's research-code noise, a uniform and a normal (T, B, N)
+    tensor, with torch's CPU generator (``torch.rand`` + ``torch.randn``) and with
+    noisyrnn.philox (what (b) uses).
 (d) `gemm floor`: the same GEMMs a forward + backward needs (per step h@[A|W] and
     dp@[A|W]^T, and one weight-gradient GEMM over all steps), timed alone.
 
@@ -58,16 +62,36 @@ def time_ensemble_step(models, x, y, repeats):
     gens = [torch.Generator().manual_seed(s) for s in range(S)]
     xs, ys = x.expand(S, *x.shape), y.expand(S, *y.shape)
     times = []
-    for i in range(repeats + 1):
+    for i in range(repeats + 2):  # two warm-up steps: the first ones page-fault S times larger buffers
         t0 = time.perf_counter()
         out = ens(xs, noise=True, generators=gens)
         loss = nn.functional.cross_entropy(out.transpose(1, 2), ys, reduction="none").mean(1).sum()
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if i:
+        if i > 1:
             times.append(time.perf_counter() - t0)
     return 1000 * statistics.median(times) / S
+
+
+def noise_draw(B, T, N, repeats):
+    """ms to draw a uniform and a normal (T, B, N) tensor: torch's generator, then Philox."""
+    from noisyrnn import philox
+
+    gen = torch.Generator().manual_seed(0)
+    result = []
+    for rand, randn in ((torch.rand, torch.randn), (philox.rand, philox.randn)):
+        times = []
+        for i in range(repeats + 1):
+            t0 = time.perf_counter()
+            if rand is torch.rand:
+                rand((T, B, N), generator=gen), randn((T, B, N), generator=gen)
+            else:
+                rand((T, B, N), gen), randn((T, B, N), gen)
+            if i:
+                times.append(time.perf_counter() - t0)
+        result.append(1000 * statistics.median(times))
+    return result
 
 
 def gemm_floor(B, T, N, repeats):
@@ -112,8 +136,9 @@ def main():
     print("| shape | (a) eager, no noise | (a) eager, noise | (b) ours, no noise | (b) ours, noise "
           "| (b-py) no noise | (b-py) noise | GEMM floor "
           "| (a)/(b) noise | (a)/(b) no noise | (b) no noise / floor | (b) noise / floor | (b-py) no noise / floor "
-          f"| (c) noise, S={args.members} batched, per model | (a)/(c) noise |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          f"| (c) noise, S={args.members} batched, per model | (a)/(c) noise "
+          "| (n) noise draw: torch generator | (n) noise draw: Philox |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.shapes:
         s = SHAPES[name]
         torch.manual_seed(0)
@@ -133,11 +158,13 @@ def main():
         floor, gflops = gemm_floor(s["B"], s["T"], s["N"], args.repeats)
         members = [build_model("nrnn", s["dx"], s["classes"], hidden_size=s["N"], step=0.01, mult_noise=0.02,
                                add_noise=0.02) for _ in range(args.members)]
-        ens = time_ensemble_step(members, x, y, max(1, args.repeats // 2))
+        ens = time_ensemble_step(members, x, y, max(3, args.repeats // 2))
+        draw_torch, draw_philox = noise_draw(s["B"], s["T"], s["N"], args.repeats)
         print(f"| {name} B={s['B']} T={s['T']} N={s['N']} | {ea:.0f} ms | {ean:.0f} ms | {ob:.0f} ms | {obn:.0f} ms "
               f"| {pb:.0f} ms | {pbn:.0f} ms "
               f"| {floor:.0f} ms ({gflops:.0f} GFLOP/s) | {ean / obn:.2f}x | {ea / ob:.2f}x | {ob / floor:.2f}x "
-              f"| {obn / floor:.2f}x | {pb / floor:.2f}x | {ens:.0f} ms | {ean / ens:.2f}x |")
+              f"| {obn / floor:.2f}x | {pb / floor:.2f}x | {ens:.0f} ms | {ean / ens:.2f}x "
+              f"| {draw_torch:.0f} ms | {draw_philox:.0f} ms |")
 
 
 if __name__ == "__main__":

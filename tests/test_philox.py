@@ -96,6 +96,14 @@ def test_draws_are_reproducible_from_the_generator_and_differ_between_draws():
     assert torch.equal(d, philox.rand((4,)))  # no generator: torch's global one keys the stream
 
 
+def test_scale_and_shift_are_applied_in_the_fill():
+    plain = philox.randn((1000,), torch.Generator().manual_seed(4))
+    mapped = philox.randn((1000,), torch.Generator().manual_seed(4), scale=0.3, shift=2.0)
+    assert torch.allclose(mapped, 2.0 + 0.3 * plain, atol=1e-6)
+    u = philox.rand((1000,), torch.Generator().manual_seed(4), scale=0.02, shift=0.98)
+    assert 0.98 <= float(u.min()) and float(u.max()) <= 1.0
+
+
 def test_fill_rejects_non_contiguous_or_non_cpu_tensors():
     with pytest.raises(ValueError, match="contiguous CPU"):
         philox.fill_(torch.empty(4, 4).T, 1, philox.NORMAL)

@@ -83,7 +83,7 @@ void forward_loop(at::Tensor states, at::Tensor tanhs, at::Tensor drifts, at::Te
 
 // states (M+1, B, N) with states[0] = h0; tanhs (M, B, N); drifts (M, B, N) or empty;
 // u (B, M, N); w (N, 2N); c (Mc, Bc, Nc); n (M, B, N) or empty; p (B, 2N) scratch
-void nrnn_forward(at::Tensor states, at::Tensor tanhs, at::Tensor drifts, at::Tensor u, at::Tensor w,
+void forward_one(at::Tensor states, at::Tensor tanhs, at::Tensor drifts, at::Tensor u, at::Tensor w,
                   at::Tensor c, at::Tensor n, at::Tensor p) {
   const bool keep_f = drifts.numel() > 0, has_n = n.numel() > 0, vec_c = c.size(2) > 1;
   const int code = (keep_f ? 4 : 0) + (has_n ? 2 : 0) + (vec_c ? 1 : 0);
@@ -113,7 +113,7 @@ inline void backward_row(const float* __restrict gb, const float* __restrict tb,
 
 // g_all (rows, B, N) with g_all[M % rows] = dL/dh_M; dp_all (M, B, 2N) out;
 // d_c (M, B, N) per step, or (B, N) accumulated, or empty; wt (2N, N)
-void nrnn_backward(at::Tensor g_all, at::Tensor dp_all, at::Tensor tanhs, at::Tensor drifts, at::Tensor wt,
+void backward_one(at::Tensor g_all, at::Tensor dp_all, at::Tensor tanhs, at::Tensor drifts, at::Tensor wt,
                    at::Tensor c, at::Tensor d_c) {
   const int64_t M = tanhs.size(0), B = tanhs.size(1), N = tanhs.size(2), rows = g_all.size(0);
   const int64_t Mc = c.size(0), Bc = c.size(1), Nc = c.size(2);
@@ -203,7 +203,7 @@ inline void transform(const uint32_t (&x)[4][LANES], float (&v)[4][LANES]) {
 
 // Block b holds counters 16b .. 16b+15; element 64b + 16w + j gets word w of counter 16b + j.
 template <int KIND, typename T>
-void fill(T* out, int64_t n, uint64_t key, uint64_t offset, uint64_t stream) {
+void fill(T* out, int64_t n, uint64_t key, uint64_t offset, uint64_t stream, float scale, float shift) {
   constexpr int64_t PER_BLOCK = 4 * LANES;
   const int64_t blocks = (n + PER_BLOCK - 1) / PER_BLOCK;
   at::parallel_for(0, blocks, 64, [&](int64_t b0, int64_t b1) {  // values depend on the index only
@@ -220,7 +220,7 @@ void fill(T* out, int64_t n, uint64_t key, uint64_t offset, uint64_t stream) {
         transform<KIND>(x, v);
         const float* flat = &v[0][0];
 #pragma omp simd
-        for (int64_t e = 0; e < count; ++e) o[e] = static_cast<T>(flat[e]);
+        for (int64_t e = 0; e < count; ++e) o[e] = static_cast<T>(shift + scale * flat[e]);
       }
     }
   });
@@ -228,33 +228,54 @@ void fill(T* out, int64_t n, uint64_t key, uint64_t offset, uint64_t stream) {
 }  // namespace philox
 
 // out (any shape, contiguous, CPU): the stream of counters (offset + i, stream) under key, laid
-// out in blocks of 16 counters (see fill)
-void philox_fill(at::Tensor out, int64_t key, int64_t offset, int64_t stream, int64_t kind) {
+// out in blocks of 16 counters (see fill); uniforms and normals as shift + scale * value
+void philox_fill(at::Tensor out, int64_t key, int64_t offset, int64_t stream, int64_t kind, double scale,
+                 double shift) {
+  const float a = static_cast<float>(scale), b = static_cast<float>(shift);
   TORCH_CHECK(out.is_contiguous(), "philox_fill: out must be contiguous");
   const int64_t n = out.numel();
   const uint64_t k = static_cast<uint64_t>(key), o = static_cast<uint64_t>(offset), s = static_cast<uint64_t>(stream);
   if (kind == 0) {
     TORCH_CHECK(out.scalar_type() == at::kInt, "philox_fill: raw words need an int32 tensor");
-    philox::fill<0>(out.data_ptr<int32_t>(), n, k, o, s);
+    philox::fill<0>(out.data_ptr<int32_t>(), n, k, o, s, 1.0f, 0.0f);
   } else {
     TORCH_CHECK(kind == 1 || kind == 2, "philox_fill: kind must be 0, 1 or 2");
     if (out.scalar_type() == at::kFloat) {
-      if (kind == 1) philox::fill<1>(out.data_ptr<float>(), n, k, o, s);
-      else philox::fill<2>(out.data_ptr<float>(), n, k, o, s);
+      if (kind == 1) philox::fill<1>(out.data_ptr<float>(), n, k, o, s, a, b);
+      else philox::fill<2>(out.data_ptr<float>(), n, k, o, s, a, b);
     } else {
       TORCH_CHECK(out.scalar_type() == at::kDouble, "philox_fill: float32 or float64 out");
-      if (kind == 1) philox::fill<1>(out.data_ptr<double>(), n, k, o, s);
-      else philox::fill<2>(out.data_ptr<double>(), n, k, o, s);
+      if (kind == 1) philox::fill<1>(out.data_ptr<double>(), n, k, o, s, a, b);
+      else philox::fill<2>(out.data_ptr<double>(), n, k, o, s, a, b);
     }
   }
 }
 
+// S models (one list entry each): members run in parallel on the intra-op threads, each
+// member's GEMMs single-threaded inside the parallel region; one model runs inline with
+// multi-threaded GEMMs. Every member computes what it computes alone (up to GEMM threading).
+void nrnn_forward(at::TensorList states, at::TensorList tanhs, at::TensorList drifts, at::TensorList u,
+                  at::TensorList w, at::TensorList c, at::TensorList n, at::TensorList p) {
+  at::parallel_for(0, static_cast<int64_t>(states.size()), 1, [&](int64_t s0, int64_t s1) {
+    at::NoGradGuard no_grad;  // grad mode is thread-local: worker threads start with it on
+    for (int64_t s = s0; s < s1; ++s) forward_one(states[s], tanhs[s], drifts[s], u[s], w[s], c[s], n[s], p[s]);
+  });
+}
+
+void nrnn_backward(at::TensorList g_all, at::TensorList dp_all, at::TensorList tanhs, at::TensorList drifts,
+                   at::TensorList wt, at::TensorList c, at::TensorList d_c) {
+  at::parallel_for(0, static_cast<int64_t>(g_all.size()), 1, [&](int64_t s0, int64_t s1) {
+    at::NoGradGuard no_grad;
+    for (int64_t s = s0; s < s1; ++s) backward_one(g_all[s], dp_all[s], tanhs[s], drifts[s], wt[s], c[s], d_c[s]);
+  });
+}
+
 TORCH_LIBRARY(noisyrnn_cpu, lib) {
-  lib.def("forward(Tensor(a!) states, Tensor(b!) tanhs, Tensor(c!) drifts, Tensor u, Tensor w, Tensor c, "
-          "Tensor n, Tensor(d!) p) -> ()");
-  lib.def("backward(Tensor(a!) g_all, Tensor(b!) dp_all, Tensor tanhs, Tensor drifts, Tensor wt, Tensor c, "
-          "Tensor(c!) d_c) -> ()");
-  lib.def("philox_fill(Tensor(a!) out, int key, int offset, int stream, int kind) -> ()");
+  lib.def("forward(Tensor(a!)[] states, Tensor(b!)[] tanhs, Tensor(c!)[] drifts, Tensor[] u, Tensor[] w, "
+          "Tensor[] c, Tensor[] n, Tensor(d!)[] p) -> ()");
+  lib.def("backward(Tensor(a!)[] g_all, Tensor(b!)[] dp_all, Tensor[] tanhs, Tensor[] drifts, Tensor[] wt, "
+          "Tensor[] c, Tensor(c!)[] d_c) -> ()");
+  lib.def("philox_fill(Tensor(a!) out, int key, int offset, int stream, int kind, float scale, float shift) -> ()");
 }
 TORCH_LIBRARY_IMPL(noisyrnn_cpu, CPU, lib) {
   lib.impl("forward", &nrnn_forward);
@@ -279,7 +300,7 @@ def _build_name() -> str:
     except OSError:
         pass
     digest = hashlib.sha1((platform.machine() + flags).encode()).hexdigest()[:12]
-    return f"noisyrnn_cpu_kernels_v3_{digest}"
+    return f"noisyrnn_cpu_kernels_v6_{digest}"
 
 
 def enabled() -> bool:

@@ -162,11 +162,11 @@ class _LipschitzRecurrence(torch.autograd.Function):
         states[:, 0] = h0
         ops = _cpp_ops(h0)
         if ops is not None:  # one GEMM + one fused vectorised pass per step (noisyrnn.cpu_kernels)
-            empty = h0.new_empty(0)
-            for s in range(S):  # the same call for each member as for a lone model: equal results
-                ops.forward(states[s], tanhs[s], drifts[s] if need_c else empty, u[s].contiguous(),
-                            weight[s].contiguous(), _member(c, s).contiguous(),
-                            n[:, s].contiguous() if n is not None else empty, p[s])
+            empty, members = h0.new_empty(0), range(S)  # members run in parallel (see cpu_kernels)
+            ops.forward(list(states), list(tanhs), [drifts[s] if need_c else empty for s in members],
+                        [u[s].contiguous() for s in members], [weight[s].contiguous() for s in members],
+                        [_member(c, s).contiguous() for s in members],
+                        [n[:, s].contiguous() if n is not None else empty for s in members], list(p))
         else:
             _forward_loop(u, weight, c, n, states, tanhs, drifts, p, z)
         ctx.save_for_backward(weight, c)
@@ -197,13 +197,12 @@ class _LipschitzRecurrence(torch.autograd.Function):
         wt2 = wt[0] if single else wt
         ops = _cpp_ops(grad_h)
         if ops is not None:
-            empty = grad_h.new_empty(0)
-            for s in range(S):
-                d_c_arg = empty
-                if need_c:
-                    d_c_arg = d_c_all[:, s] if per_step else d_c_all[s]
-                ops.backward(g_all[s], dp_all[s], tanhs[s], drifts[s] if need_c else empty, wt[s],
-                             _member(c, s).contiguous(), d_c_arg)
+            empty, members = grad_h.new_empty(0), range(S)
+            d_c_args = [empty] * S
+            if need_c:
+                d_c_args = [d_c_all[:, s] if per_step else d_c_all[s] for s in members]
+            ops.backward(list(g_all), list(dp_all), list(tanhs), [drifts[s] if need_c else empty for s in members],
+                         list(wt), [_member(c, s).contiguous() for s in members], d_c_args)
         else:
             _backward_loop(g_all, dp_all, tanhs, drifts, wt2, c, d_c_all, rows, need_c)
         # weight gradient: per model one GEMM over all steps, sum_m h_m^T dp_m (2-D views, no copies)

@@ -98,8 +98,8 @@ class ResearchCodeNoise(NoiseScheme):
     def draw(self, steps, batch, hidden, like, generator):
         shape = (steps, batch, hidden)
         kw = dict(dtype=like.dtype, device=like.device)
-        m = philox.rand(shape, generator, **kw).mul_(self.mult_noise).add_(1.0 - self.mult_noise)
-        a = philox.randn(shape, generator, **kw).mul_(self.add_noise)
+        m = philox.rand(shape, generator, **kw, scale=self.mult_noise, shift=1.0 - self.mult_noise)
+        a = philox.randn(shape, generator, **kw, scale=self.add_noise)
         return m, a  # each (T, B, N); the loop takes (m[t], a[t])
 
     def step(self, h, f, dt, u, noise_m):

@@ -87,16 +87,18 @@ def _transform(words: torch.Tensor, kind: int) -> torch.Tensor:
     return torch.stack([r * torch.cos(theta), r * torch.sin(theta)], dim=2).reshape(-1)  # w0 cos, w1 sin, ...
 
 
-def fill_(out: torch.Tensor, key: int, kind: int, offset: int = 0, stream: int = 0) -> torch.Tensor:
-    """Write the stream (``RAW`` words into int32, ``UNIFORM`` or ``NORMAL`` into float32/64) into
-    the contiguous CPU tensor ``out``; C++ where available, else the pure-torch reference."""
+def fill_(out: torch.Tensor, key: int, kind: int, offset: int = 0, stream: int = 0, scale: float = 1.0,
+          shift: float = 0.0) -> torch.Tensor:
+    """Write the stream (``RAW`` words into int32, ``UNIFORM`` or ``NORMAL`` values, as
+    ``shift + scale * value``, into float32/64) into the contiguous CPU tensor ``out``; C++
+    where available, else the pure-torch reference."""
     if not (out.device.type == "cpu" and out.is_contiguous()):
         raise ValueError("philox.fill_ needs a contiguous CPU tensor")
     from .cpu_kernels import kernels
 
     ops = kernels()
     if ops is not None:
-        ops.philox_fill(out, _signed64(key), _signed64(offset), _signed64(stream), kind)
+        ops.philox_fill(out, _signed64(key), _signed64(offset), _signed64(stream), kind, float(scale), float(shift))
         return out
     n = out.numel()
     words = _words(n, key, offset, stream)
@@ -104,6 +106,8 @@ def fill_(out: torch.Tensor, key: int, kind: int, offset: int = 0, stream: int =
         values = (words - ((words >> 31) << 32)).to(torch.int32).reshape(-1)  # the same bits as int32
     else:
         values = _transform(words, kind)
+        if scale != 1.0 or shift != 0.0:
+            values = values.mul_(scale).add_(shift)
     out.view(-1).copy_(values[:n])
     return out
 
@@ -113,20 +117,24 @@ def _signed64(v: int) -> int:
     return v - (1 << 64) if v >= 1 << 63 else v
 
 
-def _draw(shape, generator, dtype, device, kind) -> torch.Tensor:
+def _draw(shape, generator, dtype, device, kind, scale, shift) -> torch.Tensor:
     device = torch.device(device) if device is not None else torch.device("cpu")
     if device.type != "cpu":
         fn = torch.rand if kind == UNIFORM else torch.randn
-        return fn(shape, generator=generator, dtype=dtype, device=device)
+        return fn(shape, generator=generator, dtype=dtype, device=device).mul_(scale).add_(shift)
     out = torch.empty(shape, dtype=dtype if dtype is not None else torch.float32)
-    return fill_(out, draw_key(generator), kind)
+    return fill_(out, draw_key(generator), kind, scale=scale, shift=shift)
 
 
-def rand(shape, generator: torch.Generator | None = None, dtype=None, device=None) -> torch.Tensor:
-    """Uniform [0, 1) noise like ``torch.rand``, from a Philox stream keyed by ``generator``."""
-    return _draw(shape, generator, dtype, device, UNIFORM)
+def rand(shape, generator: torch.Generator | None = None, dtype=None, device=None, scale: float = 1.0,
+         shift: float = 0.0) -> torch.Tensor:
+    """``shift + scale * U`` with U uniform on [0, 1), like ``torch.rand``, from a Philox stream
+    keyed by ``generator`` (the affine map is applied in the same pass)."""
+    return _draw(shape, generator, dtype, device, UNIFORM, scale, shift)
 
 
-def randn(shape, generator: torch.Generator | None = None, dtype=None, device=None) -> torch.Tensor:
-    """Standard normal noise like ``torch.randn``, from a Philox stream keyed by ``generator``."""
-    return _draw(shape, generator, dtype, device, NORMAL)
+def randn(shape, generator: torch.Generator | None = None, dtype=None, device=None, scale: float = 1.0,
+          shift: float = 0.0) -> torch.Tensor:
+    """``shift + scale * Z`` with Z standard normal, like ``torch.randn``, from a Philox stream
+    keyed by ``generator``."""
+    return _draw(shape, generator, dtype, device, NORMAL, scale, shift)
