@@ -13,7 +13,7 @@ Three schemes share the recurrence loop in :mod:`noisyrnn.integrator`:
 
 Every scheme draws all of a sequence's noise in one call before the loop, from a Philox
 stream keyed by an explicit ``torch.Generator`` when one is given (:mod:`noisyrnn.philox`:
-vectorised and parallel on the CPU, 5x faster than torch's CPU generator), so runs are
+vectorised and parallel on the CPU, about 3x faster than torch's CPU generator), so runs are
 reproducible.
 """
 
