@@ -17,8 +17,8 @@ gradient (written straight into the buffer that keeps it), uses the fused
 steps. ``torch.compile`` of the unrolled loop was measured to take ~900 s to compile at
 T=784, so it is not used. In float32 on the CPU both loops run in C++
 (:mod:`noisyrnn.cpu_kernels`: the elementwise work of a step fused into one vectorised
-pass) when the extension compiles, one call per model, so a member of an ensemble computes
-exactly what it computes alone; set ``USE_CPP = False`` to force the loops below.
+pass) when the extension compiles, in parallel over models and blocks of batch rows; set
+``USE_CPP = False`` to force the loops below.
 
 Shapes carry a leading model axis S (S independent models trained at once, see
 :mod:`noisyrnn.ensemble`): u (S, B, M, N) input drive (batch-first, as an encoder
