@@ -52,6 +52,9 @@ def test_reproduce_writes_table_figure_and_results(tmp_path, tiny_configs, capsy
     report = (out / "report.md").read_text()
     assert "| 97.7 | 97.5 | 96.3 | 92.6 | 97.7 | 97.3 | 96.5 |" in report  # paper's NRNN row beside ours
     assert (out / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for s in (0, 1):  # each run's record names its own seed, batched or not
+        rec = json.loads((out / "runs" / "nrnn" / f"seed{s}" / "result.json").read_text())
+        assert rec["seed"] == s and rec["config"]["train"]["seed"] == s
 
     # a second invocation reuses finished runs: nothing retrained, identical numbers
     mtime = (out / "runs" / "nrnn" / "seed0" / "model.safetensors").stat().st_mtime_ns

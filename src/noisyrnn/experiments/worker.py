@@ -39,7 +39,8 @@ def _record(task, spec: dict, seed: int, folder: Path, columns, result, seconds:
         "accuracy": robustness(result.model, task.test, columns, seed=seed, value_range=task.data_range),
         "best_epoch": result.best_epoch, "best_val_accuracy": result.best_val_accuracy,
         "train_seconds": result.seconds, "seconds": seconds + time.perf_counter() - t0,
-        "trained_with_seeds_batched": batched, "config": spec["config"],
+        "trained_with_seeds_batched": batched,
+        "config": {**spec["config"], "train": {**spec["config"]["train"], "seed": seed}},  # this run's seed
     }
     (folder / "error.json").unlink(missing_ok=True)
     atomic_write_text(folder / "result.json", json.dumps(record, indent=2))
