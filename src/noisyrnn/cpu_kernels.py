@@ -8,7 +8,7 @@ forward (``z = W h + u``, ``t = tanh z``, ``f = alpha A h + t``, ``h' = h + c f 
 the backward (``df = c g``, ``dz = df (1 - t^2)``, the gradient of c, then one GEMM).
 
 The extension is compiled on first use with the machine's C++ compiler
-(``torch.utils.cpp_extension.load_inline``, about 20 s once, cached by torch in
+(``torch.utils.cpp_extension.load_inline``, about 24 s once, cached by torch in
 ``~/.cache/torch_extensions``) with ``-O3 -march=native -ffast-math`` so that glibc's vector
 ``tanhf`` is used. Results agree with the ATen path to float32 rounding (tested). If no
 compiler is available, compilation fails, or ``NOISYRNN_NO_CPP=1`` is set, :func:`kernels`
