@@ -104,6 +104,17 @@ def test_scale_and_shift_are_applied_in_the_fill():
     assert 0.98 <= float(u.min()) and float(u.max()) <= 1.0
 
 
+@pytest.mark.parametrize("shape", [(), (0,), (3, 0, 2)])
+def test_empty_and_scalar_shapes(shape):
+    assert philox.randn(shape, torch.Generator().manual_seed(0)).shape == torch.Size(shape)
+
+
+def test_other_float_dtypes_are_drawn_in_float32_and_rounded():
+    a = philox.randn((50,), torch.Generator().manual_seed(2), dtype=torch.bfloat16)
+    b = philox.randn((50,), torch.Generator().manual_seed(2))
+    assert a.dtype == torch.bfloat16 and torch.equal(a, b.to(torch.bfloat16))
+
+
 def test_fill_rejects_non_contiguous_or_non_cpu_tensors():
     with pytest.raises(ValueError, match="contiguous CPU"):
         philox.fill_(torch.empty(4, 4).T, 1, philox.NORMAL)

@@ -9,8 +9,8 @@ the backward (``df = c g``, ``dz = df (1 - t^2)``, the gradient of c, then one G
 
 The extension is compiled on first use with the machine's C++ compiler
 (``torch.utils.cpp_extension.load_inline``, about 24 s once, cached by torch in
-``~/.cache/torch_extensions``) with ``-O3 -march=native -ffast-math`` so that glibc's vector
-``tanhf`` is used. Results agree with the ATen path to float32 rounding (tested). If no
+``~/.cache/torch_extensions``) with ``-O3 -march=native -ffast-math -fopenmp``: glibc's vector
+``tanhf``, and OpenMP for the parallel tasks (the libgomp torch itself loads, so one thread pool). Results agree with the ATen path to float32 rounding (tested). If no
 compiler is available, compilation fails, or ``NOISYRNN_NO_CPP=1`` is set, :func:`kernels`
 returns None and the Python loop runs instead.
 

@@ -122,8 +122,10 @@ def _draw(shape, generator, dtype, device, kind, scale, shift) -> torch.Tensor:
     if device.type != "cpu":
         fn = torch.rand if kind == UNIFORM else torch.randn
         return fn(shape, generator=generator, dtype=dtype, device=device).mul_(scale).add_(shift)
-    out = torch.empty(shape, dtype=dtype if dtype is not None else torch.float32)
-    return fill_(out, draw_key(generator), kind, scale=scale, shift=shift)
+    dtype = dtype if dtype is not None else torch.float32
+    if dtype not in (torch.float32, torch.float64):  # e.g. bfloat16: draw in float32, then round
+        return _draw(shape, generator, torch.float32, device, kind, scale, shift).to(dtype)
+    return fill_(torch.empty(shape, dtype=dtype), draw_key(generator), kind, scale=scale, shift=shift)
 
 
 def rand(shape, generator: torch.Generator | None = None, dtype=None, device=None, scale: float = 1.0,
