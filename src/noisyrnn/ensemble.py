@@ -2,8 +2,8 @@
 
 The S members' parameters are stacked along a leading model axis and run as one batched
 recurrence (:mod:`noisyrnn.fused`: ``bmm`` over the model axis on the GPU; on the CPU the
-C++ loop once per member, measured faster there than any batched product), so the paper's
-10-seed averages cost one training run. Each member keeps everything a separate run has: its own
+members' C++ loops run in parallel, one thread each), so the paper's 10-seed averages cost
+one training run. Each member keeps everything a separate run has: its own
 initialisation (built with its own seed), its own shuffling and noise generators, its own
 Adam state (Adam is elementwise, so a stacked Adam is S independent Adams), and its own
 model selection on the validation split. The loss is the sum of the members' mean losses,

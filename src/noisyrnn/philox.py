@@ -1,9 +1,9 @@
 """Fast, reproducible noise for the recurrence: Philox4x32-10 counter-based streams.
 
-Drawing the injected noise with torch's CPU generator (a Mersenne Twister, one thread) cost
-about as much as the recurrence's whole noise-free forward pass at pixel-MNIST shapes
-(``torch.rand`` 46 ms + ``torch.randn`` 50 ms for 2 x 12.8M values, measured on the
-project's 2-core machine). Philox4x32-10 (Salmon, Moraes, Dror, Shaw, "Parallel random
+Drawing the injected noise with torch's CPU generator (a Mersenne Twister) took 56 ms per
+pixel-MNIST training step (a uniform and a normal (784, 128, 128) tensor), against 17 ms
+here, on the project's 2-core machine (``benchmarks/bench_recurrence.py``, column n).
+Philox4x32-10 (Salmon, Moraes, Dror, Shaw, "Parallel random
 numbers: as easy as 1, 2, 3", SC 2011; the generator torch uses on CUDA) maps a 128-bit
 counter and a 64-bit key to four 32-bit words, so a whole sequence's noise is computed in
 parallel and vectorised, and every value depends only on (key, its index): the same
