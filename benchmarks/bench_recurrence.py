@@ -78,16 +78,15 @@ def noise_draw(B, T, N, repeats):
     """ms to draw a uniform and a normal (T, B, N) tensor: torch's generator, then Philox."""
     from noisyrnn import philox
 
-    gen = torch.Generator().manual_seed(0)
+    gen, shape = torch.Generator().manual_seed(0), (T, B, N)
+    draws = [lambda: (torch.rand(shape, generator=gen), torch.randn(shape, generator=gen)),
+             lambda: (philox.rand(shape, gen), philox.randn(shape, gen))]
     result = []
-    for rand, randn in ((torch.rand, torch.randn), (philox.rand, philox.randn)):
+    for draw in draws:
         times = []
         for i in range(repeats + 1):
             t0 = time.perf_counter()
-            if rand is torch.rand:
-                rand((T, B, N), generator=gen), randn((T, B, N), generator=gen)
-            else:
-                rand((T, B, N), gen), randn((T, B, N), gen)
+            draw()
             if i:
                 times.append(time.perf_counter() - t0)
         result.append(1000 * statistics.median(times))
