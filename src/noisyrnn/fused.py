@@ -73,8 +73,8 @@ WORKSPACE = _Workspace()
 
 
 def _cpp_ops(like: torch.Tensor):
-    """The C++ loops of :mod:`noisyrnn.cpu_kernels` where they apply (CPU, float32); they run
-    one model at a time, so an S-model ensemble on the CPU calls them once per member."""
+    """The C++ loops of :mod:`noisyrnn.cpu_kernels` where they apply (CPU, float32); one call
+    takes every member of an ensemble (per-member tensor lists) and runs them in parallel."""
     if not (like.device.type == "cpu" and like.dtype == torch.float32 and USE_CPP):
         return None
     from .cpu_kernels import kernels
@@ -158,7 +158,6 @@ class _LipschitzRecurrence(torch.autograd.Function):
         tanhs = WORKSPACE.take(shape, h0)
         drifts = WORKSPACE.take(shape, h0) if need_c else None
         p = h0.new_empty((S, B, 2 * hidden))
-        z = h0.new_empty((S, B, hidden))
         states[:, 0] = h0
         ops = _cpp_ops(h0)
         if ops is not None:  # one GEMM + one fused vectorised pass per step (noisyrnn.cpu_kernels)
@@ -168,7 +167,7 @@ class _LipschitzRecurrence(torch.autograd.Function):
                         [_member(c, s).contiguous() for s in members],
                         [n[:, s].contiguous() if n is not None else empty for s in members], list(p))
         else:
-            _forward_loop(u, weight, c, n, states, tanhs, drifts, p, z)
+            _forward_loop(u, weight, c, n, states, tanhs, drifts, p, h0.new_empty((S, B, hidden)))
         ctx.save_for_backward(weight, c)
         ctx.buffers = (states, tanhs, drifts)
         weakref.finalize(ctx, WORKSPACE.give, states, tanhs, drifts)
@@ -194,7 +193,6 @@ class _LipschitzRecurrence(torch.autograd.Function):
             else:
                 d_c_all = grad_h.new_zeros((S, B, hidden))
         wt = weight.transpose(-1, -2).contiguous()  # bmm would copy a transposed operand every step
-        wt2 = wt[0] if single else wt
         ops = _cpp_ops(grad_h)
         if ops is not None:
             empty, members = grad_h.new_empty(0), range(S)
@@ -204,7 +202,7 @@ class _LipschitzRecurrence(torch.autograd.Function):
             ops.backward(list(g_all), list(dp_all), list(tanhs), [drifts[s] if need_c else empty for s in members],
                          list(wt), [_member(c, s).contiguous() for s in members], d_c_args)
         else:
-            _backward_loop(g_all, dp_all, tanhs, drifts, wt2, c, d_c_all, rows, need_c)
+            _backward_loop(g_all, dp_all, tanhs, drifts, wt[0] if single else wt, c, d_c_all, rows, need_c)
         # weight gradient: per model one GEMM over all steps, sum_m h_m^T dp_m (2-D views, no copies)
         d_weight = grad_h.new_empty(weight.shape)
         for s in range(S):

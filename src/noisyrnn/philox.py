@@ -121,7 +121,8 @@ def _draw(shape, generator, dtype, device, kind, scale, shift) -> torch.Tensor:
     device = torch.device(device) if device is not None else torch.device("cpu")
     if device.type != "cpu":
         fn = torch.rand if kind == UNIFORM else torch.randn
-        return fn(shape, generator=generator, dtype=dtype, device=device).mul_(scale).add_(shift)
+        values = fn(shape, generator=generator, dtype=dtype, device=device)
+        return values if scale == 1.0 and shift == 0.0 else values.mul_(scale).add_(shift)
     dtype = dtype if dtype is not None else torch.float32
     if dtype not in (torch.float32, torch.float64):  # e.g. bfloat16: draw in float32, then round
         return _draw(shape, generator, torch.float32, device, kind, scale, shift).to(dtype)
