@@ -22,7 +22,7 @@ from torch import nn
 from .dynamics import LipschitzDrift, lipschitz_matrix
 from .errors import ConfigError, check_sequences
 from .fused import lipschitz_recurrence
-from .integrator import step_sizes
+from .integrator import step_mask, step_sizes
 from .models.recurrent import RecurrentClassifier
 from .noise import Deterministic
 
@@ -47,7 +47,8 @@ class LipschitzEnsemble(nn.Module):
     """S stacked :class:`RecurrentClassifier` models with the drift of eq (3).
 
     ``forward(x, noise, generators)`` takes x of shape (S, B, T, d_x) (each member its own
-    batch) or (B, T, d_x) (the same batch for all) and returns logits (S, B, C).
+    batch) or (B, T, d_x) (the same batch for all) and returns logits (S, B, C); ``lengths``
+    of shape (S, B) or (B,) are the padded sequences' own lengths (as for one model).
     """
 
     def __init__(self, models) -> None:
@@ -86,7 +87,7 @@ class LipschitzEnsemble(nn.Module):
             ws.append(torch.cat([alpha * A.T, W.T], dim=1))
         return torch.stack(ws)
 
-    def forward(self, x: torch.Tensor, noise: bool = False, generators=None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, noise: bool = False, generators=None, lengths=None) -> torch.Tensor:
         S = self.members
         if x.dim() == 3:
             check_sequences(x, self.input_size)
@@ -101,16 +102,23 @@ class LipschitzEnsemble(nn.Module):
         u = torch.baddbmm(self.enc_b.unsqueeze(1), x.reshape(S, batch * steps, -1), self.enc_w.transpose(1, 2))
         u = u.view(S, batch, steps, hidden)
         h0 = u.new_zeros(S, batch, hidden)
+        if lengths is not None and lengths.dim() == 1:
+            lengths = lengths.expand(S, -1)
         cs, ns = [], []
         for s in range(S):
             scheme = self.schemes[s] if (noise and self.schemes[s] is not None) else Deterministic()
             gen = None if generators is None else generators[s]
             dt = step_sizes(self.step[s].reshape(1, -1), steps, hidden, h0)
             c, n = scheme.affine_coefficients(dt, scheme.draw(steps, batch, hidden, h0[0], gen))
+            mask = None if lengths is None else step_mask(lengths[s], batch, steps, h0)
+            if mask is not None:  # frozen on padded steps, as in RecurrentClassifier
+                c = c * mask.unsqueeze(-1)
+                n = None if n is None else n * mask.unsqueeze(-1)
             cs.append(c)
             ns.append(n)
         # (M, S, B, N) views of model-major stacks: each member's slice is contiguous for the C++ loops
-        c = torch.stack(cs).transpose(0, 1)  # members share the scheme type, so c has one shape
+        common = torch.broadcast_shapes(*(c.shape for c in cs))  # masks may differ between members
+        c = torch.stack([v.expand(common) for v in cs]).transpose(0, 1)
         if any(n is not None for n in ns):
             n = torch.stack([u.new_zeros(steps, batch, hidden) if v is None else v for v in ns]).transpose(0, 1)
         else:

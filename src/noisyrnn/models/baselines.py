@@ -157,7 +157,9 @@ class ExpRNNDrift(Drift):
 
 
 class TorchRNNClassifier(nn.Module):
-    """torch.nn.LSTM or GRU (batch-first) with a linear decoder on the last hidden state."""
+    """torch.nn.LSTM or GRU (batch-first) with a linear decoder on the last hidden state;
+    with ``lengths`` the sequences are packed (``pack_padded_sequence``), so the decoder reads
+    each sequence's own last state."""
 
     def __init__(self, kind: str, input_size: int, hidden_size: int, num_classes: int) -> None:
         super().__init__()
@@ -170,9 +172,16 @@ class TorchRNNClassifier(nn.Module):
 
     injects_noise = False
 
-    def forward(self, x, noise: bool = False, generator=None):
+    def forward(self, x, noise: bool = False, generator=None, lengths=None):
         from ..errors import check_sequences
+        from ..integrator import check_lengths
 
         check_sequences(x, self.input_size)
-        out, _ = self.rnn(x)
-        return self.decoder(out[:, -1])
+        lengths = check_lengths(lengths, x.shape[0], x.shape[1])
+        if lengths is None or int(lengths.min()) == x.shape[1]:
+            out, _ = self.rnn(x)
+            return self.decoder(out[:, -1])
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, state = self.rnn(packed)
+        h_n = state[0] if isinstance(state, tuple) else state  # (layers, B, H), original order
+        return self.decoder(h_n[-1])

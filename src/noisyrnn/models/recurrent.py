@@ -8,7 +8,7 @@ from torch import nn
 from ..dynamics import Drift, LipschitzDrift
 from ..errors import check_positive, check_sequences
 from ..fused import lipschitz_recurrence
-from ..integrator import integrate, step_sizes
+from ..integrator import integrate, step_mask, step_sizes
 from ..noise import Deterministic, NoiseScheme
 
 
@@ -19,6 +19,8 @@ class RecurrentClassifier(nn.Module):
     ``forward(x, noise=True)`` is called *and* the model has a noise scheme;
     ``model.train()``/``model.eval()`` never switch it. With ``learn_step=True`` the
     step is a learnable per-unit vector initialised to ``step`` (research-code solver).
+    ``lengths`` (B,) gives each padded sequence's own length: the decoder then reads
+    h_{L_b}, so padding never changes a prediction (:func:`noisyrnn.integrator.step_mask`).
     For the drift of eq (3) the recurrence runs through the hand-written autograd Function
     of :mod:`noisyrnn.fused` (set ``fused = False`` for the generic loop; same results).
     """
@@ -58,15 +60,15 @@ class RecurrentClassifier(nn.Module):
     def initial_state(self, x: torch.Tensor) -> torch.Tensor:
         return x.new_zeros(x.shape[0], self.hidden_size)
 
-    def hidden_states(self, x: torch.Tensor, noise: bool = False, generator=None) -> torch.Tensor:
-        """All states h_0..h_M, shape (B, M+1, d_h)."""
+    def hidden_states(self, x: torch.Tensor, noise: bool = False, generator=None, lengths=None) -> torch.Tensor:
+        """All states h_0..h_M, shape (B, M+1, d_h) (frozen after each sequence's length)."""
         check_sequences(x, self.input_size)
         return integrate(
             self.drift, self.initial_state(x), self.drift.encode(x), self.step,
-            self.scheme, noise, generator, return_states=True,
+            self.scheme, noise, generator, return_states=True, lengths=lengths,
         )
 
-    def _fused_final_state(self, x, noise, generator):
+    def _fused_final_state(self, x, noise, generator, lengths=None):
         """h_M through :func:`noisyrnn.fused.lipschitz_recurrence`, or None if not applicable."""
         if not (self.fused and type(self.drift) is LipschitzDrift):
             return None
@@ -79,23 +81,29 @@ class RecurrentClassifier(nn.Module):
         if coeffs is None:
             return None
         c, n = coeffs
+        mask = step_mask(lengths, batch, steps, h0)
+        if mask is not None:  # c = n = 0 on padded steps: h_{m+1} = h_m exactly
+            mask = mask.unsqueeze(-1)
+            c = c * mask
+            n = None if n is None else n * mask
         c = c.unsqueeze(1)  # (M or 1, 1, B or 1, N or 1): add the model axis
         n = None if n is None else n.unsqueeze(1)
         weight = self.drift.stacked_weight().unsqueeze(0)
         return lipschitz_recurrence(u.unsqueeze(0), h0.unsqueeze(0), weight, c, n)[0]
 
-    def final_state(self, x: torch.Tensor, noise: bool = False, generator=None) -> torch.Tensor:
+    def final_state(self, x: torch.Tensor, noise: bool = False, generator=None, lengths=None) -> torch.Tensor:
         check_sequences(x, self.input_size)
-        fused = self._fused_final_state(x, noise, generator)
+        fused = self._fused_final_state(x, noise, generator, lengths)
         if fused is not None:
             return fused
         return integrate(
             self.drift, self.initial_state(x), self.drift.encode(x), self.step,
-            self.scheme, noise, generator,
+            self.scheme, noise, generator, lengths=lengths,
         )
 
-    def forward(self, x: torch.Tensor, noise: bool = False, generator=None) -> torch.Tensor:
-        return self.decoder(self.drift.readout(self.final_state(x, noise=noise, generator=generator)))
+    def forward(self, x: torch.Tensor, noise: bool = False, generator=None, lengths=None) -> torch.Tensor:
+        h = self.final_state(x, noise=noise, generator=generator, lengths=lengths)
+        return self.decoder(self.drift.readout(h))
 
     def extra_repr(self) -> str:
         kind = "learned per-unit" if isinstance(self.step, nn.Parameter) else "fixed"
