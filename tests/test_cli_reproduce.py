@@ -85,7 +85,7 @@ def test_train_command(tmp_path, tiny_configs, capsys):
     (["reproduce", "ecg", "--models", "nosuch", "--seeds", "1"], "no config for model 'nosuch'"),
     (["train", "--out", "x", "--set", "hiden_size=3"], "unknown parameter 'hiden_size'"),
     (["evaluate", "/nonexistent/ckpt"], "checkpoint file not found"),
-    (["train", "--out", "x", "--data-dir", "/nonexistent", "--epochs", "1"], None),
+    (["train", "--out", "x", "--data-dir", "/nonexistent", "--epochs", "1"], "data directory does not exist: /nonexistent"),
 ])
 def test_cli_errors_are_one_clear_line(argv, needle, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 
 
-def _input_grad(model, x, y):
+def _input_grad(model, x, y, lengths=None):
     x = x.detach().clone().requires_grad_(True)
-    loss = F.cross_entropy(model(x, noise=False), y)
+    loss = F.cross_entropy(model(x, noise=False, lengths=lengths), y)
     (grad,) = torch.autograd.grad(loss, x)
     return grad
 
@@ -24,15 +24,16 @@ def _clamp(x, value_range):
     return x if value_range is None else x.clamp(*value_range)
 
 
-def fgsm(model, x, y, eps: float, value_range=None) -> torch.Tensor:
-    """x + eps * sign(grad_x loss), clamped to ``value_range``."""
+def fgsm(model, x, y, eps: float, value_range=None, lengths=None) -> torch.Tensor:
+    """x + eps * sign(grad_x loss), clamped to ``value_range``; padded steps (beyond
+    ``lengths``) have zero gradient and are not moved."""
     with torch.enable_grad():
-        grad = _input_grad(model, x, y)
+        grad = _input_grad(model, x, y, lengths)
     return _clamp(x + eps * grad.sign(), value_range).detach()
 
 
 def pgd(model, x, y, eps: float, alpha: float | None = None, steps: int = 10, random_start: bool = True,
-        value_range=None, generator=None) -> torch.Tensor:
+        value_range=None, generator=None, lengths=None) -> torch.Tensor:
     """Projected gradient descent (Madry et al.): ``steps`` signed steps of size ``alpha``
     (default 2.5*eps/steps), projected onto the eps-ball around x and the data range."""
     alpha = 2.5 * eps / steps if alpha is None else alpha
@@ -44,7 +45,7 @@ def pgd(model, x, y, eps: float, alpha: float | None = None, steps: int = 10, ra
         adv = _clamp(adv, value_range)
     with torch.enable_grad():
         for _ in range(steps):
-            adv = adv + alpha * _input_grad(model, adv, y).sign()
+            adv = adv + alpha * _input_grad(model, adv, y, lengths).sign()
             adv = _clamp(x + (adv - x).clamp(-eps, eps), value_range).detach()
     return adv
 
@@ -58,8 +59,8 @@ class FGSM:
     prefix = "fgsm"
     needs_model = True
 
-    def attack(self, model, x, y, generator=None):
-        return fgsm(model, x, y, self.sigma, self.value_range)
+    def attack(self, model, x, y, generator=None, lengths=None):
+        return fgsm(model, x, y, self.sigma, self.value_range, lengths=lengths)
 
 
 @dataclass(frozen=True)
@@ -71,5 +72,5 @@ class PGD:
     prefix = "pgd"
     needs_model = True
 
-    def attack(self, model, x, y, generator=None):
-        return pgd(model, x, y, self.sigma, value_range=self.value_range, generator=generator)
+    def attack(self, model, x, y, generator=None, lengths=None):
+        return pgd(model, x, y, self.sigma, value_range=self.value_range, generator=generator, lengths=lengths)

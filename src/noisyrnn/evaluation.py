@@ -14,22 +14,33 @@ from .perturbations import parse_column
 @torch.no_grad()
 def evaluate(model, split: Split, batch_size: int = 1000, perturbation=None, generator=None) -> dict:
     """{'accuracy', 'loss'} of ``model`` on ``split``; the model runs with noise off.
-    Adversarial perturbations (``needs_model``) differentiate through the model."""
+    Adversarial perturbations (``needs_model``) differentiate through the model. On padded
+    sequences perturbations touch real steps only (padded steps keep their values)."""
     correct, loss_sum = 0, 0.0
     device = next(model.parameters()).device
     for start in range(0, len(split), batch_size):
         x = split.x[start:start + batch_size]
         y = split.y[start:start + batch_size].to(device)
+        lengths = None if split.lengths is None else split.lengths[start:start + batch_size]
         if perturbation is not None and not getattr(perturbation, "needs_model", False):
-            x = perturbation(x, generator)  # drawn on the CPU: the same draws on any device
+            x = real_steps_only(perturbation(x, generator), x, lengths)  # drawn on the CPU: same on any device
         x = x.to(device)
+        lengths = None if lengths is None else lengths.to(device)
         if getattr(perturbation, "needs_model", False):
-            x = perturbation.attack(model, x, y, generator)
-        logits = model(x, noise=False)
+            x = real_steps_only(perturbation.attack(model, x, y, generator, lengths=lengths), x, lengths)
+        logits = model(x, noise=False, lengths=lengths)
         loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
         correct += int((logits.argmax(-1) == y).sum())
     n = len(split)
     return {"accuracy": correct / n, "loss": loss_sum / n}
+
+
+def real_steps_only(perturbed: torch.Tensor, clean: torch.Tensor, lengths) -> torch.Tensor:
+    """``perturbed`` on each sequence's real steps, ``clean`` on its padding."""
+    if lengths is None:
+        return perturbed
+    real = torch.arange(clean.shape[1], device=clean.device).unsqueeze(0) < lengths.to(clean.device).unsqueeze(1)
+    return torch.where(real.unsqueeze(-1), perturbed, clean)
 
 
 def perturbation_seed(seed: int, column: str) -> int:

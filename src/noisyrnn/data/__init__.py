@@ -5,7 +5,8 @@ from functools import partial
 from .ecg import load_ecg5000
 from .mnist import load_mnist
 from .task import Split, Task
-from .ucr import UCRDataset, load_ucr
+from .ucr import UCRDataset, check_data_dir, load_ucr
+from .user import load_data_task, load_ucr_task, read_labelled_split, task_from_arrays, task_from_sequences
 
 TASK_LOADERS = {
     "ecg": load_ecg5000,
@@ -16,12 +17,24 @@ TASK_LOADERS = {
 }
 
 
-def load_task(name: str, data_dir=None, download: bool = False) -> Task:
-    """Load a task by name: ``ecg``, ``mnist``/``pmnist`` (T=784 pixels), ``mnist_rows``/``pmnist_rows`` (T=28)."""
-    from ..errors import check_choice
+UCR_PREFIX = "ucr:"
 
-    check_choice(name, set(TASK_LOADERS), "task")
+
+def load_task(name: str, data_dir=None, download: bool = False, **options) -> Task:
+    """Load a task by name: ``ecg``, ``mnist``/``pmnist`` (T=784 pixels), ``mnist_rows``/``pmnist_rows``
+    (T=28), or ``ucr:NAME`` (any UCR/UEA dataset; ``options``: normalize, val_fraction, seed)."""
+    from ..errors import ConfigError, check_choice
+
+    check_data_dir(data_dir)
+    if name.startswith(UCR_PREFIX):
+        if not name[len(UCR_PREFIX):]:
+            raise ConfigError("--task ucr:NAME needs a dataset name, e.g. ucr:GunPoint")
+        return load_ucr_task(name[len(UCR_PREFIX):], data_dir=data_dir, download=download, **options)
+    check_choice(name, set(TASK_LOADERS) | {"ucr:NAME"}, "task")
+    if options:
+        raise ConfigError(f"options {', '.join(sorted(options))} apply to user data only, not to the paper task {name!r}")
     return TASK_LOADERS[name](data_dir=data_dir, download=download)
 
 
-__all__ = ["Split", "Task", "UCRDataset", "load_ucr", "load_ecg5000", "load_mnist", "load_task", "TASK_LOADERS"]
+__all__ = ["Split", "Task", "UCRDataset", "load_ucr", "load_ecg5000", "load_mnist", "load_task", "TASK_LOADERS",
+           "task_from_arrays", "task_from_sequences", "load_data_task", "load_ucr_task", "read_labelled_split"]

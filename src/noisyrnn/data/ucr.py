@@ -75,6 +75,17 @@ def parse_ucr_text(data: bytes, what: str) -> tuple[np.ndarray, np.ndarray]:
     return values.astype(np.float32), labels.astype(np.int64)
 
 
+def aeon_data_dir() -> Path | None:
+    """The folder of UCR/UEA datasets that the aeon package ships (GunPoint, JapaneseVowels, ...)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("aeon")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+    return folder if folder.is_dir() else None
+
+
 def _candidate_dirs(name: str, data_dir) -> list[Path]:
     roots = [Path(p) for p in (data_dir, os.environ.get(DATA_DIR_ENV)) if p]
     dirs = []
@@ -82,15 +93,26 @@ def _candidate_dirs(name: str, data_dir) -> list[Path]:
         dirs += [root, root / name, root / name.lower()]
     dirs.append(BUNDLED_DIR)
     dirs.append(cache_dir() / "ucr" / name)
+    shipped = aeon_data_dir()
+    if shipped is not None:
+        dirs.append(shipped / name)
     return dirs
 
 
-def locate(name: str, data_dir=None) -> Path | None:
-    """The first folder holding both of ``name``'s split files, or None."""
+def locate(name: str, data_dir=None, formats=(".txt",)) -> tuple[Path, str] | None:
+    """(folder, suffix) of the first folder holding both of ``name``'s split files in one of
+    ``formats`` (tried in order in each folder), or None."""
     for d in _candidate_dirs(name, data_dir):
-        if all(find_file(d, f"{name}_{s}.txt") for s in SPLITS):
-            return d
+        for suffix in formats:
+            if all(find_file(d, f"{name}_{s}{suffix}") for s in SPLITS):
+                return d, suffix
     return None
+
+
+def check_data_dir(data_dir) -> None:
+    """A ``--data-dir`` that does not exist is an error, never a silent fall-back to other data."""
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise DataError(f"data directory does not exist: {data_dir}")
 
 
 def download_ucr(name: str) -> Path:
@@ -104,13 +126,15 @@ def download_ucr(name: str) -> Path:
                 raise DataError(f"downloaded archive {zpath} is corrupt (bad member {bad}); delete it and retry")
             members = {Path(m).name: m for m in zf.namelist()}
             sums = []
-            for split in SPLITS:
-                fname = f"{name}_{split}.txt"
-                if fname not in members:
-                    raise DataError(f"downloaded archive {zpath} lacks {fname}")
-                data = zf.read(members[fname])
-                atomic_write_bytes(target / fname, data)
-                sums.append(f"{sha256_hex(data)}  {fname}")
+            suffixes = [s for s in (".ts", ".txt") if all(f"{name}_{p}{s}" in members for p in SPLITS)]
+            if not suffixes:
+                raise DataError(f"downloaded archive {zpath} lacks {name}_TRAIN/_TEST (.ts or .txt)")
+            for suffix in suffixes:
+                for split in SPLITS:
+                    fname = f"{name}_{split}{suffix}"
+                    data = zf.read(members[fname])
+                    atomic_write_bytes(target / fname, data)
+                    sums.append(f"{sha256_hex(data)}  {fname}")
     except zipfile.BadZipFile:
         raise DataError(f"downloaded file {zpath} is not a zip archive; delete it and retry") from None
     atomic_write_text(target / "SHA256SUMS", "\n".join(sums) + "\n")
@@ -118,8 +142,10 @@ def download_ucr(name: str) -> Path:
 
 
 def load_ucr(name: str, data_dir=None, download: bool = False) -> UCRDataset:
-    """Load both splits of UCR dataset ``name``, verifying checksums where they are known."""
-    folder = locate(name, data_dir)
+    """Load both splits of UCR dataset ``name`` (text format), verifying checksums where known."""
+    check_data_dir(data_dir)
+    found = locate(name, data_dir)
+    folder = None if found is None else found[0]
     if folder is None:
         if not download:
             searched = ", ".join(str(d) for d in _candidate_dirs(name, data_dir))
@@ -147,4 +173,35 @@ def bundled_checksums() -> dict[str, str]:
     return read_checksum_file(BUNDLED_DIR / "SHA256SUMS")
 
 
-__all__ = ["UCRDataset", "load_ucr", "locate", "download_ucr", "parse_ucr_text", "bundled_checksums"]
+def ucr_split_files(name: str, data_dir=None, download: bool = False) -> dict[str, Path]:
+    """{'TRAIN': path, 'TEST': path} of dataset ``name`` in .ts (preferred) or UCR text
+    format, from the data folders, the bundled copy, the cache or aeon's shipped datasets;
+    ``download`` fetches the archive's zip when none has it. SHA256SUMS are verified."""
+    check_data_dir(data_dir)
+    formats = (".ts", ".txt", ".tsv")
+    found = locate(name, data_dir, formats)
+    if found is None:
+        if not download:
+            searched = ", ".join(str(d) for d in _candidate_dirs(name, data_dir))
+            raise DataError(
+                f"UCR/UEA dataset {name!r} not found offline (looked in: {searched}); pass --data-dir, set "
+                f"{DATA_DIR_ENV}, or allow downloading (--download)"
+            )
+        download_ucr(name)
+        found = locate(name, data_dir, formats)
+        if found is None:
+            raise DataError(f"download of UCR dataset {name!r} gave no usable files")
+    folder, suffix = found
+    sums = read_checksum_file(folder / "SHA256SUMS")
+    out = {}
+    for split in SPLITS:
+        fname = f"{name}_{split}{suffix}"
+        path = find_file(folder, fname)
+        if fname in sums:
+            verify_sha256(read_bytes(path), sums[fname], str(path))
+        out[split] = path
+    return out
+
+
+__all__ = ["UCRDataset", "load_ucr", "locate", "download_ucr", "parse_ucr_text", "bundled_checksums",
+           "ucr_split_files", "check_data_dir", "aeon_data_dir"]

@@ -35,8 +35,8 @@ def _validate(ens: LipschitzEnsemble, split, batch_size: int) -> list[dict]:
     device = ens.B.device
     correct, loss = torch.zeros(S, device=device), torch.zeros(S, dtype=torch.float64, device=device)
     for start in range(0, len(split), batch_size):
-        x, y = split.x[start:start + batch_size].to(device), split.y[start:start + batch_size].to(device)
-        logits = ens(x, noise=False)  # (S, b, C)
+        x, y, lengths = split.batch(slice(start, start + batch_size), device)
+        logits = ens(x, noise=False, lengths=lengths)  # (S, b, C)
         loss += F.cross_entropy(logits.transpose(1, 2), y.expand(S, -1), reduction="none").sum(1).double()
         correct += (logits.argmax(-1) == y).sum(1)
     n = len(split)
@@ -94,7 +94,8 @@ def fit_ensemble(name: str, params: dict, task: Task, config: TrainConfig, seeds
         for start in range(0, len(train), config.batch_size):
             idx = torch.stack([o[start:start + config.batch_size] for o in orders])  # (S, b)
             x, y = train.x[idx].to(device), train.y[idx].to(device)
-            logits = ens(x, noise=inject, generators=noise_gens)
+            lengths = None if train.lengths is None else train.lengths[idx].to(device)
+            logits = ens(x, noise=inject, generators=noise_gens, lengths=lengths)
             per_member = F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(1)  # (S,)
             loss = per_member.sum()
             if not math.isfinite(loss.item()):

@@ -174,13 +174,15 @@ def fit(model, task: Task, config: TrainConfig, out_dir: Path | None = None, res
         loss_sum, correct = 0.0, 0
         for start in range(0, len(train), config.batch_size):
             idx = order[start:start + config.batch_size]
-            x, y = train.x[idx].to(device), train.y[idx].to(device)
+            x, y, lengths = train.batch(idx, device)
             if explicit:
+                if lengths is not None:
+                    raise ConfigError("regularizer='explicit' does not support sequences of unequal length yet")
                 objective = explicit_regularizer(model, x, y)
                 logits = objective.logits
                 loss = objective.loss + config.regularizer_scale * objective.penalty.mean()
             else:
-                logits = model(x, noise=inject, generator=gens["noise"])
+                logits = model(x, noise=inject, generator=gens["noise"], lengths=lengths)
                 loss = F.cross_entropy(logits, y)
             if not math.isfinite(loss.item()):
                 raise TrainingDiverged(f"training loss became {loss.item()} at epoch {epoch}; "

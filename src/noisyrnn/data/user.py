@@ -1,0 +1,176 @@
+"""Tasks from users' data: arrays, files (.npz, CSV, .ts) and UCR/UEA datasets by name.
+
+Every path ends in :func:`task_from_sequences`: labels encoded to 0..C-1 (the user's labels
+kept as ``task.classes``), a stratified, seeded validation split of the training part when
+no validation part is given, and per-channel z-scoring fitted on the training split
+(``normalize=True``, the default; statistics kept as ``task.normalization``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError, InputError
+from .normalize import ChannelNormalizer
+from .readers import LabelledSequences, read_data_file
+from .sequences import Sequences, as_sequences, encode_labels
+from .task import Split, Task
+
+VAL_FRACTION = 0.2
+
+
+def stratified_split(y: np.ndarray, fraction: float, seed: int, what: str = "y") -> tuple[np.ndarray, np.ndarray]:
+    """(train_idx, val_idx): about ``fraction`` of every class to validation (at least one
+    each), seeded; a class with a single example cannot be split and is an error."""
+    if not 0 < fraction < 1:
+        raise InputError(f"validation fraction must lie in (0, 1), got {fraction}")
+    counts = np.bincount(y)
+    lonely = np.flatnonzero(counts == 1)
+    if lonely.size:
+        raise InputError(f"{what}: class {int(lonely[0])} has only one example, so a stratified validation "
+                         "split is impossible; give validation data or more examples")
+    from sklearn.model_selection import train_test_split
+
+    n_val = max(int(round(fraction * len(y))), int((counts > 0).sum()))
+    if n_val > len(y) - int((counts > 0).sum()):
+        raise InputError(f"{what}: {len(y)} examples in {int((counts > 0).sum())} classes are too few "
+                         f"for a stratified validation split")
+    train_idx, val_idx = train_test_split(np.arange(len(y)), test_size=n_val, stratify=y, random_state=seed)
+    return np.sort(train_idx), np.sort(val_idx)
+
+
+def _pad_to(seqs: Sequences, steps: int) -> Sequences:
+    if seqs.x.shape[1] >= steps:
+        return seqs
+    x = np.zeros((len(seqs), steps, seqs.x.shape[2]), dtype=np.float32)
+    x[:, : seqs.x.shape[1]] = seqs.x
+    return Sequences(x, seqs.lengths)
+
+
+def _split(seqs: Sequences, y: np.ndarray, idx=None, normalizer=None) -> Split:
+    x, lengths = (seqs.x, seqs.lengths) if idx is None else (seqs.x[idx], seqs.lengths[idx])
+    y = y if idx is None else y[idx]
+    if normalizer is not None:
+        x = normalizer.apply(x, lengths)
+    equal = bool((lengths == x.shape[1]).all())
+    return Split(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), torch.from_numpy(y),
+                 None if equal else torch.from_numpy(lengths))
+
+
+def task_from_sequences(train: LabelledSequences, test: LabelledSequences | None = None,
+                        val: LabelledSequences | None = None, name: str = "data", normalize: bool = True,
+                        val_fraction: float = VAL_FRACTION, seed: int = 0, description: str = "") -> Task:
+    """Build a :class:`Task` (see the module docstring)."""
+    y, classes = encode_labels(train.labels, f"{name}: training labels")
+    if len(classes) < 2:
+        raise InputError(f"{name}: the training labels hold {len(classes)} class(es) {classes}; need at least two")
+    parts = {"test": test, "val": val}
+    steps = max([train.sequences.x.shape[1]] + [p.sequences.x.shape[1] for p in parts.values() if p is not None])
+    seqs = _pad_to(train.sequences, steps)
+    d = seqs.x.shape[2]
+    for part_name, p in parts.items():
+        if p is not None and p.sequences.x.shape[2] != d:
+            raise InputError(f"{name}: {part_name} sequences have {p.sequences.x.shape[2]} channel(s), "
+                             f"training sequences {d}")
+    if val is None:
+        train_idx, val_idx = stratified_split(y, val_fraction, seed, f"{name}: training labels")
+    else:
+        train_idx, val_idx = np.arange(len(y)), None
+    normalizer = None
+    if normalize:
+        normalizer = ChannelNormalizer.fit(seqs.x[train_idx], seqs.lengths[train_idx])
+    splits = {"train": _split(seqs, y, train_idx, normalizer)}
+    splits["val"] = _split(seqs, y, val_idx, normalizer) if val is None else None
+    for part_name, p in parts.items():
+        if p is None:
+            continue
+        py, _ = encode_labels(p.labels, f"{name}: {part_name} labels", classes=classes)
+        splits[part_name] = _split(_pad_to(p.sequences, steps), py, None, normalizer)
+    return Task(name=name, train=splits["train"], val=splits["val"], test=splits.get("test"),
+                num_classes=len(classes), classes=classes, normalization=normalizer,
+                description=description or f"{name}: {len(y)} labelled sequences, {d} channel(s), "
+                                           f"up to {steps} steps, {len(classes)} classes")
+
+
+def task_from_arrays(X, y, X_test=None, y_test=None, *, lengths=None, lengths_test=None, X_val=None, y_val=None,
+                     lengths_val=None, layout: str = "ntd", normalize: bool = True,
+                     val_fraction: float = VAL_FRACTION, seed: int = 0, name: str = "arrays") -> Task:
+    """A task from arrays: X (n, T) or (n, T, d) (``layout="ndt"``: (n, d, T)) or a list of
+    unequal-length sequences, labels of any hashable type, optional test (and validation) parts."""
+
+    def labelled(Xp, yp, lp, what):
+        seqs = as_sequences(Xp, lp, layout=layout, what=what)
+        yp = np.asarray(yp)
+        if yp.ndim != 1 or len(yp) != len(seqs):
+            raise InputError(f"{what} has {len(seqs)} sequences but y has shape {yp.shape} (one label per sequence)")
+        return LabelledSequences(seqs, yp)
+
+    for a, b, what in ((X_test, y_test, "X_test/y_test"), (X_val, y_val, "X_val/y_val")):
+        if (a is None) != (b is None):
+            raise InputError(f"{what} must be given together")
+    train = labelled(X, y, lengths, "X")
+    test = labelled(X_test, y_test, lengths_test, "X_test") if X_test is not None else None
+    val = labelled(X_val, y_val, lengths_val, "X_val") if X_val is not None else None
+    return task_from_sequences(train, test, val, name=name, normalize=normalize, val_fraction=val_fraction, seed=seed)
+
+
+def load_data_task(path, normalize: bool = True, val_fraction: float = VAL_FRACTION, seed: int = 0,
+                   test_path=None) -> Task:
+    """A task from a data file (:func:`noisyrnn.data.readers.read_data_file`); a file
+    ``NAME_TRAIN.ext`` with a sibling ``NAME_TEST.ext`` takes that as its test part."""
+    path = Path(path)
+    data = read_data_file(path)
+    test = data.test
+    if test_path is None and test is None and "_TRAIN" in path.name:
+        sibling = path.with_name(path.name.replace("_TRAIN", "_TEST"))
+        test_path = sibling if sibling.is_file() else None
+    if test_path is not None:
+        if test is not None:
+            raise DataError(f"{path} already holds test data (X_test); do not also pass a test file")
+        test = read_data_file(test_path).train
+    name = path.name.split(".")[0].replace("_TRAIN", "")
+    return task_from_sequences(data.train, test, name=name, normalize=normalize, val_fraction=val_fraction,
+                               seed=seed, description=f"{name} from {path}")
+
+
+def load_ucr_task(name: str, data_dir=None, download: bool = False, normalize: bool = True,
+                  val_fraction: float = VAL_FRACTION, seed: int = 0) -> Task:
+    """UCR/UEA dataset ``name`` with the archive's own train/test split (``--task ucr:NAME``);
+    validation is a stratified split of the archive's training part."""
+    from .readers import parse_csv, parse_ts
+    from .files import read_bytes
+    from .ucr import ucr_split_files
+
+    files = ucr_split_files(name, data_dir, download)
+    read = lambda p: parse_ts(p) if ".ts" in p.suffixes else parse_csv(read_bytes(p), p)  # noqa: E731
+    train, test = read(files["TRAIN"]), read(files["TEST"])
+    return task_from_sequences(train, test, name=f"ucr:{name}", normalize=normalize, val_fraction=val_fraction,
+                               seed=seed, description=f"UCR/UEA {name} from {files['TRAIN'].parent}")
+
+
+def read_labelled_split(path, classes, normalization, what: str | None = None) -> tuple[Split, bool]:
+    """New data read as a trained model reads them: (split, has_labels). A file's test part
+    is used when it has one; its labels are encoded with ``classes`` (the model's)."""
+    data = read_data_file(path)
+    part = data.test if data.test is not None else data.train
+    split = sequences_to_split(part.sequences, part.labels, classes, normalization, what or str(path))
+    return split, part.labels is not None
+
+
+def sequences_to_split(seqs: Sequences, labels, classes, normalization, what="data") -> Split:
+    if isinstance(normalization, dict):
+        normalization = ChannelNormalizer.from_dict(normalization)
+    if normalization is not None:
+        x = normalization.apply(seqs.x, seqs.lengths) if seqs.x.shape[2] == len(normalization.mean) else None
+        if x is None:
+            raise InputError(f"{what}: sequences have {seqs.x.shape[2]} channel(s), the model was trained on "
+                             f"{len(normalization.mean)}")
+        seqs = Sequences(x, seqs.lengths)
+    if labels is None:
+        y = np.full(len(seqs), -1, dtype=np.int64)
+    else:
+        y, _ = encode_labels(labels, f"{what}: labels", classes=classes)
+    return _split(seqs, y)
