@@ -30,43 +30,183 @@ def _parse_assignments(items) -> dict:
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", type=Path, default=None,
-                   help="folder with the dataset files (default: $NOISYRNN_DATA_DIR, then bundled data)")
+                   help="folder with the dataset files (default: $NOISYRNN_DATA_DIR, then bundled data); "
+                        "must exist")
     p.add_argument("--download", action="store_true", help="download the dataset if it is not found")
 
 
-def cmd_train(args) -> int:
+def _add_user_data_args(p: argparse.ArgumentParser, options: bool = True) -> None:
+    p.add_argument("--task", default=None,
+                   help=f"a built-in task ({', '.join(TASKS)}; default ecg) or ucr:NAME (any UCR/UEA dataset)")
+    p.add_argument("--data", type=Path, default=None,
+                   help="a data file: .npz (X, y[, lengths, X_test, y_test, lengths_test]), CSV (label first) "
+                        "or .ts; NAME_TRAIN.* takes NAME_TEST.* beside it as its test part")
+    if options:
+        p.add_argument("--no-normalize", action="store_true",
+                       help="user data: do not z-score each channel with the training split's statistics")
+        p.add_argument("--val-fraction", type=float, default=0.2,
+                       help="user data: fraction of the training part held out (stratified) for validation")
+    _add_data_args(p)
+
+
+def _task_name(args, default="ecg") -> str:
+    """The task the arguments name: ``file:PATH`` for --data, else --task (default ``default``)."""
+    if args.data is not None and args.task is not None:
+        raise ConfigError("give either --data PATH or --task NAME, not both")
+    if args.data is not None:
+        if not args.data.exists():
+            raise ConfigError(f"data path does not exist: {args.data}")
+        return f"file:{args.data}"
+    return args.task or default
+
+
+def _load_task(args, name: str):
     from .data import load_task
-    from .evaluation import robustness
-    from .experiments.configs import load_config, task_config
-    from .experiments.paper import COLUMNS
+
+    user = name.startswith(("file:", "ucr:"))
+    options = {"normalize": not args.no_normalize, "val_fraction": args.val_fraction, "seed": 0} if user else {}
+    if not user and (args.no_normalize or args.val_fraction != 0.2):
+        raise ConfigError(f"--no-normalize and --val-fraction apply to user data (--data, ucr:NAME), "
+                          f"not to the paper task {name!r}")
+    return load_task(name, data_dir=args.data_dir, download=args.download, **options)
+
+
+def resolve_settings(task: str, model: str | None, config_file=None, recipe: bool = False,
+                     assignments=None, seed: int = 0, epochs: int | None = None,
+                     select_under: str | None = None) -> tuple[str, dict, dict]:
+    """(model, params, train) for ``noisyrnn train``: a config file, the shipped paper recipe
+    (``recipe``), or the model's own defaults; then ``--set`` (``params.X=`` / ``train.Y=``, or
+    a bare key, which must name exactly one of the two)."""
+    from .experiments.configs import default_config, load_config, task_config
     from .models.registry import resolve_params
+    from .training import TrainConfig
+
+    if config_file is not None:
+        cfg = load_config(config_file)
+        if model is not None and model != cfg["model"]:
+            raise ConfigError(f"--model {model} contradicts the config file's model {cfg['model']!r}")
+    elif recipe:
+        cfg = task_config(task, model or "nrnn")
+    else:
+        cfg = default_config(model or "nrnn")
+    name = cfg["model"]
+    params, train = dict(cfg["params"]), dict(cfg["train"])
+    train_keys = set(TrainConfig.__dataclass_fields__)
+    for key, value in _parse_assignments(assignments).items():
+        section, _, bare = key.partition(".")
+        if section in ("params", "train") and bare:
+            (params if section == "params" else train)[bare] = value
+        elif key in train_keys and key in params:
+            raise ConfigError(f"--set {key}=... is ambiguous (a model parameter and a training option): "
+                              f"write params.{key}= or train.{key}=")
+        elif key in train_keys:
+            train[key] = value
+        else:
+            params[key] = value
+    train["seed"] = seed
+    if epochs is not None:
+        train["epochs"] = epochs
+    if select_under is not None:
+        train["select_under"] = select_under
+    params = resolve_params(name, params)
+    train = TrainConfig.from_dict(train).to_dict()
+    return name, params, train
+
+
+def cmd_train(args) -> int:
+    from .evaluation import robustness
+    from .experiments.paper import columns_for
     from .training import TrainConfig, train_model
 
-    cfg = load_config(args.config) if args.config else task_config(args.task, args.model)
-    model = cfg["model"] if args.config else args.model
-    overrides = _parse_assignments(args.set)
-    train_keys = set(TrainConfig.__dataclass_fields__)
-    params = resolve_params(model, {**cfg["params"], **{k: v for k, v in overrides.items() if k not in train_keys}})
-    train = {**cfg["train"], **{k: v for k, v in overrides.items() if k in train_keys}, "seed": args.seed}
-    if args.epochs is not None:
-        train["epochs"] = args.epochs
-    train_cfg = TrainConfig.from_dict(train)
-    task = load_task(args.task, data_dir=args.data_dir, download=args.download)
-    result = train_model(model, params, task, train_cfg, out_dir=args.out, resume=not args.restart,
-                         progress=not args.no_progress)
-    acc = robustness(result.model, task.test, COLUMNS[args.task], seed=args.seed, value_range=task.data_range)
-    summary = {"model": model, "out": str(args.out), "best_epoch": result.best_epoch,
-               "best_val_accuracy": result.best_val_accuracy, "test": acc}
+    task_name = _task_name(args)
+    model, params, train = resolve_settings(task_name, args.model, args.config, args.recipe, args.set, args.seed,
+                                            args.epochs, args.select_under)
+    task = _load_task(args, task_name)
+    print("noisyrnn: settings: " + json.dumps({"task": task_name, "model": model, "params": params,
+                                                "train": train}), file=sys.stderr, flush=True)
+    result = train_model(model, params, task, TrainConfig.from_dict(train), out_dir=args.out,
+                         resume=not args.restart, progress=not args.no_progress)
+    split, which = (task.test, "test") if task.test is not None else (task.val, "validation")
+    acc = robustness(result.model, split, columns_for(task_name), seed=args.seed, value_range=task.data_range)
+    summary = {"model": model, "task": task_name, "out": str(args.out), "best_epoch": result.best_epoch,
+               "best_val_accuracy": result.best_val_accuracy, "evaluated_on": which, which: acc,
+               "settings": {"params": params, "train": train}}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .data import read_labelled_split
+    from .predict import TrainedRun, predict_proba, write_predictions
+
+    run = TrainedRun.load(args.run)
+    split, labelled = read_labelled_split(args.data, None, run.normalization)
+    if split.x.shape[-1] != run.model.input_size:
+        raise ConfigError(f"{args.data}: sequences have {split.x.shape[-1]} channel(s), the model "
+                          f"in {args.run} takes {run.model.input_size}")
+    probs = predict_proba(run.model, split, args.batch_size)
+    true = None
+    if labelled:
+        from .data.readers import read_data_file
+
+        data = read_data_file(args.data)
+        part = data.test if data.test is not None else data.train
+        true = [v.item() if hasattr(v, "item") else v for v in part.labels]
+    write_predictions(args.out, probs, run.classes, true)
+    summary = {"run": str(args.run), "data": str(args.data), "sequences": len(split), "out": str(args.out)}
+    if true is not None:
+        pred = [run.classes[i] for i in probs.argmax(-1).tolist()]
+        summary["accuracy"] = sum(str(p) == str(t) for p, t in zip(pred, true)) / max(len(true), 1)
     print(json.dumps(summary, indent=2))
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    from .experiments.reproduce import evaluate_checkpoint
+    if args.data is None:
+        from .experiments.reproduce import evaluate_checkpoint
 
-    acc = evaluate_checkpoint(args.checkpoint, args.task, columns=args.columns, seed=args.seed,
-                              data_dir=args.data_dir)
-    print(json.dumps({"checkpoint": str(args.checkpoint), "task": args.task, "accuracy": acc}, indent=2))
+        acc = evaluate_checkpoint(args.checkpoint, args.task or "ecg", columns=args.columns, seed=args.seed,
+                                  data_dir=args.data_dir)
+        print(json.dumps({"checkpoint": str(args.checkpoint), "task": args.task or "ecg", "accuracy": acc},
+                         indent=2))
+        return 0
+    if args.task is not None:
+        raise ConfigError("give either --data PATH or --task NAME, not both")
+    from .data import read_labelled_split
+    from .experiments.robustness_report import DEFAULT_COLUMNS, scale_note, write_robustness_report
+    from .evaluation import robustness
+    from .predict import TrainedRun
+
+    run = TrainedRun.load(args.checkpoint)
+    split, labelled = read_labelled_split(args.data, run.classes, run.normalization)
+    if not labelled:
+        raise ConfigError(f"{args.data} has no labels (y); evaluate needs them (predict does not)")
+    columns = args.columns or DEFAULT_COLUMNS
+    acc = robustness(run.model, split, columns, seed=args.seed, value_range=run.value_range)
+    out = args.out or args.checkpoint / "evaluation"
+    meta = {"model": run.model.config.get("name"), "run": str(args.checkpoint), "data": str(args.data),
+            "sequences": len(split), "seed": args.seed, "scale": scale_note(run.normalization)}
+    write_robustness_report(out, acc, meta)
+    print(json.dumps({"checkpoint": str(args.checkpoint), "data": str(args.data), "accuracy": acc,
+                      "report": str(out / "report.md")}, indent=2))
+    return 0
+
+
+def cmd_search(args) -> int:
+    from .experiments.executors import make_executor
+    from .experiments.search import parse_grid, search
+
+    task_name = _task_name(args)
+    if args.data is not None:
+        task_name = f"file:{args.data.resolve()}"
+    overrides = {}
+    if args.epochs is not None:
+        overrides["train.epochs"] = args.epochs
+    result = search(task_name, args.model, args.out, grid=parse_grid(args.grid), select_under=args.select_under,
+                    seeds=args.seeds, overrides=overrides,
+                    executor=make_executor(args.executor, args.workers, args.address), data_dir=args.data_dir,
+                    download=args.download, progress=not args.no_progress)
+    print(json.dumps({"best": result["best"], "written": str(args.out / "best.json")}, indent=2))
     return 0
 
 
@@ -150,30 +290,59 @@ def _add_executor_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="noisyrnn", description=__doc__)
+    parser = argparse.ArgumentParser(prog="noisyrnn", description=__doc__, allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"noisyrnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_parser = sub.add_parser
+    sub.add_parser = lambda *a, **k: _add_parser(*a, allow_abbrev=False, **k)  # --data is never --data-dir
 
-    p = sub.add_parser("train", help="train one model on a task and report its test robustness")
-    p.add_argument("--task", choices=TASKS, default="ecg")
-    p.add_argument("--model", default="nrnn", help="model name (its shipped config is used)")
-    p.add_argument("--config", type=Path, default=None, help="a TOML config file instead of the shipped one")
+    p = sub.add_parser("train", help="train one model on a task or your data and report its robustness")
+    p.add_argument("--model", default=None, help="model name (default nrnn); its own defaults are used")
+    p.add_argument("--config", type=Path, default=None, help="a TOML config file (model, [params], [train])")
+    p.add_argument("--recipe", action="store_true",
+                   help="start from the paper's shipped recipe for --task (configs/TASK/MODEL.toml)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override model or training options")
+    p.add_argument("--set", nargs="*", metavar="KEY=VALUE",
+                   help="override settings: params.NAME=V or train.NAME=V (a bare NAME must be unambiguous)")
+    p.add_argument("--select-under", default=None, metavar="COLUMN",
+                   help="select the epoch on validation accuracy under this perturbation, e.g. white_0.4")
     p.add_argument("--out", type=Path, required=True, help="output folder (checkpoints, metrics log)")
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
     p.add_argument("--no-progress", action="store_true")
-    _add_data_args(p)
+    _add_user_data_args(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="robustness of a saved model on a task's test split")
+    p = sub.add_parser("predict", help="predicted labels and class probabilities for new sequences (CSV)")
+    p.add_argument("run", type=Path, help="a trained run's folder (model.safetensors + model.json)")
+    p.add_argument("--data", type=Path, required=True, help="a data file (.npz, CSV or .ts; labels optional in .npz)")
+    p.add_argument("--out", type=Path, required=True, help="CSV to write: index, predicted, [label,] prob_CLASS...")
+    p.add_argument("--batch-size", type=int, default=1000)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate", help="robustness of a saved model: a paper task's test split (JSON) or your "
+                                        "data (--data: report.md, robustness.png, robustness.json)")
     p.add_argument("checkpoint", type=Path, help="folder holding model.safetensors and model.json")
-    p.add_argument("--task", choices=TASKS, default="ecg")
+    p.add_argument("--task", default=None, help=f"a built-in task ({', '.join(TASKS)}; default ecg)")
+    p.add_argument("--data", type=Path, default=None, help="a labelled data file (its test part if it has one)")
     p.add_argument("--columns", nargs="+", default=None, help="e.g. clean white_0.4 mult_1.2")
     p.add_argument("--seed", type=int, default=0, help="seed of the perturbation draws")
+    p.add_argument("--out", type=Path, default=None, help="report folder for --data (default: CHECKPOINT/evaluation)")
     _add_data_args(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("search", help="validation search over noise level, step and learning rate (a sweep)")
+    p.add_argument("--model", default="nrnn")
+    p.add_argument("--out", type=Path, required=True, help="results store of the search (resumable)")
+    p.add_argument("--grid", nargs="*", metavar="KEY=V1,V2", help="the grid (default: the model's search space)")
+    p.add_argument("--select-under", default=None, metavar="COLUMN",
+                   help="choose on validation accuracy under this perturbation (e.g. white_0.4) instead of clean")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per candidate")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--no-progress", action="store_true")
+    _add_user_data_args(p, options=False)
+    _add_executor_args(p)
+    p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("reproduce", help="reproduce a paper table (report.md, figure.png, results.json)")
     p.add_argument("task", choices=TABLE_TASKS)
@@ -202,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("analyze", help="theory diagnostics of checkpoints: Thm 2 margins, Jacobian products, "
                                        "Hessian spectrum, Thm 3 bounds (JSON, report.md, PNG)")
     p.add_argument("checkpoints", nargs="+", type=Path, help="checkpoint folders (model.safetensors + model.json)")
-    p.add_argument("--task", choices=TASKS, default="ecg")
+    p.add_argument("--task", default="ecg", help=f"{', '.join(TASKS)} or ucr:NAME")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--samples", type=int, default=30, help="test sequences for the margin study")
     p.add_argument("--probes", type=int, default=5, help="points on the segment x_i -> flip point for the sup in eq (16)")

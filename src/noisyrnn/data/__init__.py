@@ -18,11 +18,13 @@ TASK_LOADERS = {
 
 
 UCR_PREFIX = "ucr:"
+FILE_PREFIX = "file:"
 
 
 def load_task(name: str, data_dir=None, download: bool = False, **options) -> Task:
     """Load a task by name: ``ecg``, ``mnist``/``pmnist`` (T=784 pixels), ``mnist_rows``/``pmnist_rows``
-    (T=28), or ``ucr:NAME`` (any UCR/UEA dataset; ``options``: normalize, val_fraction, seed)."""
+    (T=28), ``ucr:NAME`` (any UCR/UEA dataset) or ``file:PATH`` (a data file; see
+    :func:`load_data_task`). ``options`` (user data only): normalize, val_fraction, seed."""
     from ..errors import ConfigError, check_choice
 
     check_data_dir(data_dir)
@@ -30,7 +32,9 @@ def load_task(name: str, data_dir=None, download: bool = False, **options) -> Ta
         if not name[len(UCR_PREFIX):]:
             raise ConfigError("--task ucr:NAME needs a dataset name, e.g. ucr:GunPoint")
         return load_ucr_task(name[len(UCR_PREFIX):], data_dir=data_dir, download=download, **options)
-    check_choice(name, set(TASK_LOADERS) | {"ucr:NAME"}, "task")
+    if name.startswith(FILE_PREFIX):
+        return load_data_task(name[len(FILE_PREFIX):], **options)
+    check_choice(name, set(TASK_LOADERS) | {"ucr:NAME", "file:PATH"}, "task")
     if options:
         raise ConfigError(f"options {', '.join(sorted(options))} apply to user data only, not to the paper task {name!r}")
     return TASK_LOADERS[name](data_dir=data_dir, download=download)

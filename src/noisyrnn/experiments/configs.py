@@ -39,6 +39,15 @@ def load_config(path: Path) -> dict:
     return {"model": raw["model"], "params": params, "train": train, "description": raw.get("description", "")}
 
 
+def default_config(model: str) -> dict:
+    """The model's own defaults: registry parameters and :data:`~noisyrnn.models.registry.TRAIN_DEFAULTS`."""
+    from ..models.registry import TRAIN_DEFAULTS
+
+    params = resolve_params(model, {})
+    train = TrainConfig.from_dict(dict(TRAIN_DEFAULTS.get(model, {}))).to_dict()
+    return {"model": model, "params": params, "train": train, "description": f"{model}: library defaults"}
+
+
 def task_config(task: str, model: str, config_dir=None) -> dict:
     path = config_path(task, model, config_dir)
     if not path.is_file():

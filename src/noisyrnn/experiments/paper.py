@@ -4,6 +4,14 @@ from __future__ import annotations
 
 MNIST_COLUMNS = ["clean", "white_0.1", "white_0.2", "white_0.3", "sp_0.03", "sp_0.05", "sp_0.1",
                  "fgsm_0.01", "fgsm_0.05", "fgsm_0.1", "fgsm_0.15"]
+USER_COLUMNS = ["clean", "white_0.4", "white_0.8", "white_1.2"]  # user data: z-scored, so sigma in std units
+
+
+def columns_for(task: str) -> list[str]:
+    """The paper table's columns for a paper task, else :data:`USER_COLUMNS`."""
+    return list(COLUMNS.get(task, USER_COLUMNS))
+
+
 COLUMNS = {
     "ecg": ["clean", "white_0.4", "white_0.8", "white_1.2", "mult_0.4", "mult_0.8", "mult_1.2"],
     "mnist": MNIST_COLUMNS, "pmnist": MNIST_COLUMNS, "mnist_rows": MNIST_COLUMNS, "pmnist_rows": MNIST_COLUMNS,

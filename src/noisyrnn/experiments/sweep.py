@@ -3,8 +3,9 @@
 A sweep file::
 
     description = "Table 3"
-    task = "ecg"
-    models = ["nrnn", "lipschitz"]      # each starts from its shipped config for the task
+    task = "ecg"                        # a paper task, "ucr:NAME", or use data = "PATH" (a data file)
+    models = ["nrnn", "lipschitz"]      # each starts from its shipped config for the task, if
+                                        # there is one, else from the model's defaults
     seeds = 10                          # or a list, e.g. [0, 1, 5]
     batch_seeds = true                  # NRNN-family seeds train as one batched ensemble
     [grid]                              # optional cartesian product, applied to every model
@@ -31,8 +32,8 @@ from pathlib import Path
 
 from ..data.files import atomic_write_text
 from ..errors import ConfigError
-from .configs import CONFIG_ROOT, task_config
-from .paper import COLUMNS
+from .configs import CONFIG_ROOT, config_path, default_config, task_config
+from .paper import COLUMNS, columns_for
 
 SWEEP_ROOT = CONFIG_ROOT / "sweeps"
 INDEX = "index.jsonl"
@@ -79,15 +80,31 @@ def _label(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value).replace("/", "_").replace(" ", "")
 
 
+def base_config(configs: str, model: str, config_dir=None) -> dict:
+    """The shipped recipe ``configs/CONFIGS/MODEL.toml`` for the paper's tasks (or from an
+    explicit ``config_dir``), else (user data) the model's own defaults."""
+    if config_dir is not None or configs in COLUMNS or config_path(configs, model).is_file():
+        return task_config(configs, model, config_dir)
+    return default_config(model)
+
+
 def parse_sweep(raw: dict, config_dir=None, seeds=None, models=None) -> Sweep:
     """Build a :class:`Sweep` from a parsed TOML dict (``seeds``/``models`` override it)."""
-    known = {"description", "task", "models", "seeds", "batch_seeds", "grid", "overrides", "columns", "configs"}
+    known = {"description", "task", "data", "models", "seeds", "batch_seeds", "grid", "overrides", "columns",
+             "configs"}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"unknown sweep key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
     task = raw.get("task")
-    if task not in COLUMNS:
-        raise ConfigError(f"sweep task must be one of {', '.join(COLUMNS)}, got {task!r}")
+    if "data" in raw:
+        if task is not None:
+            raise ConfigError("a sweep names either task or data, not both")
+        path = Path(raw["data"]).expanduser().resolve()
+        if not path.is_file():
+            raise ConfigError(f"sweep data file does not exist: {raw['data']}")
+        task = f"file:{path}"
+    if not isinstance(task, str) or not (task in COLUMNS or task.startswith(("ucr:", "file:"))):
+        raise ConfigError(f"sweep task must be one of {', '.join(COLUMNS)}, ucr:NAME, or data = PATH; got {task!r}")
     models = list(models or raw.get("models") or [])
     if not models:
         raise ConfigError("sweep lists no models")
@@ -102,7 +119,7 @@ def parse_sweep(raw: dict, config_dir=None, seeds=None, models=None) -> Sweep:
     overrides = raw.get("overrides", {})
     runs = []
     for model in models:
-        base = task_config(raw.get("configs", task), model, config_dir)
+        base = base_config(raw.get("configs", task), model, config_dir)
         for key, value in {**overrides.get("*", {}), **overrides.get(model, {})}.items():
             _apply(base, key, value)
         for point in itertools.product(*grid.values()):
@@ -113,7 +130,7 @@ def parse_sweep(raw: dict, config_dir=None, seeds=None, models=None) -> Sweep:
                 suffix.append(f"{key.split('.', 1)[1]}={_label(value)}")
             name = "__".join([model] + suffix)
             runs.append(RunSpec(name, model, _revalidate(cfg), seed_list, bool(raw.get("batch_seeds", True))))
-    columns = list(raw.get("columns") or COLUMNS[task])
+    columns = list(raw.get("columns") or columns_for(task))
     return Sweep(task, runs, columns, raw.get("description", ""), raw)
 
 

@@ -36,7 +36,11 @@ def _record(task, spec: dict, seed: int, folder: Path, columns, result, seconds:
     t0 = time.perf_counter()
     record = {
         "status": "done", "run": spec["name"], "model": spec["model"], "seed": seed, "task": task.name,
-        "accuracy": robustness(result.model, task.test, columns, seed=seed, value_range=task.data_range),
+        "accuracy": robustness(result.model, task.test if task.test is not None else task.val, columns,
+                               seed=seed, value_range=task.data_range),
+        "evaluated_on": "test" if task.test is not None else "validation (the data have no test part)",
+        "validation": robustness(result.model, task.val, validation_columns(spec, columns), seed=seed,
+                                 value_range=task.data_range),
         "best_epoch": result.best_epoch, "best_val_accuracy": result.best_val_accuracy,
         "train_seconds": result.seconds, "seconds": seconds + time.perf_counter() - t0,
         "trained_with_seeds_batched": batched,
@@ -44,6 +48,13 @@ def _record(task, spec: dict, seed: int, folder: Path, columns, result, seconds:
     }
     (folder / "error.json").unlink(missing_ok=True)
     atomic_write_text(folder / "result.json", json.dumps(record, indent=2))
+
+
+def validation_columns(spec: dict, columns) -> list[str]:
+    """Validation accuracy is recorded clean and under the run's selection perturbation, so
+    a search can choose on validation data only."""
+    under = spec["config"]["train"].get("select_under")
+    return ["clean"] + ([under] if under else [])
 
 
 def _record_error(spec: dict, seed: int, folder: Path, err: BaseException) -> None:

@@ -88,6 +88,13 @@ DEFAULTS["nrnn_explicit"] = dict(DEFAULTS["nrnn"])
 BUILDERS["nrnn_explicit"] = _lipschitz_family
 MODEL_NAMES = tuple(BUILDERS)
 
+# Training settings a model needs beside TrainConfig's defaults (what `noisyrnn train --model M`
+# uses when no recipe or config file is named): expRNN's orthogonal map has its own lr.
+TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
+    "exprnn": {"lr": 0.001, "orthogonal_lr": 0.0001},
+    "nrnn_explicit": {"regularizer": "explicit", "noise": False},
+}
+
 
 def resolve_params(name: str, params: dict | None = None) -> dict:
     """The model's default parameters updated by ``params``; unknown keys are an error."""

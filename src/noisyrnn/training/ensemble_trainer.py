@@ -16,13 +16,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ..data.files import atomic_write_text
 from ..data.task import Task
 from ..ensemble import LipschitzEnsemble
 from ..errors import ConfigError
 from ..models import build_model
+from .progress import EpochProgress
 from .checkpoint import has_training_state, load_training_state, save_model, save_training_state
 from .trainer import (
     METRICS_LOG, SELECTION, TrainConfig, TrainingDiverged, TrainResult, _generators, make_optimizer, resolve_device,
@@ -41,6 +41,27 @@ def _validate(ens: LipschitzEnsemble, split, batch_size: int) -> list[dict]:
         correct += (logits.argmax(-1) == y).sum(1)
     n = len(split)
     return [{"val_accuracy": float(correct[s]) / n, "val_loss": float(loss[s]) / n} for s in range(S)]
+
+
+def perturbed_split(task: Task, config: TrainConfig, seed: int):
+    """The validation split under ``config.select_under``, drawn once (as the single-model
+    trainer's :func:`~noisyrnn.training.trainer.validation_under` draws it)."""
+    from ..data.task import Split
+    from ..evaluation import perturbation_seed, real_steps_only
+    from ..perturbations import parse_column
+
+    pert = parse_column(config.select_under, task.data_range)
+    if getattr(pert, "needs_model", False):
+        raise ConfigError(f"select_under={config.select_under!r} is an attack; ensembles select under "
+                          "random perturbations only: train the seeds separately")
+    val = task.val
+    out = []
+    gen = torch.Generator().manual_seed(perturbation_seed(seed, config.select_under))
+    for start in range(0, len(val), config.eval_batch_size):
+        x = val.x[start:start + config.eval_batch_size]
+        lengths = None if val.lengths is None else val.lengths[start:start + config.eval_batch_size]
+        out.append(real_steps_only(pert(x, gen), x, lengths))
+    return Split(torch.cat(out), val.y, val.lengths)
 
 
 def fit_ensemble(name: str, params: dict, task: Task, config: TrainConfig, seeds, out_dir=None,
@@ -83,9 +104,11 @@ def fit_ensemble(name: str, params: dict, task: Task, config: TrainConfig, seeds
     train = task.train
     inject = bool(config.noise) and ens.injects_noise
     noise_gens = [gens[f"noise{i}"] for i in range(S)]
-    bar = tqdm(range(start_epoch, config.epochs), initial=start_epoch, total=config.epochs,
-               disable=not progress, desc=f"{name} x{S}", leave=False)
-    for epoch in bar:
+    val_under = None
+    if config.select_under:  # each member's own draws, as in its separate run
+        val_under = [perturbed_split(task, config, s) for s in seeds]
+    bar = EpochProgress(f"{name} x{S}", start_epoch, config.epochs, progress)
+    for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
         ens.train()
         orders = [torch.randperm(len(train), generator=gens[f"shuffle{i}"]) for i in range(S)]
@@ -109,6 +132,9 @@ def fit_ensemble(name: str, params: dict, task: Task, config: TrainConfig, seeds
         scheduler.step()
         ens.eval()
         val = _validate(ens, task.val, config.eval_batch_size)
+        if val_under is not None:
+            for i, v in enumerate(val):
+                v["val_under"] = _validate(ens, val_under[i], config.eval_batch_size)[i]["val_accuracy"]
         elapsed += time.perf_counter() - t0
         current = ens.state_dict()
         for i in range(S):
@@ -121,7 +147,8 @@ def fit_ensemble(name: str, params: dict, task: Task, config: TrainConfig, seeds
                 best_keys[i], best_epochs[i] = key, epoch
                 for k, v in current.items():
                     best_state[k][i].copy_(v[i])
-        bar.set_postfix(val=f"{sum(v['val_accuracy'] for v in val) / S:.3f}")
+        bar.update({k: sum(h[-1][k] for h in histories) / S for k in histories[0][-1] if k != "epoch"}
+                   | {"epoch": epoch})
         if out_dir is not None:
             info = {"epoch": epoch, "history": histories, "best_epoch": best_epochs,
                     "best_key": [list(k) for k in best_keys], "seconds": elapsed,
@@ -140,6 +167,7 @@ def fit_ensemble(name: str, params: dict, task: Task, config: TrainConfig, seeds
             member_cfg = {**config.to_dict(), "seed": s}
             save_model(d, model, extra={"train_config": member_cfg, "best_epoch": best_epochs[i],
                                         "best_val_accuracy": best_val, "task": task.name,
+                                        "data": task.data_spec(),
                                         "trained_as": f"member {i} of a {S}-model ensemble"})
             atomic_write_text(d / METRICS_LOG, "".join(json.dumps(h) + "\n" for h in hist))
         results.append(result)
