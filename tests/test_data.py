@@ -120,6 +120,6 @@ def test_download_ucr_zip_path(tmp_path, monkeypatch):
     monkeypatch.setattr(ucr, "download", lambda url, dest, sha256=None: shutil.copy(url, dest) and Path(dest))
     monkeypatch.setenv("NOISYRNN_CACHE_DIR", str(tmp_path / "cache"))
     (tmp_path / "cache" / "ucr" / "Toy").mkdir(parents=True)
-    raw = load_ucr("Toy", data_dir=tmp_path / "empty", download=True)
+    raw = load_ucr("Toy", data_dir=None, download=True)
     assert raw.test_y.tolist() == [2]
     assert "Toy_TRAIN.txt" in (tmp_path / "cache" / "ucr" / "Toy" / "SHA256SUMS").read_text()

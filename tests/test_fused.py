@@ -71,7 +71,7 @@ def test_matches_research_style_eager_loop_noise_off():
     from noisyrnn.reference import ResearchStyleNRNN
 
     torch.manual_seed(3)
-    ours = build_model("nrnn", 1, 10, hidden_size=32, step=0.05, init_std=2.0)
+    ours = build_model("nrnn", 1, 10, hidden_size=32, step=0.05, init_std=2.0, gamma_a=0.001, gamma_w=0.001)
     ref = ResearchStyleNRNN(1, 32, 10).load_from(ours)
     x, y = torch.rand(16, 60, 1), torch.randint(0, 10, (16,))
     loss_ours = torch.nn.functional.cross_entropy(ours(x), y)
@@ -91,7 +91,8 @@ def test_noise_distribution_matches_research_style_loop():
     from noisyrnn.reference import ResearchStyleNRNN
 
     torch.manual_seed(4)
-    ours = build_model("nrnn", 1, 2, hidden_size=8, step=0.1, mult_noise=0.5, add_noise=0.1, init_std=3.0)
+    ours = build_model("nrnn", 1, 2, hidden_size=8, step=0.1, mult_noise=0.5, add_noise=0.1, init_std=3.0,
+                       gamma_a=0.001, gamma_w=0.001)
     ref = ResearchStyleNRNN(1, 8, 2, mult_noise=0.5, add_noise=0.1).load_from(ours)
     x = torch.rand(1, 30, 1).expand(20000, 30, 1)
     with torch.no_grad():

@@ -62,9 +62,10 @@ def _split(seqs: Sequences, y: np.ndarray, idx=None, normalizer=None) -> Split:
 
 def task_from_sequences(train: LabelledSequences, test: LabelledSequences | None = None,
                         val: LabelledSequences | None = None, name: str = "data", normalize: bool = True,
-                        val_fraction: float = VAL_FRACTION, seed: int = 0, description: str = "") -> Task:
-    """Build a :class:`Task` (see the module docstring)."""
-    y, classes = encode_labels(train.labels, f"{name}: training labels")
+                        val_fraction: float = VAL_FRACTION, seed: int = 0, description: str = "",
+                        classes=None) -> Task:
+    """Build a :class:`Task` (see the module docstring); ``classes`` fixes the label order."""
+    y, classes = encode_labels(train.labels, f"{name}: training labels", classes=classes)
     if len(classes) < 2:
         raise InputError(f"{name}: the training labels hold {len(classes)} class(es) {classes}; need at least two")
     parts = {"test": test, "val": val}
