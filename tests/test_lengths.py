@@ -109,3 +109,35 @@ def test_bad_lengths_are_named(name, bad, message):
     model = build_model(name, 3, 2, hidden_size=4)
     with pytest.raises(InputError, match=message):
         model(torch.zeros(4, T_PAD, 3), lengths=bad)
+
+
+def test_explicit_regularizer_of_a_padded_sequence_equals_the_sequence_alone():
+    from noisyrnn.theory.explicit import explicit_regularizer
+
+    torch.manual_seed(5)
+    model = build_model("nrnn", 3, 2, hidden_size=8, mult_noise=0.3, add_noise=0.2).double()
+    seqs, x, lengths = padded_batch()
+    y = torch.tensor([0, 1, 1, 0])
+    batched = explicit_regularizer(model, x, y, lengths=lengths)
+    for i, s in enumerate(seqs):
+        alone = explicit_regularizer(model, s.unsqueeze(0), y[i:i + 1])
+        assert torch.allclose(batched.penalty[i], alone.penalty[0], rtol=1e-10)
+        assert torch.allclose(batched.logits[i], alone.logits[0], rtol=1e-10)
+    assert not torch.allclose(explicit_regularizer(model, x, y).penalty, batched.penalty)
+
+
+def test_perturbations_and_attacks_touch_real_steps_only():
+    from noisyrnn.data.task import Split
+    from noisyrnn.evaluation import real_steps_only
+    from noisyrnn.attacks import fgsm
+    from noisyrnn.perturbations import AdditiveWhiteNoise
+
+    _, x, lengths = padded_batch(pad_value=0.0)
+    x = x.float()
+    noisy = real_steps_only(AdditiveWhiteNoise(1.0)(x, torch.Generator().manual_seed(0)), x, lengths)
+    mask = Split(x, torch.zeros(4, dtype=torch.long), lengths).step_mask().bool().expand_as(x)
+    assert torch.equal(noisy[~mask], x[~mask]) and (noisy[mask] != x[mask]).all()
+    model = build_model("lstm", 3, 2, hidden_size=8)
+    adv = fgsm(model, x, torch.tensor([0, 1, 1, 0]), 0.1, lengths=lengths)
+    assert torch.equal(adv[~mask], x[~mask])
+    assert torch.allclose((adv - x)[mask].abs(), torch.tensor(0.1))

@@ -12,9 +12,22 @@ from .noise import Deterministic, EulerMaruyama, NoiseScheme, ResearchCodeNoise
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):  # scikit-learn is imported only when the estimator is asked for
+    if name == "NRNNClassifier":
+        from .sklearn import NRNNClassifier
+
+        return NRNNClassifier
+    if name == "task_from_arrays":
+        from .data import task_from_arrays
+
+        return task_from_arrays
+    raise AttributeError(f"module 'noisyrnn' has no attribute {name!r}")
+
+
 __all__ = [
     "Drift", "LipschitzDrift", "Diffusion", "PaperDiffusion", "MatrixDiffusion", "research_to_sde",
     "NoiseScheme", "Deterministic", "EulerMaruyama", "ResearchCodeNoise", "integrate",
     "RecurrentClassifier", "build_model", "model_from_config",
-    "NoisyRNNError", "InputError", "ConfigError", "DataError", "__version__",
+    "NoisyRNNError", "InputError", "ConfigError", "DataError", "__version__", "NRNNClassifier", "task_from_arrays",
 ]

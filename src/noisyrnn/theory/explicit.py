@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError, check_labels, check_sequences
-from ..integrator import step_sizes
+from ..integrator import step_mask, step_sizes
 from ..noise import EulerMaruyama, ResearchCodeNoise, sqrt_step
 from .jacobians import _require_recurrent
 
@@ -60,8 +60,10 @@ class ExplicitObjective:
     penalty: torch.Tensor  # (B,) R_hat per sequence (eq 18, eps folded into the scheme)
 
 
-def explicit_regularizer(model, x: torch.Tensor, y: torch.Tensor, scheme=None) -> ExplicitObjective:
-    """Cross-entropy and R_hat of eq (18) for a batch; both differentiable in the parameters."""
+def explicit_regularizer(model, x: torch.Tensor, y: torch.Tensor, scheme=None, lengths=None) -> ExplicitObjective:
+    """Cross-entropy and R_hat of eq (18) for a batch; both differentiable in the parameters.
+    With ``lengths`` (padded sequences) padded steps neither move the state nor add noise, so
+    they add nothing to R_hat."""
     _require_recurrent(model)
     check_sequences(x, model.input_size)
     check_labels(y, model.num_classes, x.shape[0])
@@ -74,12 +76,19 @@ def explicit_regularizer(model, x: torch.Tensor, y: torch.Tensor, scheme=None) -
     h = model.initial_state(xr)
     dt = step_sizes(model.step, M, model.hidden_size, h)
     fstep = drift.step_function()
+    mask = step_mask(lengths, B, M, x)
+    live = None if mask is None else mask.repeat(1, K).unsqueeze(-1)  # (M, K*B, 1)
     states, factors = [], []
     for m in range(M):
         dtm = dt[min(m, dt.shape[0] - 1)]
         f = fstep(h, u[:, m])
-        factors.append(noise_std(scheme, h, u[:, m], f, dtm))
-        h = h + dtm * f
+        s = noise_std(scheme, h, u[:, m], f, dtm)
+        h_next = h + dtm * f
+        if live is not None:
+            s = s * (live[m] if s.dim() == 2 else live[m].unsqueeze(-1))
+            h_next = torch.where(live[m].bool(), h_next, h)
+        factors.append(s)
+        h = h_next
         states.append(h)
     z = model.decoder(drift.readout(h))  # (K*B, K), all copies equal
     onehot = torch.eye(K, dtype=z.dtype, device=z.device).repeat_interleave(B, dim=0)

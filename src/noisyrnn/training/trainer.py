@@ -195,9 +195,7 @@ def fit(model, task: Task, config: TrainConfig, out_dir: Path | None = None, res
             idx = order[start:start + config.batch_size]
             x, y, lengths = train.batch(idx, device)
             if explicit:
-                if lengths is not None:
-                    raise ConfigError("regularizer='explicit' does not support sequences of unequal length yet")
-                objective = explicit_regularizer(model, x, y)
+                objective = explicit_regularizer(model, x, y, lengths=lengths)
                 logits = objective.logits
                 loss = objective.loss + config.regularizer_scale * objective.penalty.mean()
             else:

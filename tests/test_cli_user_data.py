@@ -1,0 +1,135 @@
+"""The command line on users' data: train (every model), predict, evaluate, search; errors."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from noisyrnn.cli import main
+from noisyrnn.data import load_data_task
+from noisyrnn.models import MODEL_NAMES
+from noisyrnn.predict import TrainedRun, predict_proba
+
+
+@pytest.fixture(scope="module")
+def npz(tmp_path_factory):
+    """Multivariate, unequal-length sequences with string labels and a test part."""
+    rng = np.random.default_rng(0)
+    n, T, d = 48, 10, 3
+    y = np.array(["calm", "tremor", "fall"] * (n // 3))
+    X = rng.normal(size=(n, T, d)) * 2.0 + 1.0
+    X[y == "tremor", :, 0] += 3.0
+    X[y == "fall", :, 1] -= 3.0
+    lengths = rng.integers(4, T + 1, size=n)
+    path = tmp_path_factory.mktemp("data") / "sensors.npz"
+    np.savez(path, X=X, y=y, lengths=lengths, X_test=X[:12], y_test=y[:12], lengths_test=lengths[:12])
+    return path
+
+
+def run(argv, capsys):
+    rc = main(argv)
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+@pytest.mark.parametrize("model", [m for m in MODEL_NAMES])
+def test_train_every_model_on_user_data(model, npz, tmp_path, capsys):
+    rc, out, err = run(["train", "--data", str(npz), "--model", model, "--out", str(tmp_path / "run"),
+                        "--epochs", "2", "--set", "hidden_size=8", "--no-progress"], capsys)
+    assert rc == 0, err
+    summary = json.loads(out)
+    assert summary["model"] == model and summary["evaluated_on"] == "test"
+    assert set(summary["test"]) == {"clean", "white_0.4", "white_0.8", "white_1.2"}
+    settings = json.loads(err.split("noisyrnn: settings: ", 1)[1].splitlines()[0])
+    assert settings["params"]["hidden_size"] == 8 and settings["train"]["epochs"] == 2
+    meta = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert meta["data"]["classes"] == ["calm", "fall", "tremor"]
+    assert len(meta["data"]["normalization"]["mean"]) == 3
+
+
+def test_predict_and_evaluate_read_the_checkpoint(npz, tmp_path, capsys):
+    folder = tmp_path / "run"
+    assert run(["train", "--data", str(npz), "--model", "nrnn", "--out", str(folder), "--epochs", "3",
+                "--set", "hidden_size=8", "--no-progress"], capsys)[0] == 0
+    rc, out, err = run(["predict", str(folder), "--data", str(npz), "--out", str(tmp_path / "p.csv")], capsys)
+    assert rc == 0, err
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert len(rows) == 12 and set(rows[0]) == {"index", "predicted", "label", "prob_calm", "prob_fall",
+                                                 "prob_tremor"}
+    # the same probabilities as the model applied to the task's (normalised) test split
+    trained = TrainedRun.load(folder)
+    task = load_data_task(npz)
+    expected = predict_proba(trained.model, task.test)
+    got = torch.tensor([[float(r[f"prob_{c}"]) for c in ("calm", "fall", "tremor")] for r in rows])
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert [r["predicted"] for r in rows] == [trained.classes[i] for i in expected.argmax(-1).tolist()]
+    rc, out, err = run(["evaluate", str(folder), "--data", str(npz), "--columns", "clean", "white_0.4",
+                        "--out", str(tmp_path / "ev")], capsys)
+    assert rc == 0, err
+    report = json.loads((tmp_path / "ev" / "robustness.json").read_text())
+    assert set(report["accuracy"]) == {"clean", "white_0.4"} and report["scale"]["normalized"]
+    preds = [r["predicted"] for r in rows]
+    assert report["accuracy"]["clean"] == pytest.approx(np.mean([p == r["label"] for p, r in zip(preds, rows)]))
+    assert (tmp_path / "ev" / "robustness.png").stat().st_size > 1000
+    assert "standard deviation" in (tmp_path / "ev" / "report.md").read_text()
+
+
+def test_search_picks_on_validation(npz, tmp_path, capsys):
+    rc, out, err = run(["search", "--data", str(npz), "--model", "lipschitz", "--out", str(tmp_path / "s"),
+                        "--grid", "params.step=0.05,0.2", "params.hidden_size=8", "--epochs", "2",
+                        "--select-under", "white_0.4", "--no-progress"], capsys)
+    assert rc == 0, err
+    best = json.loads((tmp_path / "s" / "best.json").read_text())
+    scores = {c["run"]: c["score"] for c in best["candidates"]}
+    assert len(scores) == 2 and best["best"]["score"] == max(scores.values())
+    for c in best["candidates"]:  # the score is the validation accuracy under white_0.4
+        rec = json.loads((tmp_path / "s" / "runs" / c["run"] / "seed0" / "result.json").read_text())
+        assert c["score"] == rec["validation"]["white_0.4"]
+
+
+def test_select_under_changes_the_selection_key(npz, tmp_path, capsys):
+    rc, out, err = run(["train", "--data", str(npz), "--model", "lipschitz", "--out", str(tmp_path / "r"),
+                        "--epochs", "3", "--set", "hidden_size=8", "--select-under", "white_0.8",
+                        "--no-progress"], capsys)
+    assert rc == 0, err
+    history = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    best = max(range(3), key=lambda i: (history[i]["val_under"], history[i]["val_accuracy"]))
+    assert json.loads(out)["best_epoch"] == best
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["train", "--data", "/no/such.npz", "--out", "OUT"], "data path does not exist: /no/such.npz"),
+    (["train", "--data-dir", "/no/such/dir", "--out", "OUT"], "data directory does not exist: /no/such/dir"),
+    (["train", "--task", "ucr:NoSuchSet", "--out", "OUT"], "'NoSuchSet' not found offline"),
+    (["train", "--task", "nope", "--out", "OUT"], "unknown task 'nope'"),
+    (["train", "--data", "DATA", "--task", "ecg", "--out", "OUT"], "either --data PATH or --task NAME"),
+    (["train", "--data", "DATA", "--model", "lstm", "--set", "step=0.1", "--out", "OUT"],
+     "unknown parameter 'step' for model 'lstm'"),
+    (["train", "--data", "DATA", "--select-under", "blur_3", "--out", "OUT"], "unknown perturbation column"),
+    (["predict", "/no/run", "--data", "DATA", "--out", "OUT/p.csv"], "checkpoint file not found"),
+])
+def test_cli_errors_name_the_fault_and_write_nothing(argv, needle, npz, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = [str(npz) if a == "DATA" else a for a in argv]
+    rc, out, err = run(argv, capsys)
+    assert rc == 2 and err.startswith("noisyrnn: error: ") and needle in err, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "OUT").exists()
+
+
+def test_no_prefix_matching(npz, tmp_path, capsys):
+    """`--data-d` must not be read as --data-dir, nor --dat as --data."""
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--dat", str(npz), "--out", str(tmp_path / "r")])
+    assert exc.value.code == 2
+    assert "unrecognized arguments: --dat" in capsys.readouterr().err
+
+
+def test_bad_data_files_exit_2(tmp_path, capsys):
+    bad = tmp_path / "ragged.csv"
+    bad.write_text("1,0.1,0.2\n2,0.3\n")
+    rc, out, err = run(["train", "--data", str(bad), "--out", str(tmp_path / "r")], capsys)
+    assert rc == 2 and "row 2 has 2 fields" in err and str(bad) in err
+    assert not (tmp_path / "r").exists()

@@ -1,0 +1,100 @@
+"""NRNNClassifier: scikit-learn's estimator checks, pipelines, model selection, save/load."""
+
+import numpy as np
+import pytest
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils.estimator_checks import check_estimator
+
+from noisyrnn import NRNNClassifier
+from noisyrnn.sklearn import EXPECTED_FAILED_CHECKS
+
+
+def small(model="lipschitz", **kw):
+    return NRNNClassifier(model=model, epochs=kw.pop("epochs", 60), params={"hidden_size": 16}, **kw)
+
+
+@pytest.mark.parametrize("model", ["nrnn", "lstm"])
+def test_passes_scikit_learn_estimator_checks(model):
+    est = small(model)
+    results = check_estimator(est, on_fail=None, expected_failed_checks=est.expected_failed_checks())
+    failed = [(r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"]
+    assert not failed
+    assert sum(r["status"] == "passed" for r in results) >= 45
+    assert set(EXPECTED_FAILED_CHECKS) == {"check_methods_subset_invariance"}
+
+
+def sine_task(n=60, T=16, seed=0):
+    """Two classes of noisy sines that differ in frequency; labels are strings."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 2 * np.pi, T)
+    y = np.array(["slow", "fast"] * (n // 2))
+    freq = np.where(y == "fast", 3.0, 1.0)
+    X = np.sin(freq[:, None] * t[None, :] + rng.uniform(0, 1, (n, 1))) + 0.1 * rng.normal(size=(n, T))
+    return X, y
+
+
+def test_fit_predict_with_string_labels_and_probabilities():
+    X, y = sine_task()
+    est = small(epochs=40).fit(X, y)
+    assert list(est.classes_) == ["fast", "slow"]
+    proba = est.predict_proba(X)
+    assert proba.shape == (60, 2) and np.allclose(proba.sum(1), 1)
+    assert set(est.predict(X)) <= {"fast", "slow"}
+    assert est.score(X, y) > 0.9
+
+
+def test_unequal_length_lists_and_multivariate_ndt():
+    X, y = sine_task()
+    ragged = [np.stack([x[: 8 + i % 8], -x[: 8 + i % 8]], axis=1) for i, x in enumerate(X)]  # (T_i, 2)
+    est = small(epochs=30).fit(ragged, y)
+    assert est.predict_proba(ragged[:5]).shape == (5, 2)
+    # one sequence alone or inside a padded batch: the same probabilities
+    alone = np.vstack([est.predict_proba([s]) for s in ragged[:5]])
+    assert np.allclose(alone, est.predict_proba(ragged[:5]), atol=1e-6)
+    cube = np.stack([X, -X], axis=1)  # (n, d, T)
+    ndt = small(epochs=5, layout="ndt").fit(cube, y)
+    ntd = small(epochs=5).fit(cube.transpose(0, 2, 1), y)
+    assert np.allclose(ndt.predict_proba(cube), ntd.predict_proba(cube.transpose(0, 2, 1)), atol=1e-6)
+
+
+def test_pipeline_grid_search_and_cross_val_score():
+    X, y = sine_task()
+    pipe = make_pipeline(FunctionTransformer(lambda a: a * 2.0), small(epochs=15))
+    scores = cross_val_score(pipe, X, y, cv=3)
+    assert scores.shape == (3,) and (scores >= 0).all()
+    grid = GridSearchCV(small(epochs=15), {"lr": [0.001, 0.01]}, cv=2).fit(X, y)
+    assert grid.best_params_["lr"] in (0.001, 0.01)
+    assert grid.predict(X[:3]).shape == (3,)
+
+
+def test_fits_are_deterministic_given_random_state():
+    X, y = sine_task()
+    a = small(epochs=10, random_state=7).fit(X, y).predict_proba(X)
+    b = small(epochs=10, random_state=7).fit(X, y).predict_proba(X)
+    c = small(epochs=10, random_state=8).fit(X, y).predict_proba(X)
+    assert np.array_equal(a, b) and not np.allclose(a, c)
+
+
+def test_save_load_round_trip_without_pickle(tmp_path):
+    X, y = sine_task()
+    est = small("nrnn", epochs=10, select_under="white_0.2").fit(X, y)
+    est.save(tmp_path / "est")
+    files = sorted(p.name for p in (tmp_path / "est").iterdir())
+    assert files == ["estimator.json", "model.json", "model.safetensors"]
+    back = NRNNClassifier.load(tmp_path / "est")
+    assert back.get_params() == est.get_params()
+    assert np.array_equal(back.predict_proba(X), est.predict_proba(X))
+    assert list(back.classes_) == list(est.classes_)
+
+
+def test_bad_input_is_a_clear_error():
+    X, y = sine_task()
+    with pytest.raises(ValueError, match="only one class"):
+        small().fit(X, np.array(["a"] * len(y)))
+    with pytest.raises(ValueError, match="NaN"):
+        small().fit(np.where(X > 0.9, np.nan, X), y)
+    est = small(epochs=2).fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        est.predict(X[:, :5])
