@@ -4,7 +4,8 @@ UCR/UEA datasets that aeon ships inside its package (offline).
 Rows per dataset: ``nrnn``, ``lipschitz``, ``lstm`` with the library defaults and with the
 validation search (``noisyrnn.experiments.search``: grid over noise level, step and learning
 rate, one seed per candidate, chosen on validation accuracy under ``white_0.4``, the same
-perturbation selecting the epoch), then 5 seeds of the chosen configuration; and
+perturbation selecting the epoch; averaged over 3 stratified validation splits where the
+validation split holds fewer than 20 sequences), then 5 seeds of the chosen configuration; and
 ``MiniRocketClassifier`` (aeon, 5 seeds), fitted on the same z-scored, zero-padded training
 and validation sequences. Columns: clean and additive white noise sigma = 0.4, 0.8, 1.2 on the
 z-scored test data (real steps only; the same draws for every model), mean +- sample std over
@@ -107,8 +108,9 @@ def write_report(out: Path, results: dict) -> None:
              f"std over seeds 0-{SEEDS - 1}); additive white noise σ on the z-scored test data (real steps only, "
              "the same draws for every model); noise injection off at test time. Fit time: seconds per seed "
              "(seed-batched NRNN/Lipschitz runs: the batch's time / 5). 'search': the validation search "
-             f"(selection under {SELECT_UNDER}), then {SEEDS} seeds of the chosen configuration; its own time "
-             "is in the last column.", ""]
+             f"(selection under {SELECT_UNDER}; 3 validation splits where validation has < 20 sequences), then "
+             f"{SEEDS} seeds of the chosen configuration; its own time is in the last column. "
+             f"Torch threads: {results['torch_threads']}.", ""]
     for ds, rows in results["datasets"].items():
         info = rows.pop("_info")
         lines += [f"## {ds}", "", info, "",
@@ -170,12 +172,14 @@ def main(argv=None) -> int:
         for model in args.models:
             rows[f"{model}/defaults"] = run_models(task_name, model, args.work / ds, None, "defaults", log)
             s0 = time.perf_counter()
+            splits = 3 if len(task.val) < 20 else 1  # repeated hold-out where validation is tiny
             found = search(task_name, model, args.work / ds / "search" / model, select_under=SELECT_UNDER,
-                           seeds=1, log=None)
+                           seeds=1, log=None, splits=splits)
             search_seconds = time.perf_counter() - s0
             tuned = run_models(task_name, model, args.work / ds, flat_overrides(found["best"]["config"]),
                                "tuned", log)
             tuned["search_seconds"] = search_seconds
+            tuned["search_splits"] = splits
             tuned["candidates"] = [{k: c[k] for k in ("run", "status", "score", "clean") if k in c}
                                    for c in found["candidates"]]
             rows[f"{model}/search"] = tuned

@@ -95,7 +95,7 @@ def test_select_under_changes_the_selection_key(npz, tmp_path, capsys):
                         "--no-progress"], capsys)
     assert rc == 0, err
     history = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
-    best = max(range(3), key=lambda i: (history[i]["val_under"], history[i]["val_accuracy"]))
+    best = max(range(3), key=lambda i: (history[i]["val_under"], history[i]["val_accuracy"], -history[i]["val_loss"]))
     assert json.loads(out)["best_epoch"] == best
 
 
@@ -133,3 +133,20 @@ def test_bad_data_files_exit_2(tmp_path, capsys):
     rc, out, err = run(["train", "--data", str(bad), "--out", str(tmp_path / "r")], capsys)
     assert rc == 2 and "row 2 has 2 fields" in err and str(bad) in err
     assert not (tmp_path / "r").exists()
+
+
+def test_search_over_several_validation_splits(npz, tmp_path, capsys):
+    rc, out, err = run(["search", "--data", str(npz), "--model", "lstm", "--out", str(tmp_path / "s"),
+                        "--grid", "train.lr=0.001,0.01", "params.hidden_size=8", "--epochs", "2", "--splits", "2",
+                        "--no-progress"], capsys)
+    assert rc == 0, err
+    best = json.loads((tmp_path / "s" / "best.json").read_text())
+    assert best["splits"] == 2
+    for c in best["candidates"]:  # the score averages the two splits' validation accuracies
+        vals = [json.loads((tmp_path / "s" / f"split{k}" / "runs" / c["run"] / "seed0" / "result.json").read_text())
+                ["validation"]["clean"] for k in (0, 1)]
+        assert c["score"] == pytest.approx(sum(vals) / 2)
+    # the two splits hold out different sequences
+    a = load_data_task(npz, seed=0)
+    b = load_data_task(npz, seed=1)
+    assert not torch.equal(a.val.x, b.val.x)

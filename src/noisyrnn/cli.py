@@ -64,7 +64,7 @@ def _load_task(args, name: str):
     from .data import load_task
 
     user = name.startswith(("file:", "ucr:"))
-    options = {"normalize": not args.no_normalize, "val_fraction": args.val_fraction, "seed": 0} if user else {}
+    options = {"normalize": not args.no_normalize, "val_fraction": args.val_fraction} if user else {}
     if not user and (args.no_normalize or args.val_fraction != 0.2):
         raise ConfigError(f"--no-normalize and --val-fraction apply to user data (--data, ucr:NAME), "
                           f"not to the paper task {name!r}")
@@ -203,7 +203,7 @@ def cmd_search(args) -> int:
     if args.epochs is not None:
         overrides["train.epochs"] = args.epochs
     result = search(task_name, args.model, args.out, grid=parse_grid(args.grid), select_under=args.select_under,
-                    seeds=args.seeds, overrides=overrides,
+                    seeds=args.seeds, overrides=overrides, splits=args.splits,
                     executor=make_executor(args.executor, args.workers, args.address), data_dir=args.data_dir,
                     download=args.download, progress=not args.no_progress)
     print(json.dumps({"best": result["best"], "written": str(args.out / "best.json")}, indent=2))
@@ -338,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--select-under", default=None, metavar="COLUMN",
                    help="choose on validation accuracy under this perturbation (e.g. white_0.4) instead of clean")
     p.add_argument("--seeds", type=int, default=1, help="seeds per candidate")
+    p.add_argument("--splits", type=int, default=1,
+                   help="user data: average each candidate over this many stratified validation splits")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
     _add_user_data_args(p, options=False)

@@ -24,10 +24,18 @@ FILE_PREFIX = "file:"
 def load_task(name: str, data_dir=None, download: bool = False, **options) -> Task:
     """Load a task by name: ``ecg``, ``mnist``/``pmnist`` (T=784 pixels), ``mnist_rows``/``pmnist_rows``
     (T=28), ``ucr:NAME`` (any UCR/UEA dataset) or ``file:PATH`` (a data file; see
-    :func:`load_data_task`). ``options`` (user data only): normalize, val_fraction, seed."""
+    :func:`load_data_task`). ``options`` (user data only): ``normalize``, ``val_fraction``,
+    ``split_seed`` (the seed of the stratified validation split)."""
     from ..errors import ConfigError, check_choice
 
     check_data_dir(data_dir)
+    unknown = set(options) - {"normalize", "val_fraction", "split_seed"}
+    if unknown:
+        raise ConfigError(f"unknown task option(s) {', '.join(sorted(unknown))}; known: normalize, val_fraction, "
+                          "split_seed")
+    if "split_seed" in options:
+        options = dict(options)
+        options["seed"] = int(options.pop("split_seed"))
     if name.startswith(UCR_PREFIX):
         if not name[len(UCR_PREFIX):]:
             raise ConfigError("--task ucr:NAME needs a dataset name, e.g. ucr:GunPoint")

@@ -24,7 +24,7 @@ def plan_jobs(sweep: Sweep, out: Path, workers: int, data_dir=None, download=Fal
         chunks = [pending[i::workers] for i in range(min(workers, len(pending)))] if spec.batch_seeds \
             else [[s] for s in pending]
         for chunk in chunks:
-            jobs.append({"task": sweep.task, "data_dir": None if data_dir is None else str(data_dir),
+            jobs.append({"task": sweep.task, "task_options": sweep.task_options, "data_dir": None if data_dir is None else str(data_dir),
                          "download": download, "out": str(out), "columns": sweep.columns,
                          "spec": asdict(spec), "seeds": chunk, "progress": progress})
     return jobs
@@ -38,7 +38,8 @@ def merge_with_store(out: Path, sweep: Sweep) -> Sweep:
     if not path.is_file():
         return sweep
     stored = json.loads(path.read_text())
-    if stored["task"] != sweep.task or list(stored["columns"]) != list(sweep.columns):
+    if stored["task"] != sweep.task or list(stored["columns"]) != list(sweep.columns) \
+            or stored.get("task_options", {}) != sweep.task_options:
         raise ConfigError(f"the results store {out} holds a sweep on task {stored['task']!r} with columns "
                           f"{stored['columns']}; this one is on {sweep.task!r} with {sweep.columns}: use another --out")
     runs = {r["name"]: RunSpec(**r) for r in stored["runs"]}
@@ -46,7 +47,7 @@ def merge_with_store(out: Path, sweep: Sweep) -> Sweep:
         old = runs.get(r.name)
         seeds = sorted(set(old.seeds) | set(r.seeds)) if old is not None and old.config == r.config else r.seeds
         runs[r.name] = RunSpec(r.name, r.model, r.config, seeds, r.batch_seeds)
-    return Sweep(sweep.task, list(runs.values()), sweep.columns, sweep.description, sweep.source)
+    return Sweep(sweep.task, list(runs.values()), sweep.columns, sweep.description, sweep.source, sweep.task_options)
 
 
 def run_sweep(sweep: Sweep, out, executor=None, data_dir=None, download=False, progress=False, log=print) -> list[dict]:
@@ -56,7 +57,8 @@ def run_sweep(sweep: Sweep, out, executor=None, data_dir=None, download=False, p
     out.mkdir(parents=True, exist_ok=True)
     executor = executor or LocalExecutor()
     stored = merge_with_store(out, sweep)
-    atomic_write_text(out / SWEEP_COPY, json.dumps({"task": stored.task, "columns": stored.columns,
+    atomic_write_text(out / SWEEP_COPY, json.dumps({"task": stored.task, "task_options": stored.task_options,
+                                                    "columns": stored.columns,
                                                     "runs": [asdict(r) for r in stored.runs]}, indent=2))
     write_index(out, stored)
     jobs = plan_jobs(sweep, out, getattr(executor, "workers", 1), data_dir, download, progress)

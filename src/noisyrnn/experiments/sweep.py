@@ -4,6 +4,7 @@ A sweep file::
 
     description = "Table 3"
     task = "ecg"                        # a paper task, "ucr:NAME", or use data = "PATH" (a data file)
+    task_options = {split_seed = 1}     # user data only: normalize, val_fraction, split_seed
     models = ["nrnn", "lipschitz"]      # each starts from its shipped config for the task, if
                                         # there is one, else from the model's defaults
     seeds = 10                          # or a list, e.g. [0, 1, 5]
@@ -58,6 +59,7 @@ class Sweep:
     columns: list[str]
     description: str = ""
     source: dict = field(default_factory=dict)
+    task_options: dict = field(default_factory=dict)  # user data: normalize, val_fraction, split_seed
 
 
 def _apply(config: dict, key: str, value) -> None:
@@ -90,8 +92,8 @@ def base_config(configs: str, model: str, config_dir=None) -> dict:
 
 def parse_sweep(raw: dict, config_dir=None, seeds=None, models=None) -> Sweep:
     """Build a :class:`Sweep` from a parsed TOML dict (``seeds``/``models`` override it)."""
-    known = {"description", "task", "data", "models", "seeds", "batch_seeds", "grid", "overrides", "columns",
-             "configs"}
+    known = {"description", "task", "data", "task_options", "models", "seeds", "batch_seeds", "grid", "overrides",
+             "columns", "configs"}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"unknown sweep key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
@@ -105,6 +107,13 @@ def parse_sweep(raw: dict, config_dir=None, seeds=None, models=None) -> Sweep:
         task = f"file:{path}"
     if not isinstance(task, str) or not (task in COLUMNS or task.startswith(("ucr:", "file:"))):
         raise ConfigError(f"sweep task must be one of {', '.join(COLUMNS)}, ucr:NAME, or data = PATH; got {task!r}")
+    task_options = dict(raw.get("task_options") or {})
+    if task_options and task in COLUMNS:
+        raise ConfigError(f"task_options apply to user data (ucr:NAME, data = PATH), not to the paper task {task!r}")
+    unknown_options = set(task_options) - {"normalize", "val_fraction", "split_seed"}
+    if unknown_options:
+        raise ConfigError(f"unknown task_options {', '.join(sorted(unknown_options))}; known: normalize, "
+                          "val_fraction, split_seed")
     models = list(models or raw.get("models") or [])
     if not models:
         raise ConfigError("sweep lists no models")
@@ -131,7 +140,7 @@ def parse_sweep(raw: dict, config_dir=None, seeds=None, models=None) -> Sweep:
             name = "__".join([model] + suffix)
             runs.append(RunSpec(name, model, _revalidate(cfg), seed_list, bool(raw.get("batch_seeds", True))))
     columns = list(raw.get("columns") or columns_for(task))
-    return Sweep(task, runs, columns, raw.get("description", ""), raw)
+    return Sweep(task, runs, columns, raw.get("description", ""), raw, task_options)
 
 
 def load_sweep(path, config_dir=None, seeds=None, models=None) -> Sweep:

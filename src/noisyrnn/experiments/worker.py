@@ -25,10 +25,10 @@ from .sweep import read_outcome, run_folder
 _TASKS: dict = {}
 
 
-def _task(name: str, data_dir, download: bool):
-    key = (name, str(data_dir), download)
+def _task(name: str, data_dir, download: bool, options: dict | None = None):
+    key = (name, str(data_dir), download, json.dumps(options or {}, sort_keys=True))
     if key not in _TASKS:
-        _TASKS[key] = load_task(name, data_dir=data_dir, download=download)
+        _TASKS[key] = load_task(name, data_dir=data_dir, download=download, **(options or {}))
     return _TASKS[key]
 
 
@@ -80,7 +80,7 @@ def execute_job(job: dict) -> list[dict]:
     seeds = [s for s in job["seeds"] if not (run_folder(out, spec["name"], s) / "result.json").is_file()]
     progress = bool(job.get("progress", False))
     try:
-        task = _task(job["task"], job.get("data_dir"), bool(job.get("download")))
+        task = _task(job["task"], job.get("data_dir"), bool(job.get("download")), job.get("task_options"))
         batched = len(seeds) > 1 and spec.get("batch_seeds", True) and batchable(task, spec)
     except Exception as err:  # noqa: BLE001 - recorded, never raised
         for s in seeds:

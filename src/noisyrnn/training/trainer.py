@@ -142,7 +142,7 @@ def resolve_device(name: str) -> torch.device:
 REGULARIZERS = ("none", "explicit")
 
 SELECTION = {
-    "val_accuracy": lambda m: ((m["val_under"], m["val_accuracy"]) if "val_under" in m
+    "val_accuracy": lambda m: ((m["val_under"], m["val_accuracy"], -m["val_loss"]) if "val_under" in m
                                else (m["val_accuracy"], -m["val_loss"])),
     "val_loss": lambda m: (-m["val_loss"], m["val_accuracy"]),
     "last": lambda m: (m["epoch"], 0.0),
