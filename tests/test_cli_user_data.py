@@ -150,3 +150,17 @@ def test_search_over_several_validation_splits(npz, tmp_path, capsys):
     a = load_data_task(npz, seed=0)
     b = load_data_task(npz, seed=1)
     assert not torch.equal(a.val.x, b.val.x)
+
+
+def test_analyze_multivariate_unequal_length_checkpoint(npz, tmp_path, capsys):
+    folder = tmp_path / "run"
+    assert run(["train", "--data", str(npz), "--model", "nrnn", "--out", str(folder), "--epochs", "2",
+                "--set", "hidden_size=6", "--no-progress"], capsys)[0] == 0
+    rc, out, err = run(["analyze", str(folder), "--data", str(npz), "--out", str(tmp_path / "an"), "--samples", "6",
+                        "--lanczos-steps", "3", "--trace-probes", "2", "--hessian-samples", "8", "--no-progress"],
+                       capsys)
+    assert rc == 0, err
+    analysis = json.loads(next((tmp_path / "an" / "runs").rglob("analysis.json")).read_text())
+    margins = analysis["margin"]
+    assert margins["bound_below_empirical"] == margins["correct"]  # eq (16) lies below the empirical margin
+    assert len(analysis["hessian"]["top_eigenvalues"]) >= 1

@@ -263,7 +263,8 @@ def cmd_analyze(args) -> int:
     for folder in args.checkpoints:
         if not (folder / "model.json").is_file():
             raise ConfigError(f"{folder} is not a checkpoint folder (no model.json)")
-    task = load_task(args.task, data_dir=args.data_dir, download=args.download)
+    # user data: the same file gives the training run's split and normalisation (split seed 0)
+    task = load_task(_task_name(args), data_dir=args.data_dir, download=args.download)
     summary = run_analysis(args.checkpoints, task, args.out, cfg, progress=not args.no_progress,
                            restart=args.restart)
     print(markdown_summary(summary["models"]))
@@ -373,7 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("analyze", help="theory diagnostics of checkpoints: Thm 2 margins, Jacobian products, "
                                        "Hessian spectrum, Thm 3 bounds (JSON, report.md, PNG)")
     p.add_argument("checkpoints", nargs="+", type=Path, help="checkpoint folders (model.safetensors + model.json)")
-    p.add_argument("--task", default="ecg", help=f"{', '.join(TASKS)} or ucr:NAME")
+    p.add_argument("--task", default=None, help=f"{', '.join(TASKS)} (default ecg) or ucr:NAME")
+    p.add_argument("--data", type=Path, default=None, help="the data file the checkpoints were trained on")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--samples", type=int, default=30, help="test sequences for the margin study")
     p.add_argument("--probes", type=int, default=5, help="points on the segment x_i -> flip point for the sup in eq (16)")

@@ -68,34 +68,59 @@ def _floats(t: torch.Tensor) -> list:
     return [None if not math.isfinite(v) else float(v) for v in t.detach().double().tolist()]
 
 
+def _margins(model, x, y, cfg: AnalysisConfig, lengths=None):
+    """Empirical margins and eq (16) bounds; unequal lengths: each sequence at its own length
+    (grouped by length), the per-step Jacobian norms right-aligned (index = steps before the
+    last step counted from the longest sequence) and NaN where a sequence has no such step."""
+    if lengths is None or int(lengths.min()) == int(lengths.max()):
+        steps = x.shape[1] if lengths is None else int(lengths[0])
+        x = x[:, :steps]
+        em = empirical_margin(model, x, y, restarts=1, seed=cfg.seed)
+        mb = margin_bounds(model, x, y, em.point, probes=cfg.probes)
+        cert = (certified_margin_bound(model, x, y) if type(model.drift) is LipschitzDrift
+                else torch.full_like(mb.bound, float("nan")))
+        return em.margin, mb.score, mb.bound, mb.C, cert, mb.phi_at_x, mb.phi_sup
+    longest = int(lengths.max())
+    n = len(y)
+    out = [torch.full((n,), float("nan"), dtype=torch.float64) for _ in range(5)]
+    phis = [torch.full((n, longest), float("nan"), dtype=torch.float64) for _ in range(2)]
+    for L in sorted(set(lengths.tolist())):
+        rows = (lengths == L).nonzero().flatten()
+        parts = _margins(model, x[rows], y[rows], cfg, lengths[rows])
+        for target, part in zip(out, parts[:5]):
+            target[rows] = part.double()
+        for target, part in zip(phis, parts[5:]):
+            target[rows, longest - L:] = part.double()
+    return (*out, *phis)
+
+
 def margin_study(model, task, cfg: AnalysisConfig) -> dict:
     g = torch.Generator().manual_seed(cfg.seed)
     idx = torch.randperm(len(task.test), generator=g)[: cfg.samples]
     x, y = task.test.x[idx], task.test.y[idx]
-    em = empirical_margin(model, x, y, restarts=1, seed=cfg.seed)
-    mb = margin_bounds(model, x, y, em.point, probes=cfg.probes)
-    cert = (certified_margin_bound(model, x, y) if type(model.drift) is LipschitzDrift
-            else torch.full_like(mb.bound, float("nan")))
-    ok = mb.score > 0
-    ratio = em.margin[ok] / mb.bound[ok]
+    lengths = None if task.test.lengths is None else task.test.lengths[idx]
+    margin, score, bound, C, cert, phi_at_x, phi_sup = _margins(model, x, y, cfg, lengths)
+    ok = score > 0
+    ratio = margin[ok] / bound[ok]
     return {
         "indices": idx.tolist(),
-        "score": _floats(mb.score), "bound": _floats(mb.bound), "certified": _floats(cert),
-        "empirical": _floats(em.margin), "C": _floats(mb.C),
+        "score": _floats(score), "bound": _floats(bound), "certified": _floats(cert),
+        "empirical": _floats(margin), "C": _floats(C),
         "correct": int(ok.sum()),
-        "bound_below_empirical": int((mb.bound[ok] <= em.margin[ok]).sum()),
+        "bound_below_empirical": int((bound[ok] <= margin[ok]).sum()),
         "looseness_median": float(ratio.median()) if len(ratio) else None,
-        "empirical_mean": _finite_or_none(float(em.margin[ok].mean())) if ok.any() else None,
-        "bound_mean": _finite_or_none(float(mb.bound[ok].mean())) if ok.any() else None,
+        "empirical_mean": _finite_or_none(float(margin[ok].mean())) if ok.any() else None,
+        "bound_mean": _finite_or_none(float(bound[ok].mean())) if ok.any() else None,
         "certified_mean": _finite_or_none(float(cert[ok].mean())) if ok.any() else None,
-        "phi_mean": _floats(mb.phi_at_x.mean(0)),  # ||Phi_{M-1,m+1}|| averaged over sequences, m = 0..M-1
-        "phi_sup_mean": _floats(mb.phi_sup.mean(0)),
+        "phi_mean": _floats(phi_at_x.nanmean(0)),  # ||Phi_{M-1,m+1}|| averaged over sequences, m = 0..M-1
+        "phi_sup_mean": _floats(phi_sup.nanmean(0)),
     }
 
 
 def hessian_study(model, task, cfg: AnalysisConfig) -> dict:
     n = cfg.hessian_samples or len(task.train)
-    hess = LossHessian(model, task.train.x[:n], task.train.y[:n])
+    lengths = None if task.train.lengths is None else task.train.lengths[:n]
+    hess = LossHessian(model, task.train.x[:n], task.train.y[:n], lengths=lengths)
     g = torch.Generator().manual_seed(cfg.seed)
     t0 = time.perf_counter()
     nodes, weights = lanczos_spectrum(hess, cfg.lanczos_steps, g)

@@ -17,8 +17,9 @@ from torch.func import functional_call, grad, jvp
 class LossHessian:
     """H = d^2 L / d theta^2 of ``loss(model(x), y)`` at the model's current parameters."""
 
-    def __init__(self, model, x, y, loss=torch.nn.functional.cross_entropy, noise: bool = False):
+    def __init__(self, model, x, y, loss=torch.nn.functional.cross_entropy, noise: bool = False, lengths=None):
         self.model, self.x, self.y, self.loss = model, x, y, loss
+        self.kwargs = {} if lengths is None else {"lengths": lengths}  # padded sequences' own lengths
         self.names = [n for n, p in model.named_parameters() if p.requires_grad]
         self.params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
         self.buffers = {n: b for n, b in model.named_buffers()}
@@ -36,7 +37,7 @@ class LossHessian:
         if fused:  # the hand-written recurrence Function does not support torch.func transforms
             self.model.fused = False
         try:
-            out = functional_call(self.model, {**params, **self.buffers}, (self.x,))
+            out = functional_call(self.model, {**params, **self.buffers}, (self.x,), self.kwargs)
         finally:
             if fused:
                 self.model.fused = True
