@@ -164,3 +164,17 @@ def test_analyze_multivariate_unequal_length_checkpoint(npz, tmp_path, capsys):
     margins = analysis["margin"]
     assert margins["bound_below_empirical"] == margins["correct"]  # eq (16) lies below the empirical margin
     assert len(analysis["hessian"]["top_eigenvalues"]) >= 1
+
+
+def test_paper_tasks_train_any_model_with_its_defaults(tmp_path, capsys):
+    """`train --task ecg --model lstm` used to fail with "no config for model"."""
+    rc, out, err = run(["train", "--task", "ecg", "--model", "lstm", "--out", str(tmp_path / "r"), "--epochs", "1",
+                        "--set", "hidden_size=8", "--no-progress"], capsys)
+    assert rc == 0, err
+    summary = json.loads(out)
+    assert "fgsm_0.05" not in summary["test"] and set(summary["test"]) >= {"clean", "white_1.2", "mult_1.2"}
+    rc, out, err = run(["train", "--task", "ecg", "--model", "nrnn", "--recipe", "--out", str(tmp_path / "q"),
+                        "--epochs", "1", "--no-progress"], capsys)
+    assert rc == 0, err
+    recipe = json.loads(out)["settings"]
+    assert recipe["params"]["add_noise"] == 0.06 and recipe["train"]["lr_milestones"] == [54]
