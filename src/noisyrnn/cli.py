@@ -106,6 +106,9 @@ def resolve_settings(task: str, model: str | None, config_file=None, recipe: boo
     train["seed"] = seed
     if epochs is not None:
         train["epochs"] = epochs
+        explicit = any(k.split(".")[-1] == "lr_milestones" for k in _parse_assignments(assignments))
+        if config_file is None and not recipe and not explicit:  # the defaults' decay at 90% of the epochs
+            train["lr_milestones"] = [int(0.9 * epochs)] if epochs > 1 else []
     if select_under is not None:
         train["select_under"] = select_under
     params = resolve_params(name, params)

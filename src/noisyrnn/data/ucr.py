@@ -143,42 +143,23 @@ def download_ucr(name: str) -> Path:
 
 def load_ucr(name: str, data_dir=None, download: bool = False) -> UCRDataset:
     """Load both splits of UCR dataset ``name`` (text format), verifying checksums where known."""
-    check_data_dir(data_dir)
-    found = locate(name, data_dir)
-    folder = None if found is None else found[0]
-    if folder is None:
-        if not download:
-            searched = ", ".join(str(d) for d in _candidate_dirs(name, data_dir))
-            raise DataError(
-                f"UCR dataset {name!r} not found (looked in: {searched}); pass --data-dir, set "
-                f"{DATA_DIR_ENV}, or allow downloading (--download)"
-            )
-        folder = download_ucr(name)
-    sums = read_checksum_file(folder / "SHA256SUMS")
-    parts = []
-    for split in SPLITS:
-        fname = f"{name}_{split}.txt"
-        path = find_file(folder, fname)
-        data = read_bytes(path)
-        if fname in sums:
-            verify_sha256(data, sums[fname], str(path))
-        parts.append(parse_ucr_text(data, str(path)))
-    (trx, try_), (tex, tey) = parts
+    files = ucr_split_files(name, data_dir, download, formats=(".txt",))
+    (trx, try_), (tex, tey) = [parse_ucr_text(read_bytes(files[s]), str(files[s])) for s in SPLITS]
     if trx.shape[1] != tex.shape[1]:
         raise DataError(f"{name}: train series have length {trx.shape[1]} but test series {tex.shape[1]}")
-    return UCRDataset(name, trx, try_, tex, tey, folder)
+    return UCRDataset(name, trx, try_, tex, tey, files["TRAIN"].parent)
 
 
 def bundled_checksums() -> dict[str, str]:
     return read_checksum_file(BUNDLED_DIR / "SHA256SUMS")
 
 
-def ucr_split_files(name: str, data_dir=None, download: bool = False) -> dict[str, Path]:
-    """{'TRAIN': path, 'TEST': path} of dataset ``name`` in .ts (preferred) or UCR text
-    format, from the data folders, the bundled copy, the cache or aeon's shipped datasets;
-    ``download`` fetches the archive's zip when none has it. SHA256SUMS are verified."""
+def ucr_split_files(name: str, data_dir=None, download: bool = False,
+                    formats=(".ts", ".txt", ".tsv")) -> dict[str, Path]:
+    """{'TRAIN': path, 'TEST': path} of dataset ``name`` in the first of ``formats`` found (.ts,
+    then UCR text), from the data folders, the bundled copy, the cache or aeon's shipped
+    datasets; ``download`` fetches the archive's zip when none has it. SHA256SUMS are verified."""
     check_data_dir(data_dir)
-    formats = (".ts", ".txt", ".tsv")
     found = locate(name, data_dir, formats)
     if found is None:
         if not download:
