@@ -143,18 +143,11 @@ def cmd_predict(args) -> int:
     from .predict import TrainedRun, predict_proba, write_predictions
 
     run = TrainedRun.load(args.run)
-    split, labelled = read_labelled_split(args.data, None, run.normalization)
+    split, true = read_labelled_split(args.data, None, run.normalization)
     if split.x.shape[-1] != run.model.input_size:
         raise ConfigError(f"{args.data}: sequences have {split.x.shape[-1]} channel(s), the model "
                           f"in {args.run} takes {run.model.input_size}")
     probs = predict_proba(run.model, split, args.batch_size)
-    true = None
-    if labelled:
-        from .data.readers import read_data_file
-
-        data = read_data_file(args.data)
-        part = data.test if data.test is not None else data.train
-        true = [v.item() if hasattr(v, "item") else v for v in part.labels]
     write_predictions(args.out, probs, run.classes, true)
     summary = {"run": str(args.run), "data": str(args.data), "sequences": len(split), "out": str(args.out)}
     if true is not None:
@@ -181,8 +174,8 @@ def cmd_evaluate(args) -> int:
     from .predict import TrainedRun
 
     run = TrainedRun.load(args.checkpoint)
-    split, labelled = read_labelled_split(args.data, run.classes, run.normalization)
-    if not labelled:
+    split, labels = read_labelled_split(args.data, run.classes, run.normalization)
+    if labels is None:
         raise ConfigError(f"{args.data} has no labels (y); evaluate needs them (predict does not)")
     columns = args.columns or DEFAULT_COLUMNS
     acc = robustness(run.model, split, columns, seed=args.seed, value_range=run.value_range)

@@ -17,7 +17,7 @@ from ..errors import DataError, InputError
 from .normalize import ChannelNormalizer
 from .readers import LabelledSequences, read_data_file
 from .sequences import Sequences, as_sequences, encode_labels
-from .task import Split, Task
+from .task import Split, Task, _json_label
 
 VAL_FRACTION = 0.2
 
@@ -68,6 +68,10 @@ def task_from_sequences(train: LabelledSequences, test: LabelledSequences | None
     y, classes = encode_labels(train.labels, f"{name}: training labels", classes=classes)
     if len(classes) < 2:
         raise InputError(f"{name}: the training labels hold {len(classes)} class(es) {classes}; need at least two")
+    try:  # checkpoints store the labels as JSON: refuse others now, not after training
+        [_json_label(c) for c in classes]
+    except TypeError as err:
+        raise InputError(f"{name}: {err}") from None
     parts = {"test": test, "val": val}
     steps = max([train.sequences.x.shape[1]] + [p.sequences.x.shape[1] for p in parts.values() if p is not None])
     seqs = _pad_to(train.sequences, steps)
@@ -152,13 +156,16 @@ def load_ucr_task(name: str, data_dir=None, download: bool = False, normalize: b
                                seed=seed, description=f"UCR/UEA {name} from {files['TRAIN'].parent}")
 
 
-def read_labelled_split(path, classes, normalization, what: str | None = None) -> tuple[Split, bool]:
-    """New data read as a trained model reads them: (split, has_labels). A file's test part
-    is used when it has one; its labels are encoded with ``classes`` (the model's)."""
+def read_labelled_split(path, classes, normalization, what: str | None = None) -> tuple[Split, list | None]:
+    """New data read as a trained model reads them: (split, the file's labels or None). A
+    file's test part is used when it has one; its labels are encoded with ``classes`` (the
+    model's; None: not encoded, ``split.y`` is -1)."""
     data = read_data_file(path)
     part = data.test if data.test is not None else data.train
-    split = sequences_to_split(part.sequences, part.labels, classes, normalization, what or str(path))
-    return split, part.labels is not None
+    labels = part.labels if classes is not None else None
+    split = sequences_to_split(part.sequences, labels, classes, normalization, what or str(path))
+    raw = None if part.labels is None else [v.item() if hasattr(v, "item") else v for v in part.labels]
+    return split, raw
 
 
 def sequences_to_split(seqs: Sequences, labels, classes, normalization, what="data") -> Split:
