@@ -145,13 +145,10 @@ def load_ucr_task(name: str, data_dir=None, download: bool = False, normalize: b
                   val_fraction: float = VAL_FRACTION, seed: int = 0) -> Task:
     """UCR/UEA dataset ``name`` with the archive's own train/test split (``--task ucr:NAME``);
     validation is a stratified split of the archive's training part."""
-    from .readers import parse_csv, parse_ts
-    from .files import read_bytes
     from .ucr import ucr_split_files
 
     files = ucr_split_files(name, data_dir, download)
-    read = lambda p: parse_ts(p) if ".ts" in p.suffixes else parse_csv(read_bytes(p), p)  # noqa: E731
-    train, test = read(files["TRAIN"]), read(files["TEST"])
+    train, test = (read_data_file(files[s]).train for s in ("TRAIN", "TEST"))  # by suffix: .ts or UCR text
     return task_from_sequences(train, test, name=f"ucr:{name}", normalize=normalize, val_fraction=val_fraction,
                                seed=seed, description=f"UCR/UEA {name} from {files['TRAIN'].parent}")
 
