@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.files import atomic_write_bytes, atomic_write_text
+from ..provenance import describe
 from .paper import DISPLAY_NAMES, paper_value
 
 
@@ -77,6 +78,11 @@ def write_report(out: Path, results: dict) -> None:
     if results.get("pending"):
         text.append(f"{len(results['pending'])} run(s) have not finished yet; run the sweep again to complete them.")
         text.append("")
+    codes = results.get("code") or []
+    if len(codes) == 1:
+        text.append(f"Produced by {describe(codes[0])}.")
+    elif len(codes) > 1:
+        text.append("**This store mixes code versions**: " + "; ".join(describe(c) for c in codes) + ".")
     if meta.get("wall_seconds") is not None:
         text.append(f"Wall-clock of this invocation: {meta['wall_seconds']:.0f} s.")
     if meta.get("task"):
@@ -141,11 +147,24 @@ def results_from_index(rows, columns, task: str) -> dict:
     results = aggregate(task, records, columns)
     results["failed"] = [{k: row.get(k) for k in ("run", "seed", "error")} for row in rows if row["status"] == "failed"]
     results["pending"] = [{"run": row["run"], "seed": row["seed"]} for row in rows if row["status"] == "pending"]
+    results["code"] = code_versions(rows)
     results["meta"] = {
         "per_seed": {name: {r["seed"]: r["accuracy"] for r in recs} for name, recs in records.items()},
         "run_seconds": {name: [r.get("seconds") for r in recs] for name, recs in records.items()},
     }
     return results
+
+
+def code_versions(rows) -> list[dict]:
+    """The distinct code versions (package version, commit, dirty) of a store's finished runs;
+    more than one means the store mixes code versions."""
+    seen = []
+    for row in rows:
+        if row["status"] == "done":
+            code = row.get("code") or {"version": None, "commit": None, "dirty": None}
+            if code not in seen:
+                seen.append(code)
+    return seen
 
 
 def parameter_counts(out: Path, runs) -> dict:

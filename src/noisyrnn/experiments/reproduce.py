@@ -21,8 +21,8 @@ from .sweep import SWEEP_ROOT, load_sweep
 
 TABLE_SWEEPS = {
     "ecg": {"full": "ecg_table3"},
-    "mnist": {"cpu": "mnist_cpu", "full": "mnist_full"},
-    "pmnist": {"cpu": "pmnist_cpu", "full": "pmnist_full"},
+    "mnist": {"cpu": "mnist_pixel_cpu", "rows": "mnist_cpu", "full": "mnist_full"},
+    "pmnist": {"cpu": "pmnist_pixel_cpu", "rows": "pmnist_cpu", "full": "pmnist_full"},
 }
 DEFAULT_PROTOCOL = {"ecg": "full", "mnist": "cpu", "pmnist": "cpu"}
 

@@ -8,6 +8,7 @@ A sweep file::
     models = ["nrnn", "lipschitz"]      # each starts from its shipped config for the task, if
                                         # there is one, else from the model's defaults
     seeds = 10                          # or a list, e.g. [0, 1, 5]
+    model_seeds = {cornn = 1}           # optional: fewer (or other) seeds for some models
     batch_seeds = true                  # NRNN-family seeds train as one batched ensemble
     [grid]                              # optional cartesian product, applied to every model
     "params.add_noise" = [0.02, 0.06]
@@ -90,10 +91,20 @@ def base_config(configs: str, model: str, config_dir=None) -> dict:
     return default_config(model)
 
 
+def _seed_list(value, what: str) -> list[int]:
+    """``N`` means seeds 0..N-1; a list names them."""
+    if isinstance(value, bool) or not isinstance(value, (int, list)):
+        raise ConfigError(f"{what} must be a number of seeds or a list of seeds, got {value!r}")
+    seeds = list(range(value)) if isinstance(value, int) else [int(s) for s in value]
+    if not seeds:
+        raise ConfigError(f"{what}: no seeds")
+    return seeds
+
+
 def parse_sweep(raw: dict, config_dir=None, seeds=None, models=None) -> Sweep:
     """Build a :class:`Sweep` from a parsed TOML dict (``seeds``/``models`` override it)."""
-    known = {"description", "task", "data", "task_options", "models", "seeds", "batch_seeds", "grid", "overrides",
-             "columns", "configs"}
+    known = {"description", "task", "data", "task_options", "models", "seeds", "model_seeds", "batch_seeds",
+             "grid", "overrides", "columns", "configs"}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"unknown sweep key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
@@ -117,10 +128,11 @@ def parse_sweep(raw: dict, config_dir=None, seeds=None, models=None) -> Sweep:
     models = list(models or raw.get("models") or [])
     if not models:
         raise ConfigError("sweep lists no models")
-    seed_value = seeds if seeds is not None else raw.get("seeds", 1)
-    seed_list = list(range(seed_value)) if isinstance(seed_value, int) else [int(s) for s in seed_value]
-    if not seed_list:
-        raise ConfigError("sweep has no seeds")
+    seed_list = _seed_list(seeds if seeds is not None else raw.get("seeds", 1), "seeds")
+    model_seeds = dict(raw.get("model_seeds") or {})
+    stray = set(model_seeds) - set(raw.get("models") or []) - set(models)
+    if stray:
+        raise ConfigError(f"model_seeds names model(s) the sweep does not run: {', '.join(sorted(stray))}")
     grid = raw.get("grid", {})
     for k, v in grid.items():
         if not isinstance(v, list) or not v:
@@ -138,7 +150,9 @@ def parse_sweep(raw: dict, config_dir=None, seeds=None, models=None) -> Sweep:
                 _apply(cfg, key, value)
                 suffix.append(f"{key.split('.', 1)[1]}={_label(value)}")
             name = "__".join([model] + suffix)
-            runs.append(RunSpec(name, model, _revalidate(cfg), seed_list, bool(raw.get("batch_seeds", True))))
+            own = seed_list if seeds is not None or model not in model_seeds else _seed_list(
+                model_seeds[model], f"model_seeds.{model}")
+            runs.append(RunSpec(name, model, _revalidate(cfg), own, bool(raw.get("batch_seeds", True))))
     columns = list(raw.get("columns") or columns_for(task))
     return Sweep(task, runs, columns, raw.get("description", ""), raw, task_options)
 
@@ -182,7 +196,7 @@ def write_index(out: Path, sweep: Sweep) -> list[dict]:
                    "status": "pending", "params": spec.config["params"], "train": spec.config["train"]}
             if rec is not None:
                 row["status"] = rec.get("status", "done")
-                row.update({k: rec[k] for k in ("accuracy", "error", "best_epoch", "seconds") if k in rec})
+                row.update({k: rec[k] for k in ("accuracy", "error", "best_epoch", "seconds", "code") if k in rec})
             rows.append(row)
     atomic_write_text(Path(out) / INDEX, "".join(json.dumps(r) + "\n" for r in rows))
     return rows

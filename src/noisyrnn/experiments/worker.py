@@ -18,6 +18,7 @@ from ..data.files import atomic_write_text
 from ..ensemble import can_batch
 from ..evaluation import robustness
 from ..models import build_model
+from ..provenance import code_version
 from ..training import TrainConfig, train_model
 from ..training.ensemble_trainer import fit_ensemble
 from .sweep import read_outcome, run_folder
@@ -44,6 +45,7 @@ def _record(task, spec: dict, seed: int, folder: Path, columns, result, seconds:
         "best_epoch": result.best_epoch, "best_val_accuracy": result.best_val_accuracy,
         "train_seconds": result.seconds, "seconds": seconds + time.perf_counter() - t0,
         "trained_with_seeds_batched": batched,
+        "code": code_version(),
         "config": {**spec["config"], "train": {**spec["config"]["train"], "seed": seed}},  # this run's seed
     }
     (folder / "error.json").unlink(missing_ok=True)
