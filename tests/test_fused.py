@@ -176,6 +176,6 @@ def test_prepared_gpu_benchmark_runs_on_the_cpu(tmp_path):
                        "--json", str(out)])
     assert [r["noise"] for r in rows] == [False, True]
     rec = json.loads(out.read_text())
-    for r in rec["rows"]:
-        assert r["S1_ms"] > 0 and r["S2_ms_per_model"] == pytest.approx(r["S2_ms"] / 2)
-        assert r["S1_epoch_s"] == pytest.approx(r["S1_ms"] * 58_000 / 8 / 1000)
+    assert all(r["S1_ms"] > 0 and r["S2_ms"] > 0 for r in rec["rows"])
+    # what it times is right: the batched ensemble computes what its models compute alone
+    assert rec["ensemble_max_abs_diff"] < 1e-5

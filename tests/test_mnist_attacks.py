@@ -117,9 +117,31 @@ def test_fgsm_is_a_signed_gradient_step_and_pgd_stays_in_the_ball():
     assert loss(p) > loss(x) and loss(adv) > loss(x)
 
 
-def test_robustness_with_attack_columns_runs_with_noise_off():
+def test_robustness_attacks_and_scores_with_noise_off():
+    """Every forward pass of an evaluation, the attacks' included, runs with noise injection
+    off (recorded by a spy), and the attacked accuracy is the accuracy on a noise-free FGSM
+    step computed here by hand."""
     from noisyrnn.data.task import Split
 
     model, x, y = small_model_and_batch()
+    assert model.injects_noise  # an NRNN: noise on would change every output
+    seen = []
+    original = model.forward
+
+    def spy(inp, noise=False, generator=None, lengths=None):
+        seen.append(noise)
+        return original(inp, noise=noise, generator=generator, lengths=lengths)
+
+    model.forward = spy
     acc = robustness(model, Split(x, y), ["clean", "sp_0.1", "fgsm_0.1", "pgd_0.1"], value_range=(0.0, 1.0))
-    assert acc["fgsm_0.1"] <= acc["clean"] and acc["pgd_0.1"] <= acc["clean"]
+    assert seen and not any(seen)
+    xg = x.clone().requires_grad_(True)
+    torch.nn.functional.cross_entropy(original(xg, noise=False), y).backward()
+    by_hand = (x + 0.1 * xg.grad.sign()).clamp(0, 1)
+    with torch.no_grad():
+        expected = (original(by_hand, noise=False).argmax(-1) == y).float().mean().item()
+        noisy = original(by_hand, noise=True, generator=torch.Generator().manual_seed(0))
+        quiet = original(by_hand, noise=False)
+    assert acc["fgsm_0.1"] == pytest.approx(expected)
+    assert acc["fgsm_0.1"] <= acc["clean"] and acc["pgd_0.1"] <= acc["fgsm_0.1"] + 1e-9
+    assert (noisy - quiet).abs().max() > 1e-4  # noise on would have been visible
