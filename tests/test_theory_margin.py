@@ -260,3 +260,13 @@ def test_analyze_command_writes_resumable_per_checkpoint_json_report_and_figures
     assert (out / "runs" / "nrnn" / "seed0" / "analysis.json").stat().st_mtime_ns == stamp
     assert "Hessian top eigenvalue" in capsys.readouterr().out
     assert main(["analyze", str(tmp_path), "--out", str(out)]) == 2  # not a checkpoint: a named error
+    # `noisyrnn report` rebuilds the summary from the per-checkpoint records alone
+    (out / "report.md").unlink()
+    before = json.loads((out / "summary.json").read_text())
+    import shutil
+    shutil.rmtree(tmp_path / "runs")  # no checkpoint needed
+    assert main(["report", str(out)]) == 0
+    after = json.loads((out / "summary.json").read_text())
+    assert after["models"] == before["models"] and (out / "report.md").is_file()
+    lip = json.loads((out / "runs" / "lipschitz" / "seed0" / "analysis.json").read_text())
+    assert after["models"]["lipschitz"]["phi_whole"]["mean"] == lip["margin"]["phi_mean"][0]

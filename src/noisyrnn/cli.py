@@ -241,6 +241,13 @@ def cmd_sweep(args) -> int:
 def cmd_report(args) -> int:
     from .experiments.report import markdown_table, report_store
 
+    if (args.results / "summary.json").is_file() and not (args.results / "sweep.json").is_file():
+        from .experiments.analysis import markdown_summary, rebuild_analysis_report
+
+        summary = rebuild_analysis_report(args.results)  # an analysis folder (noisyrnn analyze --out)
+        print(markdown_summary(summary["models"]))
+        print(f"\nwrote {args.results / 'report.md'}, {args.results / 'summary.json'}")
+        return 0
     results = report_store(args.results)
     print(markdown_table(results))
     print(f"\nwrote {args.results / 'report.md'}, {args.results / 'results.json'}"

@@ -33,6 +33,7 @@ from ..data.files import atomic_write_text
 from ..dynamics import LipschitzDrift
 from ..errors import ConfigError
 from ..noise import EulerMaruyama, ResearchCodeNoise
+from ..provenance import code_version, describe
 from ..theory.hessian import LossHessian, hutchinson_trace, lanczos_spectrum, smoothed_density
 from ..theory.margin import certified_margin_bound, empirical_margin, margin_bounds
 from ..theory.stability import lyapunov_bounds
@@ -238,6 +239,8 @@ def summarise_records(records: list[dict]) -> dict:
             row["bound_below_empirical"] = sum(r["margin"]["bound_below_empirical"] for r in recs)
             row["correct"] = sum(r["margin"]["correct"] for r in recs)
             row["phi_mean_max"] = summarise([max(v for v in r["margin"]["phi_mean"] if v is not None) for r in recs])
+            # the whole-sequence product Phi_{M-1,1} (m = 0), mean over each checkpoint's sequences
+            row["phi_whole"] = summarise([r["margin"]["phi_mean"][0] for r in recs])
         if all(r.get("stability") for r in recs):
             row["lyapunov_upper_deterministic"] = summarise([r["stability"]["deterministic"]["upper"] for r in recs])
             row["lyapunov_lower_deterministic"] = summarise([r["stability"]["deterministic"]["lower"] for r in recs])
@@ -254,14 +257,15 @@ def _fmt(s, digits=3) -> str:
 def markdown_summary(summary: dict) -> str:
     lines = ["| model | n | Hessian top eigenvalue | Hessian trace | empirical margin | eq (16) bound | "
              "certified bound | empirical / bound (median) | bound <= empirical | max_m ||Phi_{M-1,m+1}|| | "
-             "eq (20) upper (noise-free) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "||Phi_{M-1,1}|| (whole sequence) | eq (20) upper (noise-free) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, row in summary.items():
         below = f"{row['bound_below_empirical']}/{row['correct']}" if "correct" in row else "—"
         lines.append(f"| {DISPLAY_NAMES.get(name, name)} | {row['checkpoints']} | {_fmt(row.get('top_eigenvalue'))} | "
                      f"{_fmt(row.get('trace'))} | {_fmt(row.get('empirical_mean'))} | {_fmt(row.get('bound_mean'))} | "
                      f"{_fmt(row.get('certified_mean'))} | {_fmt(row.get('looseness_median'))} | {below} | "
-                     f"{_fmt(row.get('phi_mean_max'))} | {_fmt(row.get('lyapunov_upper_deterministic'))} |")
+                     f"{_fmt(row.get('phi_mean_max'))} | {_fmt(row.get('phi_whole'))} | "
+                     f"{_fmt(row.get('lyapunov_upper_deterministic'))} |")
     return "\n".join(lines)
 
 
@@ -326,17 +330,40 @@ def run_analysis(folders, task, out: Path, cfg: AnalysisConfig, progress: bool =
     out = Path(out)
     t0 = time.perf_counter()
     records = analyze_checkpoints(folders, task, out, cfg, progress=progress, restart=restart)
-    summary = {"task": task.name, "config": asdict(cfg), "models": summarise_records(records),
-               "checkpoints": [r["label"] for r in records], "seconds": time.perf_counter() - t0,
-               "compute_seconds": sum(r["seconds"] for r in records)}
+    return write_analysis(out, task.name, cfg, records, time.perf_counter() - t0)
+
+
+def write_analysis(out: Path, task_name: str, cfg: AnalysisConfig, records: list[dict], seconds: float) -> dict:
+    """summary.json, the figures and report.md of an analysis from its per-checkpoint records."""
+    summary = {"task": task_name, "config": asdict(cfg), "models": summarise_records(records),
+               "checkpoints": [r["label"] for r in records], "seconds": seconds,
+               "compute_seconds": sum(r["seconds"] for r in records), "code": code_version()}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     figures = write_figures(out, records)
-    text = [f"# Theory diagnostics on `{task.name}`", "",
+    text = [f"# Theory diagnostics on `{task_name}`", "",
             f"{len(records)} checkpoints; settings: {json.dumps(asdict(cfg))}.", "",
             markdown_summary(summary["models"]), "",
             "Margins: mean over the correctly classified sequences of each checkpoint, then mean ± std over "
             "checkpoints. The eq (16) bound takes each sup over points on the segment from x_i to its flip "
-            "point; the certified bound takes it over all inputs in closed form.", ""]
+            "point; the certified bound takes it over all inputs in closed form. ||Phi_{M-1,1}|| is the "
+            "product of all step Jacobians (mean over each checkpoint's test sequences).", "",
+            f"Report written by {describe(summary['code'])}.", ""]
     text += [f"![{f}]({f})" for f in figures]
     atomic_write_text(out / "report.md", "\n".join(text) + "\n")
     return summary
+
+
+def rebuild_analysis_report(out: Path) -> dict:
+    """Re-derive summary.json, figures and report.md of an analysis folder from the
+    per-checkpoint ``runs/*/*/analysis.json`` it holds (no checkpoint is needed)."""
+    out = Path(out)
+    old = json.loads((out / "summary.json").read_text())
+    by_label = {}
+    for path in sorted(out.glob("runs/*/*/analysis.json")):
+        rec = json.loads(path.read_text())
+        by_label[rec["label"]] = rec
+    records = [by_label[label] for label in old["checkpoints"] if label in by_label]
+    missing = [label for label in old["checkpoints"] if label not in by_label]
+    if missing:
+        raise ConfigError(f"{out}: no analysis.json for checkpoint(s) {', '.join(missing)}")
+    return write_analysis(out, old["task"], AnalysisConfig(**old["config"]), records, old["seconds"])
