@@ -1,7 +1,7 @@
 """Where sweep jobs run: this process or a local process pool (``local``), or a Ray cluster.
 
 Both size their workers the same way: ``threads = cores // workers`` torch threads per
-worker (two processes that each use all cores' threads were measured >10x slower here, from
+worker unless the caller sets ``threads`` (two processes that each use all cores' threads were measured >10x slower here, from
 OpenMP spin-waiting), so the same sweep gives the same numbers on either executor.
 """
 
@@ -23,18 +23,23 @@ def _set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def threads_per_worker(workers: int, cores: int | None = None) -> int:
+def threads_per_worker(workers: int, cores: int | None = None, threads: int | None = None) -> int:
+    """``threads`` if the caller sets it, else cores // workers (at least 1)."""
+    if threads is not None:
+        if int(threads) < 1:
+            raise ConfigError(f"--threads must be >= 1, got {threads}")
+        return int(threads)
     return max(1, (cores or os.cpu_count() or 1) // max(1, workers))
 
 
 class LocalExecutor:
     """``workers`` processes on this machine (1: run in this process)."""
 
-    def __init__(self, workers: int = 1) -> None:
+    def __init__(self, workers: int = 1, threads: int | None = None) -> None:
         if int(workers) < 1:
             raise ConfigError(f"--workers must be >= 1, got {workers}")
         self.workers = int(workers)
-        self.threads = threads_per_worker(self.workers)
+        self.threads = threads_per_worker(self.workers, threads=threads)
 
     def run(self, jobs):
         for job in jobs:
@@ -55,13 +60,13 @@ class RayExecutor:
     """Jobs as Ray tasks: on the cluster at ``address``, or on a local Ray instance that
     this executor starts and stops itself."""
 
-    def __init__(self, workers: int = 1, address: str | None = None) -> None:
+    def __init__(self, workers: int = 1, address: str | None = None, threads: int | None = None) -> None:
         try:
             import ray  # noqa: F401
         except ImportError:
             raise ConfigError("the ray executor needs Ray: pip install 'noisyrnn[ray]'") from None
         self.workers, self.address = int(workers), address
-        self.threads = threads_per_worker(self.workers)
+        self.threads = threads_per_worker(self.workers, threads=threads)
 
     def run(self, jobs):
         import ray
@@ -86,6 +91,7 @@ class RayExecutor:
                 ray.shutdown()
 
 
-def make_executor(name: str, workers: int = 1, address: str | None = None):
+def make_executor(name: str, workers: int = 1, address: str | None = None, threads: int | None = None):
+    """``threads``: torch threads per worker (default cores // workers)."""
     check_choice(name, set(EXECUTORS), "executor")
-    return LocalExecutor(workers) if name == "local" else RayExecutor(workers, address)
+    return LocalExecutor(workers, threads) if name == "local" else RayExecutor(workers, address, threads)
