@@ -24,6 +24,9 @@ from ..training.ensemble_trainer import fit_ensemble
 from .sweep import read_outcome, run_folder
 
 _TASKS: dict = {}
+# The code this process runs: read when the worker module is imported (with the rest of the
+# package), not when a result is written, so a commit made during a long sweep is not claimed.
+_CODE = code_version()
 
 
 def _task(name: str, data_dir, download: bool, options: dict | None = None):
@@ -45,7 +48,7 @@ def _record(task, spec: dict, seed: int, folder: Path, columns, result, seconds:
         "best_epoch": result.best_epoch, "best_val_accuracy": result.best_val_accuracy,
         "train_seconds": result.seconds, "seconds": seconds + time.perf_counter() - t0,
         "trained_with_seeds_batched": batched,
-        "code": code_version(),
+        "code": _CODE,
         "config": {**spec["config"], "train": {**spec["config"]["train"], "seed": seed}},  # this run's seed
     }
     (folder / "error.json").unlink(missing_ok=True)
