@@ -73,7 +73,7 @@ def test_reproduce_writes_table_figure_and_results(tmp_path, tiny_configs, capsy
 
 def test_train_command(tmp_path, tiny_configs, capsys):
     rc = main(["train", "--config", str(tiny_configs / "nrnn.toml"), "--out", str(tmp_path / "run"),
-               "--epochs", "1", "--set", "add_noise=0.1", "--no-progress"])
+               "--epochs", "1", "--set", "params.add_noise=0.1", "--no-progress"])
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["best_epoch"] == 0 and set(summary["test"]) == set(COLUMNS["ecg"])
@@ -83,7 +83,7 @@ def test_train_command(tmp_path, tiny_configs, capsys):
 
 @pytest.mark.parametrize("argv,needle", [
     (["reproduce", "ecg", "--models", "nosuch", "--seeds", "1"], "no config for model 'nosuch'"),
-    (["train", "--out", "x", "--set", "hiden_size=3"], "unknown parameter 'hiden_size'"),
+    (["train", "--out", "x", "--set", "params.hiden_size=3"], "unknown parameter 'hiden_size'"),
     (["evaluate", "/nonexistent/ckpt"], "checkpoint file not found"),
     (["train", "--out", "x", "--data-dir", "/nonexistent", "--epochs", "1"], "data directory does not exist: /nonexistent"),
 ])

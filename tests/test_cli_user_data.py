@@ -37,7 +37,7 @@ def run(argv, capsys):
 @pytest.mark.parametrize("model", [m for m in MODEL_NAMES])
 def test_train_every_model_on_user_data(model, npz, tmp_path, capsys):
     rc, out, err = run(["train", "--data", str(npz), "--model", model, "--out", str(tmp_path / "run"),
-                        "--epochs", "2", "--set", "hidden_size=8", "--no-progress"], capsys)
+                        "--epochs", "2", "--set", "params.hidden_size=8", "--no-progress"], capsys)
     assert rc == 0, err
     summary = json.loads(out)
     assert summary["model"] == model and summary["evaluated_on"] == "test"
@@ -52,7 +52,7 @@ def test_train_every_model_on_user_data(model, npz, tmp_path, capsys):
 def test_predict_and_evaluate_read_the_checkpoint(npz, tmp_path, capsys):
     folder = tmp_path / "run"
     assert run(["train", "--data", str(npz), "--model", "nrnn", "--out", str(folder), "--epochs", "3",
-                "--set", "hidden_size=8", "--no-progress"], capsys)[0] == 0
+                "--set", "params.hidden_size=8", "--no-progress"], capsys)[0] == 0
     rc, out, err = run(["predict", str(folder), "--data", str(npz), "--out", str(tmp_path / "p.csv")], capsys)
     assert rc == 0, err
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
@@ -91,7 +91,7 @@ def test_search_picks_on_validation(npz, tmp_path, capsys):
 
 def test_select_under_changes_the_selection_key(npz, tmp_path, capsys):
     rc, out, err = run(["train", "--data", str(npz), "--model", "lipschitz", "--out", str(tmp_path / "r"),
-                        "--epochs", "3", "--set", "hidden_size=8", "--select-under", "white_0.8",
+                        "--epochs", "3", "--set", "params.hidden_size=8", "--select-under", "white_0.8",
                         "--no-progress"], capsys)
     assert rc == 0, err
     history = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
@@ -105,7 +105,7 @@ def test_select_under_changes_the_selection_key(npz, tmp_path, capsys):
     (["train", "--task", "ucr:NoSuchSet", "--out", "OUT"], "'NoSuchSet' not found offline"),
     (["train", "--task", "nope", "--out", "OUT"], "unknown task 'nope'"),
     (["train", "--data", "DATA", "--task", "ecg", "--out", "OUT"], "either --data PATH or --task NAME"),
-    (["train", "--data", "DATA", "--model", "lstm", "--set", "step=0.1", "--out", "OUT"],
+    (["train", "--data", "DATA", "--model", "lstm", "--set", "params.step=0.1", "--out", "OUT"],
      "unknown parameter 'step' for model 'lstm'"),
     (["train", "--data", "DATA", "--select-under", "blur_3", "--out", "OUT"], "unknown perturbation column"),
     (["predict", "/no/run", "--data", "DATA", "--out", "OUT/p.csv"], "checkpoint file not found"),
@@ -155,7 +155,7 @@ def test_search_over_several_validation_splits(npz, tmp_path, capsys):
 def test_analyze_multivariate_unequal_length_checkpoint(npz, tmp_path, capsys):
     folder = tmp_path / "run"
     assert run(["train", "--data", str(npz), "--model", "nrnn", "--out", str(folder), "--epochs", "2",
-                "--set", "hidden_size=6", "--no-progress"], capsys)[0] == 0
+                "--set", "params.hidden_size=6", "--no-progress"], capsys)[0] == 0
     rc, out, err = run(["analyze", str(folder), "--data", str(npz), "--out", str(tmp_path / "an"), "--samples", "6",
                         "--lanczos-steps", "3", "--trace-probes", "2", "--hessian-samples", "8", "--no-progress"],
                        capsys)
@@ -169,7 +169,7 @@ def test_analyze_multivariate_unequal_length_checkpoint(npz, tmp_path, capsys):
 def test_paper_tasks_train_any_model_with_its_defaults(tmp_path, capsys):
     """`train --task ecg --model lstm` used to fail with "no config for model"."""
     rc, out, err = run(["train", "--task", "ecg", "--model", "lstm", "--out", str(tmp_path / "r"), "--epochs", "1",
-                        "--set", "hidden_size=8", "--no-progress"], capsys)
+                        "--set", "params.hidden_size=8", "--no-progress"], capsys)
     assert rc == 0, err
     summary = json.loads(out)
     assert "fgsm_0.05" not in summary["test"] and set(summary["test"]) >= {"clean", "white_1.2", "mult_1.2"}

@@ -75,8 +75,8 @@ def resolve_settings(task: str, model: str | None, config_file=None, recipe: boo
                      assignments=None, seed: int = 0, epochs: int | None = None,
                      select_under: str | None = None) -> tuple[str, dict, dict]:
     """(model, params, train) for ``noisyrnn train``: a config file, the shipped paper recipe
-    (``recipe``), or the model's own defaults; then ``--set`` (``params.X=`` / ``train.Y=``, or
-    a bare key, which must name exactly one of the two)."""
+    (``recipe``), or the model's own defaults; then ``--set`` (``params.X=`` / ``train.Y=``; a
+    key without its section is an error, so no setting lands in the wrong place)."""
     from .experiments.configs import default_config, load_config, task_config
     from .models.registry import resolve_params
     from .training import TrainConfig
@@ -91,18 +91,13 @@ def resolve_settings(task: str, model: str | None, config_file=None, recipe: boo
         cfg = default_config(model or "nrnn")
     name = cfg["model"]
     params, train = dict(cfg["params"]), dict(cfg["train"])
-    train_keys = set(TrainConfig.__dataclass_fields__)
     for key, value in _parse_assignments(assignments).items():
         section, _, bare = key.partition(".")
-        if section in ("params", "train") and bare:
-            (params if section == "params" else train)[bare] = value
-        elif key in train_keys and key in params:
-            raise ConfigError(f"--set {key}=... is ambiguous (a model parameter and a training option): "
-                              f"write params.{key}= or train.{key}=")
-        elif key in train_keys:
-            train[key] = value
-        else:
-            params[key] = value
+        if section not in ("params", "train") or not bare:
+            where = ("a training option" if key in TrainConfig.__dataclass_fields__ else "a model parameter")
+            raise ConfigError(f"--set {key}=... names no section: write params.{key}= (a model parameter) or "
+                              f"train.{key}= (a training option); {key!r} looks like {where}")
+        (params if section == "params" else train)[bare] = value
     train["seed"] = seed
     if epochs is not None:
         train["epochs"] = epochs

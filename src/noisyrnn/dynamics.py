@@ -48,6 +48,16 @@ class Drift(nn.Module):
         """A callable (h, u_m) -> f used inside the loop; override to hoist per-sequence work."""
         return self
 
+    @property
+    def noise_size(self) -> int:
+        """Size of the part of the state that hidden-state noise enters (all of it by default)."""
+        return self.hidden_size
+
+    def noisy_step(self, scheme, h, f, dt, u, noise_m):
+        """One step of eq (5) (or the research scheme) with the drawn noise ``noise_m``; a drift
+        whose noise enters only part of its state (coRNN: the velocity) overrides this."""
+        return scheme.step(h, f, dt, u, noise_m)
+
     def forward(self, h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 

@@ -100,7 +100,7 @@ def integrate(
     per_step = deltas.shape[0] == steps and steps > 1
     if scheme is None or not noise:
         scheme = Deterministic()
-    drawn = scheme.draw(steps, batch, hidden, h0, generator)
+    drawn = scheme.draw(steps, batch, drift.noise_size, h0, generator)
     mask = step_mask(lengths, batch, steps, h0)
     live = None if mask is None else mask.bool().unsqueeze(-1)  # (M, B, 1)
     f_of = drift.step_function() if hasattr(drift, "step_function") else drift
@@ -117,7 +117,8 @@ def integrate(
             noise_m = tuple(d[m] for d in drawn)
         else:
             noise_m = drawn[m]
-        h_next = scheme.step(h, f, dt_m, u_m, noise_m)
+        h_next = scheme.step(h, f, dt_m, u_m, None) if drawn is None else drift.noisy_step(
+            scheme, h, f, dt_m, u_m, noise_m)
         h = h_next if live is None else torch.where(live[m], h_next, h)
         if states is not None:
             states.append(h)

@@ -100,6 +100,22 @@ class CoRNNDrift(Drift):
         F = torch.tanh(self.recurrent(h) + u) - self.gamma * y - self.epsilon * z
         return torch.cat([z + self.dt * F, F], dim=-1)
 
+    @property
+    def noise_size(self) -> int:
+        return self.units
+
+    def noisy_step(self, scheme, h, f, dt, u, noise_m):
+        """Noise enters the velocity only. coRNN discretises the second-order ODE
+        y'' = F(y, y', x); as an SDE (section 3) the natural noise is a random force,
+        dz = F dt + sigma dW, dy = z dt (underdamped Langevin form): y is the integral of z,
+        so it stays differentiable in time and gets no noise of its own. In the IMEX order
+        the scheme's step acts on z, and y integrates the new, noisy z: y' = y + dt z'."""
+        y, z = h.split(self.units, dim=-1)
+        F = f[..., self.units:]
+        dt_y, dt_z = (dt, dt) if dt.shape[-1] == 1 else dt.split(self.units, dim=-1)
+        z_next = scheme.step(z, F, dt_z, u, noise_m)
+        return torch.cat([y + dt_y * z_next, z_next], dim=-1)
+
     def extra_repr(self):
         return f"units={self.units}, dt={self.dt}, gamma={self.gamma}, epsilon={self.epsilon}"
 

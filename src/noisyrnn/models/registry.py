@@ -12,10 +12,10 @@ from typing import Any, Callable
 
 from torch import nn
 
-from ..dynamics import LipschitzDrift, PaperDiffusion
+from ..dynamics import LipschitzDrift
 from ..errors import ConfigError, check_choice
-from ..noise import EulerMaruyama, ResearchCodeNoise
 from .baselines import AntisymmetricDrift, CoRNNDrift, ExpRNNDrift, TorchRNNClassifier
+from .noise_settings import ALL_NOISE_KEYS, noise_scheme, noise_setting
 from .recurrent import RecurrentClassifier
 
 DRIFT_KEYS = ("hidden_size", "beta", "gamma_a", "gamma_w", "alpha", "init_std")
@@ -24,47 +24,45 @@ DEFAULTS: dict[str, dict[str, Any]] = {  # nrnn_high: the paper's higher-noise N
     # the Lipschitz family's defaults are the paper's ECG5000 recipe (configs/ecg/*.toml)
     "lipschitz": dict(
         hidden_size=128, beta=0.75, gamma_a=0.1, gamma_w=0.1, alpha=1.0, init_std=0.1,
-        step=0.1, learn_step=False,
+        step=0.1, learn_step=False, noise="none",
     ),
     "nrnn": dict(
         hidden_size=128, beta=0.75, gamma_a=0.1, gamma_w=0.1, alpha=1.0, init_std=0.1,
         step=0.1, learn_step=True,
         noise="research", mult_noise=0.03, add_noise=0.06,  # research-code parametrisation
-        sigma1=0.0, sigma2=0.0, noise_eps=1.0,  # eq (4) parametrisation, used when noise="sde"
     ),
-    "antisymmetric": dict(hidden_size=128, gamma=0.01, init_std=1.0, step=0.01),
-    "antisymmetric_gated": dict(hidden_size=128, gamma=0.01, init_std=1.0, step=0.01),
-    "cornn": dict(hidden_size=128, dt=0.042, gamma=2.7, epsilon=4.7),
-    "exprnn": dict(hidden_size=128),
-    "lstm": dict(hidden_size=128),
-    "gru": dict(hidden_size=128),
+    "antisymmetric": dict(hidden_size=128, gamma=0.01, init_std=1.0, step=0.01, noise="none"),
+    "antisymmetric_gated": dict(hidden_size=128, gamma=0.01, init_std=1.0, step=0.01, noise="none"),
+    "cornn": dict(hidden_size=128, dt=0.042, gamma=2.7, epsilon=4.7, noise="none"),
+    "exprnn": dict(hidden_size=128, noise="none"),
+    "lstm": dict(hidden_size=128, noise="none"),
+    "gru": dict(hidden_size=128, noise="none"),
 }
+# Which noise settings each model takes (models/noise_settings.py): the NRNN family is defined
+# by its noise; LSTM/GRU are discrete gated cells with no SDE form here, so they take none.
+NOISE_ALLOWED = {"nrnn": ("research", "sde"), "nrnn_high": ("research", "sde"), "nrnn_explicit": ("research", "sde"),
+                 "lstm": ("none",), "gru": ("none",)}
 
 
 def _lipschitz_family(name: str, input_size: int, num_classes: int, p: dict) -> nn.Module:
     drift = LipschitzDrift(input_size, **{k: p[k] for k in DRIFT_KEYS})
-    scheme = None
-    if name in ("nrnn", "nrnn_high", "nrnn_explicit"):
-        kind = check_choice(p["noise"], {"research", "sde"}, "noise scheme")
-        if kind == "research":
-            scheme = ResearchCodeNoise(p["mult_noise"], p["add_noise"])
-        else:
-            scheme = EulerMaruyama(PaperDiffusion(p["noise_eps"], p["sigma1"], p["sigma2"]))
-    return RecurrentClassifier(drift, num_classes, step=p["step"], learn_step=bool(p["learn_step"]), scheme=scheme)
+    return RecurrentClassifier(drift, num_classes, step=p["step"], learn_step=bool(p["learn_step"]),
+                               scheme=noise_scheme(p))
 
 
 def _antisymmetric(name: str, input_size: int, num_classes: int, p: dict) -> nn.Module:
     drift = AntisymmetricDrift(input_size, p["hidden_size"], p["gamma"], name == "antisymmetric_gated", p["init_std"])
-    return RecurrentClassifier(drift, num_classes, step=p["step"])
+    return RecurrentClassifier(drift, num_classes, step=p["step"], scheme=noise_scheme(p))
 
 
 def _cornn(name: str, input_size: int, num_classes: int, p: dict) -> nn.Module:
     drift = CoRNNDrift(input_size, p["hidden_size"], p["dt"], p["gamma"], p["epsilon"])
-    return RecurrentClassifier(drift, num_classes, step=p["dt"])
+    return RecurrentClassifier(drift, num_classes, step=p["dt"], scheme=noise_scheme(p))
 
 
 def _exprnn(name: str, input_size: int, num_classes: int, p: dict) -> nn.Module:
-    return RecurrentClassifier(ExpRNNDrift(input_size, p["hidden_size"]), num_classes, step=1.0)
+    return RecurrentClassifier(ExpRNNDrift(input_size, p["hidden_size"]), num_classes, step=1.0,
+                               scheme=noise_scheme(p))
 
 
 def _torch_rnn(name: str, input_size: int, num_classes: int, p: dict) -> nn.Module:
@@ -98,22 +96,29 @@ TRAIN_DEFAULTS["exprnn"].update(lr=0.001, orthogonal_lr=0.0001)
 TRAIN_DEFAULTS["nrnn_explicit"].update(regularizer="explicit", noise=False)
 
 
-def resolve_params(name: str, params: dict | None = None) -> dict:
-    """The model's default parameters updated by ``params``; unknown keys are an error."""
+def resolve_params(name: str, params: dict | None = None, legacy: bool = False) -> dict:
+    """The model's default parameters updated by ``params``: unknown keys, keys of a noise
+    setting the model does not use and noise settings that inject nothing are errors
+    (:mod:`noisyrnn.models.noise_settings`). ``legacy``: parameters read from an older checkpoint,
+    which stored every noise scheme's keys; those of unused schemes are dropped."""
     check_choice(name, set(BUILDERS), "model")
-    merged = dict(DEFAULTS[name])
-    for key, value in (params or {}).items():
-        if key not in merged:
-            raise ConfigError(
-                f"unknown parameter {key!r} for model {name!r}; known: {', '.join(sorted(merged))}"
-            )
-        merged[key] = value
+    params = dict(params or {})
+    defaults = DEFAULTS[name]
+    model_keys = [k for k in defaults if k != "noise" and k not in ALL_NOISE_KEYS]
+    noise_keys = ("noise",) + (ALL_NOISE_KEYS if NOISE_ALLOWED.get(name) != ("none",) else ())
+    for key in params:
+        if key not in model_keys and key not in noise_keys:
+            known = model_keys + list(noise_keys)
+            raise ConfigError(f"unknown parameter {key!r} for model {name!r}; known: {', '.join(sorted(known))}")
+    merged = {k: params.get(k, defaults[k]) for k in model_keys}
+    merged.update(noise_setting(name, defaults, params, legacy=legacy,
+                                allowed=NOISE_ALLOWED.get(name, ("none", "research", "sde"))))
     return merged
 
 
-def build_model(name: str, input_size: int, num_classes: int, **params) -> nn.Module:
+def build_model(name: str, input_size: int, num_classes: int, _legacy: bool = False, **params) -> nn.Module:
     """Build model ``name`` for inputs with ``input_size`` features and ``num_classes`` classes."""
-    p = resolve_params(name, params)
+    p = resolve_params(name, params, legacy=_legacy)
     model = BUILDERS[name](name, int(input_size), int(num_classes), p)
     model.config = {"name": name, "input_size": int(input_size), "num_classes": int(num_classes), "params": p}
     return model
@@ -122,6 +127,7 @@ def build_model(name: str, input_size: int, num_classes: int, **params) -> nn.Mo
 def model_from_config(config: dict) -> nn.Module:
     """Rebuild a model from the ``config`` dict a built model carries (and checkpoints store)."""
     try:
-        return build_model(config["name"], config["input_size"], config["num_classes"], **config.get("params", {}))
+        return build_model(config["name"], config["input_size"], config["num_classes"], _legacy=True,
+                           **config.get("params", {}))
     except KeyError as err:
         raise ConfigError(f"model config lacks the key {err.args[0]!r}") from None
