@@ -64,10 +64,10 @@ def write_report(out: Path, results: dict) -> None:
         f"# Robustness on `{results['task']}`",
         "",
         f"Test accuracy in % (mean ± sample std over {', '.join(map(str, sorted(n)))} seeds), inputs "
-        "perturbed at evaluation with noise injection off; 'paper' is the published table, "
-        "'gap' is ours minus the paper's."
-        + (f" This task is a proxy: the paper's rows are those of `{REFERENCE_TASK[results['task']]}`, "
-           "another task, shown for orientation with no gap." if results["task"] in REFERENCE_TASK else ""),
+        "perturbed at evaluation with noise injection off; 'paper' is the published table"
+        + (f". This task is a proxy: the paper's rows are those of `{REFERENCE_TASK[results['task']]}`, "
+           "another task, shown for orientation with no gap." if results["task"] in REFERENCE_TASK
+           else ", 'gap' is ours minus the paper's."),
         "",
         markdown_table(results),
         "",
@@ -84,7 +84,9 @@ def write_report(out: Path, results: dict) -> None:
         text.append(f"{len(results['pending'])} run(s) have not finished yet; run the sweep again to complete them.")
         text.append("")
     codes = results.get("code") or []
-    if len(codes) == 1:
+    if not codes:
+        text.append("Code version: not recorded (these runs predate recording it).")
+    elif len(codes) == 1:
         text.append(f"Produced by {describe(codes[0])}.")
     elif len(codes) > 1:
         text.append("**This store mixes code versions**: " + "; ".join(describe(c) for c in codes) + ".")
