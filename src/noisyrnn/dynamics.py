@@ -32,6 +32,11 @@ class Drift(nn.Module):
     """
 
     hidden_size: int
+    # The closed form a drift declares, for the code paths written for it: "lipschitz" is
+    # eq (3), f = alpha A h + tanh(W h + U x + b) with ``stacked_weight()`` = [alpha A^T | W^T]
+    # (the fused recurrence, seed-batched ensembles, certified margin bounds); None: the
+    # generic loop only.
+    form: str | None = None
 
     @property
     def readout_size(self) -> int:
@@ -76,6 +81,8 @@ class LipschitzDrift(Drift):
     the antisymmetric RNN drift. B and C start as N(0, (init_std / d_h)^2), as in
     the authors' research code. The activation a is tanh.
     """
+
+    form = "lipschitz"
 
     def __init__(
         self,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .dynamics import LipschitzDrift, lipschitz_matrix
+from .dynamics import lipschitz_matrix
 from .errors import ConfigError, check_sequences
 from .fused import lipschitz_recurrence
 from .integrator import step_mask, step_sizes
@@ -31,7 +31,7 @@ def can_batch(models) -> bool:
     """True if the models are NRNN-family classifiers the ensemble can stack."""
     first = models[0]
     ok = all(
-        isinstance(m, RecurrentClassifier) and type(m.drift) is LipschitzDrift
+        isinstance(m, RecurrentClassifier) and getattr(m.drift, "form", None) == "lipschitz"
         and type(m.scheme) is type(first.scheme)
         and m.hidden_size == first.hidden_size and m.input_size == first.input_size
         and m.num_classes == first.num_classes

@@ -30,7 +30,6 @@ import numpy as np
 import torch
 
 from ..data.files import atomic_write_text
-from ..dynamics import LipschitzDrift
 from ..errors import ConfigError
 from ..noise import EulerMaruyama, ResearchCodeNoise
 from ..provenance import code_version, describe
@@ -78,7 +77,7 @@ def _margins(model, x, y, cfg: AnalysisConfig, lengths=None):
         x = x[:, :steps]
         em = empirical_margin(model, x, y, restarts=1, seed=cfg.seed)
         mb = margin_bounds(model, x, y, em.point, probes=cfg.probes)
-        cert = (certified_margin_bound(model, x, y) if type(model.drift) is LipschitzDrift
+        cert = (certified_margin_bound(model, x, y) if getattr(model.drift, "form", None) == "lipschitz"
                 else torch.full_like(mb.bound, float("nan")))
         return em.margin, mb.score, mb.bound, mb.C, cert, mb.phi_at_x, mb.phi_sup
     longest = int(lengths.max())
@@ -145,7 +144,7 @@ def stability_bounds(model) -> dict | None:
     with s2 = eps*sigma2 for eq (4) and mult*sqrt(max delta / 12) for the research scheme
     (:func:`noisyrnn.dynamics.research_to_sde`); the additive part does not enter."""
     drift = getattr(model, "drift", None)
-    if type(drift) is not LipschitzDrift:
+    if getattr(drift, "form", None) != "lipschitz":
         return None
     with torch.no_grad():
         A, W = drift.alpha * drift.A.double(), drift.W.double()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..dynamics import Drift, LipschitzDrift
+from ..dynamics import Drift
 from ..errors import check_positive, check_sequences
 from ..fused import lipschitz_recurrence
 from ..integrator import integrate, step_mask, step_sizes
@@ -70,7 +70,7 @@ class RecurrentClassifier(nn.Module):
 
     def _fused_final_state(self, x, noise, generator, lengths=None):
         """h_M through :func:`noisyrnn.fused.lipschitz_recurrence`, or None if not applicable."""
-        if not (self.fused and type(self.drift) is LipschitzDrift):
+        if not (self.fused and getattr(self.drift, "form", None) == "lipschitz"):
             return None
         scheme = self.scheme if (noise and self.scheme is not None) else Deterministic()
         u = self.drift.encode(x)  # (B, M, N)
