@@ -103,7 +103,7 @@ def test_unknown_options_are_named():
         build_model("nrnn", 1, 2, hiden_size=3)
     with pytest.raises(ConfigError, match="unknown training option"):
         TrainConfig.from_dict({"epoch": 3})
-    with pytest.raises(ConfigError, match="noise scheme"):
+    with pytest.raises(ConfigError, match="unknown noise setting .gaussian."):
         build_model("nrnn", 1, 2, noise="gaussian")
     with pytest.raises(ConfigError, match="lr must be"):
         TrainConfig.from_dict({"lr": -1})
