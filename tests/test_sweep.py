@@ -69,6 +69,10 @@ seeds = [0, 1]
     res = json.loads((out / "results.json").read_text())
     assert set(res["models"]) == {"lipschitz__lr=0.01", "antisymmetric__lr=0.01", "antisymmetric__lr=1e+09"}
     assert len(res["failed"]) == 2
+    from noisyrnn.provenance import code_version
+
+    assert res["code"] == [code_version()]  # every result.json records the code that produced it
+    assert all(r["code"] == code_version() for r in done)
     capsys.readouterr()
     assert main(["report", str(out)]) == 0
     assert "lipschitz__lr=0.01" in capsys.readouterr().out
