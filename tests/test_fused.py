@@ -179,3 +179,40 @@ def test_prepared_gpu_benchmark_runs_on_the_cpu(tmp_path):
     assert all(r["S1_ms"] > 0 and r["S2_ms"] > 0 for r in rec["rows"])
     # what it times is right: the batched ensemble computes what its models compute alone
     assert rec["ensemble_max_abs_diff"] < 1e-5
+
+
+def test_each_model_owns_its_buffers_and_threads_may_share_a_model():
+    """No module-global workspace: a model reuses its own buffers, another model has its own, and
+    two threads running one model at once get the results of running it twice in turn."""
+    import copy
+    import threading
+
+    from noisyrnn import build_model
+
+    torch.manual_seed(0)
+    model = build_model("lipschitz", 2, 3, hidden_size=8)
+    other = copy.deepcopy(model)
+    assert model.workspace is not other.workspace
+    x = [torch.randn(5, 30, 2) for _ in range(2)]
+
+    def grads(inp):
+        model.zero_grad()
+        model(inp).square().sum().backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    expected = [model(inp).detach() for inp in x]
+    assert model.workspace.free  # buffers handed back to this model's workspace
+    assert not other.workspace.free
+    out = [None, None]
+
+    def run(i):
+        with torch.no_grad():
+            out[i] = model(x[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(torch.equal(o, e) for o, e in zip(out, expected))
+    assert all(torch.isfinite(g).all() for g in grads(x[0]))

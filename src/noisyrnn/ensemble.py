@@ -21,7 +21,7 @@ from torch import nn
 
 from .dynamics import lipschitz_matrix
 from .errors import ConfigError, check_sequences
-from .fused import lipschitz_recurrence
+from .fused import Workspace, lipschitz_recurrence
 from .integrator import step_mask, step_sizes
 from .models.recurrent import RecurrentClassifier
 from .noise import Deterministic
@@ -57,6 +57,7 @@ class LipschitzEnsemble(nn.Module):
             raise ConfigError("LipschitzEnsemble needs NRNN/Lipschitz models of one architecture")
         self.members = len(models)
         self.templates = models  # plain list: not registered, used to build/unstack members
+        self.workspace = Workspace()  # the fused path's reused buffers, owned by this ensemble
         d0 = models[0].drift
         self.hidden_size, self.input_size, self.num_classes = d0.hidden_size, d0.input_size, models[0].num_classes
         stack = lambda get: nn.Parameter(torch.stack([get(m).detach().clone() for m in models]))  # noqa: E731
@@ -123,7 +124,7 @@ class LipschitzEnsemble(nn.Module):
             n = torch.stack([u.new_zeros(steps, batch, hidden) if v is None else v for v in ns]).transpose(0, 1)
         else:
             n = None
-        hM = lipschitz_recurrence(u, h0, self.stacked_weight(), c, n)  # (S, B, N)
+        hM = lipschitz_recurrence(u, h0, self.stacked_weight(), c, n, self.workspace)  # (S, B, N)
         return torch.baddbmm(self.dec_b.unsqueeze(1), hM, self.dec_w.transpose(1, 2))
 
     @torch.no_grad()

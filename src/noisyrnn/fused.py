@@ -31,6 +31,7 @@ per-step operand is a 2-D matrix and the GEMMs are plain ``mm`` calls.
 
 from __future__ import annotations
 
+import threading
 import weakref
 
 import torch
@@ -38,38 +39,51 @@ import torch
 _tanh_backward = torch.ops.aten.tanh_backward
 
 
-class _Workspace:
-    """Reuses the large per-sequence buffers between calls.
+class Workspace:
+    """Reuses the large per-sequence buffers between calls; each model (or ensemble) owns one.
 
     Freshly allocated buffers of tens of MB are page-faulted in by the OS on every
     training step (measured: ~170 ms of a ~380 ms pixel-MNIST step), while the eager
     loop's small per-step tensors are recycled by the allocator. Buffers are handed back
     when autograd frees the graph that saved them (so ``retain_graph`` stays correct); at
-    most ``keep`` per shape are kept.
+    most ``keep`` per shape are kept. Thread-safe (a lock around the free lists), so one model
+    may run in several threads; a model copied with ``copy.deepcopy`` gets its own.
     """
 
     def __init__(self, keep: int = 4) -> None:
         self.free: dict = {}
         self.keep = keep
+        self._lock = threading.Lock()
 
     def take(self, shape, like: torch.Tensor) -> torch.Tensor:
         key = (tuple(shape), like.dtype, like.device)
-        stack = self.free.get(key)
-        return stack.pop() if stack else like.new_empty(shape)
+        with self._lock:
+            stack = self.free.get(key)
+            if stack:
+                return stack.pop()
+        return like.new_empty(shape)
 
     def give(self, *tensors) -> None:
-        for t in tensors:
-            if t is None:
-                continue
-            stack = self.free.setdefault((tuple(t.shape), t.dtype, t.device), [])
-            if len(stack) < self.keep:
-                stack.append(t)
+        with self._lock:
+            for t in tensors:
+                if t is None:
+                    continue
+                stack = self.free.setdefault((tuple(t.shape), t.dtype, t.device), [])
+                if len(stack) < self.keep:
+                    stack.append(t)
 
     def clear(self) -> None:
-        self.free.clear()
+        with self._lock:
+            self.free.clear()
 
+    def __deepcopy__(self, memo):
+        return Workspace(self.keep)
 
-WORKSPACE = _Workspace()
+    def __getstate__(self):
+        return {"keep": self.keep}
+
+    def __setstate__(self, state):
+        self.__init__(state["keep"])
 
 
 def _cpp_ops(like: torch.Tensor):
@@ -150,13 +164,13 @@ def _backward_loop(g_all, dp_all, tanhs, drifts, wt, c, d_c_all, rows, need_c) -
 
 class _LipschitzRecurrence(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, u, h0, weight, c, n):
+    def forward(ctx, u, h0, weight, c, n, workspace):
         S, B, steps, hidden = u.shape
         need_c = ctx.needs_input_grad[3]
         shape = (S, steps, B, hidden)
-        states = WORKSPACE.take((S, steps + 1, B, hidden), h0)
-        tanhs = WORKSPACE.take(shape, h0)
-        drifts = WORKSPACE.take(shape, h0) if need_c else None
+        states = workspace.take((S, steps + 1, B, hidden), h0)
+        tanhs = workspace.take(shape, h0)
+        drifts = workspace.take(shape, h0) if need_c else None
         p = h0.new_empty((S, B, 2 * hidden))
         states[:, 0] = h0
         ops = _cpp_ops(h0)
@@ -170,7 +184,8 @@ class _LipschitzRecurrence(torch.autograd.Function):
             _forward_loop(u, weight, c, n, states, tanhs, drifts, p, h0.new_empty((S, B, hidden)))
         ctx.save_for_backward(weight, c)
         ctx.buffers = (states, tanhs, drifts)
-        weakref.finalize(ctx, WORKSPACE.give, states, tanhs, drifts)
+        ctx.workspace = workspace
+        weakref.finalize(ctx, workspace.give, states, tanhs, drifts)
         return states[:, steps].clone()
 
     @staticmethod
@@ -181,7 +196,7 @@ class _LipschitzRecurrence(torch.autograd.Function):
         single = S == 1
         per_step = c.shape[0] == steps
         need_c, need_n = ctx.needs_input_grad[3], ctx.needs_input_grad[4]
-        dp_all = WORKSPACE.take((S, steps, B, 2 * hidden), grad_h)  # returned below (d_u view)
+        dp_all = ctx.workspace.take((S, steps, B, 2 * hidden), grad_h)  # returned below (d_u view)
         # g_all[:, m] = dL/dh_m (kept whole only for the grad of n; else two rotating rows)
         rows = steps + 1 if need_n else 2
         g_all = grad_h.new_empty((S, rows, B, hidden))
@@ -212,8 +227,8 @@ class _LipschitzRecurrence(torch.autograd.Function):
         d_n = g_all[:, 1:].transpose(0, 1) if need_n else None  # (M, S, B, N)
         d_h0 = g_all[:, 0].clone()
         if d_u is None:
-            WORKSPACE.give(dp_all)
-        return d_u, d_h0, d_weight, d_c, d_n
+            ctx.workspace.give(dp_all)
+        return d_u, d_h0, d_weight, d_c, d_n, None
 
 
 def _member(c: torch.Tensor, s: int) -> torch.Tensor:
@@ -233,11 +248,12 @@ def _reduce_to(grad: torch.Tensor, shape) -> torch.Tensor:
     return grad
 
 
-def lipschitz_recurrence(u, h0, weight, c, n=None):
+def lipschitz_recurrence(u, h0, weight, c, n=None, workspace: Workspace | None = None):
     """h_M, shape (S, B, N), of ``h' = h + c_m * (alpha A h + tanh(W h + u_m)) + n_m`` (see the module docstring).
 
     ``c`` must be 4-D, broadcastable to (M, S, B, N) (use shape (1, 1, 1, 1) for a scalar step).
+    ``workspace``: the caller's buffer pool (a model passes its own); None: fresh buffers.
     """
     if c.dim() != 4:
         raise ValueError(f"c must be 4-D (broadcastable to (M, S, B, N)), got shape {tuple(c.shape)}")
-    return _LipschitzRecurrence.apply(u, h0, weight, c, n)
+    return _LipschitzRecurrence.apply(u, h0, weight, c, n, workspace if workspace is not None else Workspace(0))

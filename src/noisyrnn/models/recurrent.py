@@ -7,7 +7,7 @@ from torch import nn
 
 from ..dynamics import Drift
 from ..errors import check_positive, check_sequences
-from ..fused import lipschitz_recurrence
+from ..fused import Workspace, lipschitz_recurrence
 from ..integrator import integrate, step_mask, step_sizes
 from ..noise import Deterministic, NoiseScheme
 
@@ -47,6 +47,7 @@ class RecurrentClassifier(nn.Module):
         self.decoder = nn.Linear(drift.readout_size, self.num_classes)
         self.config: dict = {}
         self.fused = True
+        self.workspace = Workspace()  # the fused path's reused buffers, owned by this model
 
     def orthogonal_parameters(self) -> list:
         """Parameters of an orthogonal recurrent map (expRNN), trained with their own lr."""
@@ -89,7 +90,7 @@ class RecurrentClassifier(nn.Module):
         c = c.unsqueeze(1)  # (M or 1, 1, B or 1, N or 1): add the model axis
         n = None if n is None else n.unsqueeze(1)
         weight = self.drift.stacked_weight().unsqueeze(0)
-        return lipschitz_recurrence(u.unsqueeze(0), h0.unsqueeze(0), weight, c, n)[0]
+        return lipschitz_recurrence(u.unsqueeze(0), h0.unsqueeze(0), weight, c, n, self.workspace)[0]
 
     def final_state(self, x: torch.Tensor, noise: bool = False, generator=None, lengths=None) -> torch.Tensor:
         check_sequences(x, self.input_size)
