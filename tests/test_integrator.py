@@ -223,3 +223,22 @@ def test_non_positive_learned_step_is_a_named_error_not_nan():
         with pytest.raises(ConfigError, match="positive step sizes"):
             model(x, noise=True, generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(model(x)).all()  # noise off: the deterministic step is still defined
+
+
+def test_one_entry_picks_its_backend_from_what_drift_and_scheme_declare():
+    from noisyrnn.errors import ConfigError
+    from noisyrnn.integrator import fused_applies
+
+    torch.manual_seed(0)
+    lip = build_model("lipschitz", 2, 3, hidden_size=5)
+    cornn = build_model("cornn", 2, 3, hidden_size=5)
+    assert fused_applies(lip.drift, lip.scheme) and not fused_applies(cornn.drift, cornn.scheme)
+    x = torch.randn(3, 8, 2)
+    u, h0 = lip.drift.encode(x), torch.zeros(3, 5)
+    fused = integrate(lip.drift, h0, u, lip.step, backend="fused")
+    loop = integrate(lip.drift, h0, u, lip.step, backend="loop")
+    assert torch.allclose(fused, loop, atol=1e-6) and torch.equal(integrate(lip.drift, h0, u, lip.step), fused)
+    with pytest.raises(ConfigError, match="the fused recurrence does not apply to CoRNNDrift"):
+        integrate(cornn.drift, torch.zeros(3, 10), cornn.drift.encode(x), cornn.step, backend="fused")
+    with pytest.raises(ConfigError, match="unknown recurrence backend 'gpu'"):
+        integrate(lip.drift, h0, u, lip.step, backend="gpu")

@@ -21,8 +21,10 @@ from __future__ import annotations
 import torch
 
 from .dynamics import Drift
-from .errors import InputError
+from .errors import ConfigError, InputError
 from .noise import Deterministic, NoiseScheme
+
+BACKENDS = ("auto", "loop", "fused")
 
 
 def step_sizes(dt, steps: int, hidden: int, like: torch.Tensor) -> torch.Tensor:
@@ -77,6 +79,35 @@ def step_mask(lengths, batch: int, steps: int, like: torch.Tensor) -> torch.Tens
     return (m < lengths.to(like.device).unsqueeze(0)).to(like.dtype)
 
 
+def fused_applies(drift: Drift, scheme: NoiseScheme | None) -> bool:
+    """Whether :mod:`noisyrnn.fused` can run this recurrence: the drift declares the eq (3)
+    form (``Drift.form == "lipschitz"``) and the scheme's step is affine in f
+    (``NoiseScheme.affine_coefficients``; checked again on the drawn noise)."""
+    return getattr(drift, "form", None) == "lipschitz" and (scheme is None or scheme.affine)
+
+
+def _fused_final_state(drift, h0, u, dt, scheme, generator, lengths, workspace):
+    """h_M through :func:`noisyrnn.fused.lipschitz_recurrence`, or None when the scheme's
+    coefficients are not affine for these draws."""
+    from .fused import lipschitz_recurrence
+
+    batch, steps, hidden = u.shape
+    deltas = step_sizes(dt, steps, hidden, h0)
+    coeffs = scheme.affine_coefficients(deltas, scheme.draw(steps, batch, hidden, h0, generator))
+    if coeffs is None:
+        return None
+    c, n = coeffs
+    mask = step_mask(lengths, batch, steps, h0)
+    if mask is not None:  # c = n = 0 on padded steps: h_{m+1} = h_m exactly
+        mask = mask.unsqueeze(-1)
+        c = c * mask
+        n = None if n is None else n * mask
+    c = c.unsqueeze(1)  # (M or 1, 1, B or 1, N or 1): add the model axis
+    n = None if n is None else n.unsqueeze(1)
+    weight = drift.stacked_weight().unsqueeze(0)
+    return lipschitz_recurrence(u.unsqueeze(0), h0.unsqueeze(0), weight, c, n, workspace)[0]
+
+
 def integrate(
     drift: Drift,
     h0: torch.Tensor,
@@ -87,19 +118,42 @@ def integrate(
     generator: torch.Generator | None = None,
     return_states: bool = False,
     lengths=None,
+    backend: str = "auto",
+    workspace=None,
 ):
-    """Run the recurrence from h0 (B, d_h) over encoded inputs u (B, M, d_u).
+    """Run the recurrence from h0 (B, d_h) over encoded inputs u (B, M, d_u): the one entry
+    point every model's recurrence goes through.
 
     Returns h_M, or the states (B, M+1, d_h) including h_0 when ``return_states``.
     With ``noise=False`` (or no scheme) the update is exactly eq (6). With ``lengths``,
     states stay frozen on each sequence's padded steps (:func:`step_mask`).
+
+    ``backend``: ``"auto"`` runs the fused recurrence (:mod:`noisyrnn.fused`, with its C++
+    loops on the CPU) where :func:`fused_applies` and only h_M is asked for, else the generic
+    loop below; ``"loop"`` always runs the loop (the reference, which ``torch.func`` can
+    differentiate); ``"fused"`` requires the fused path. ``workspace``: the fused path's
+    buffer pool (:class:`noisyrnn.fused.Workspace`, owned by the model).
     """
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown recurrence backend {backend!r}; known: {', '.join(BACKENDS)}")
+    if scheme is None or not noise:
+        scheme = Deterministic()
+    if backend != "loop" and not return_states and fused_applies(drift, scheme):
+        out = _fused_final_state(drift, h0, u, dt, scheme, generator, lengths, workspace)
+        if out is not None:
+            return out
+    if backend == "fused":
+        raise ConfigError(f"the fused recurrence does not apply to {type(drift).__name__} with "
+                          f"{type(scheme).__name__}{' (states requested)' if return_states else ''}")
+    return _loop(drift, h0, u, dt, scheme, generator, return_states, lengths)
+
+
+def _loop(drift, h0, u, dt, scheme, generator, return_states, lengths):
+    """The generic Euler / Euler-Maruyama loop (eq 5 / eq 6) for any drift and scheme."""
     batch, steps = u.shape[0], u.shape[1]
     hidden = h0.shape[-1]
     deltas = step_sizes(dt, steps, hidden, h0)
     per_step = deltas.shape[0] == steps and steps > 1
-    if scheme is None or not noise:
-        scheme = Deterministic()
     drawn = scheme.draw(steps, batch, drift.noise_size, h0, generator)
     mask = step_mask(lengths, batch, steps, h0)
     live = None if mask is None else mask.bool().unsqueeze(-1)  # (M, B, 1)

@@ -28,7 +28,11 @@ from .errors import ConfigError, check_positive
 
 
 class NoiseScheme(nn.Module):
-    """Base class. ``draw`` pre-samples the noise; ``step`` applies one update."""
+    """Base class. ``draw`` pre-samples the noise; ``step`` applies one update. ``affine``
+    declares that every step is h + c*f + n (so :meth:`affine_coefficients` gives c, n and the
+    fused recurrence can run it)."""
+
+    affine = True
 
     def draw(self, steps: int, batch: int, hidden: int, like: torch.Tensor, generator):
         return None
@@ -64,6 +68,11 @@ class EulerMaruyama(NoiseScheme):
     def __init__(self, diffusion: Diffusion | None = None) -> None:
         super().__init__()
         self.diffusion = diffusion if diffusion is not None else PaperDiffusion()
+
+    @property
+    def affine(self) -> bool:
+        """eq (4)'s diffusion eps (sigma1 + sigma2 f) keeps the step affine in f; others need not."""
+        return isinstance(self.diffusion, PaperDiffusion)
 
     def draw(self, steps, batch, hidden, like, generator):
         r = self.diffusion.brownian_dim(hidden)

@@ -7,9 +7,9 @@ from torch import nn
 
 from ..dynamics import Drift
 from ..errors import check_positive, check_sequences
-from ..fused import Workspace, lipschitz_recurrence
-from ..integrator import integrate, step_mask, step_sizes
-from ..noise import Deterministic, NoiseScheme
+from ..fused import Workspace
+from ..integrator import integrate
+from ..noise import NoiseScheme
 
 
 class RecurrentClassifier(nn.Module):
@@ -21,8 +21,9 @@ class RecurrentClassifier(nn.Module):
     step is a learnable per-unit vector initialised to ``step`` (research-code solver).
     ``lengths`` (B,) gives each padded sequence's own length: the decoder then reads
     h_{L_b}, so padding never changes a prediction (:func:`noisyrnn.integrator.step_mask`).
-    For the drift of eq (3) the recurrence runs through the hand-written autograd Function
-    of :mod:`noisyrnn.fused` (set ``fused = False`` for the generic loop; same results).
+    The recurrence goes through :func:`noisyrnn.integrator.integrate`, which runs the fused
+    recurrence of :mod:`noisyrnn.fused` for drifts that declare the eq (3) form (set
+    ``fused = False`` for the generic loop; same results).
     """
 
     def __init__(
@@ -69,37 +70,12 @@ class RecurrentClassifier(nn.Module):
             self.scheme, noise, generator, return_states=True, lengths=lengths,
         )
 
-    def _fused_final_state(self, x, noise, generator, lengths=None):
-        """h_M through :func:`noisyrnn.fused.lipschitz_recurrence`, or None if not applicable."""
-        if not (self.fused and getattr(self.drift, "form", None) == "lipschitz"):
-            return None
-        scheme = self.scheme if (noise and self.scheme is not None) else Deterministic()
-        u = self.drift.encode(x)  # (B, M, N)
-        batch, steps, hidden = u.shape
-        h0 = self.initial_state(x)
-        dt = step_sizes(self.step, steps, hidden, h0)
-        coeffs = scheme.affine_coefficients(dt, scheme.draw(steps, batch, hidden, h0, generator))
-        if coeffs is None:
-            return None
-        c, n = coeffs
-        mask = step_mask(lengths, batch, steps, h0)
-        if mask is not None:  # c = n = 0 on padded steps: h_{m+1} = h_m exactly
-            mask = mask.unsqueeze(-1)
-            c = c * mask
-            n = None if n is None else n * mask
-        c = c.unsqueeze(1)  # (M or 1, 1, B or 1, N or 1): add the model axis
-        n = None if n is None else n.unsqueeze(1)
-        weight = self.drift.stacked_weight().unsqueeze(0)
-        return lipschitz_recurrence(u.unsqueeze(0), h0.unsqueeze(0), weight, c, n, self.workspace)[0]
-
     def final_state(self, x: torch.Tensor, noise: bool = False, generator=None, lengths=None) -> torch.Tensor:
         check_sequences(x, self.input_size)
-        fused = self._fused_final_state(x, noise, generator, lengths)
-        if fused is not None:
-            return fused
         return integrate(
             self.drift, self.initial_state(x), self.drift.encode(x), self.step,
             self.scheme, noise, generator, lengths=lengths,
+            backend="auto" if self.fused else "loop", workspace=self.workspace,
         )
 
     def forward(self, x: torch.Tensor, noise: bool = False, generator=None, lengths=None) -> torch.Tensor:
