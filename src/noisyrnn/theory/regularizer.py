@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import torch
 from torch.func import grad, hessian, jacrev
 
+from ..integrator import integrate
+
 
 @dataclass
 class RegularizerTerms:
@@ -46,11 +48,9 @@ def _sigma_matrix(diffusion, h, u, f):
 
 
 def deterministic_path(drift, h0, u, deltas):
-    """hbar_0..hbar_M (eq 6) for one sequence: h0 (d_h,), u (M, d_u), deltas (M,)."""
-    hs = [h0]
-    for m in range(u.shape[0]):
-        hs.append(hs[-1] + deltas[m] * drift(hs[-1].unsqueeze(0), u[m].unsqueeze(0))[0])
-    return torch.stack(hs)
+    """hbar_0..hbar_M (eq 6) for one sequence: h0 (d_h,), u (M, d_u), deltas (M,), through the
+    engine's generic loop (:func:`noisyrnn.integrator.integrate`)."""
+    return integrate(drift, h0.unsqueeze(0), u.unsqueeze(0), deltas, return_states=True, backend="loop")[0]
 
 
 def regularizer_terms(drift, diffusion, loss_fn, h0, u, deltas) -> RegularizerTerms:
