@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError, check_labels, check_sequences
 from ..integrator import step_mask, step_sizes
-from ..noise import EulerMaruyama, ResearchCodeNoise, sqrt_step
+from ..noise import Deterministic, EulerMaruyama, ResearchCodeNoise, sqrt_step
 from .jacobians import _require_recurrent
 
 
@@ -76,6 +76,7 @@ def explicit_regularizer(model, x: torch.Tensor, y: torch.Tensor, scheme=None, l
     h = model.initial_state(xr)
     dt = step_sizes(model.step, M, model.hidden_size, h)
     fstep = drift.step_function()
+    euler = Deterministic()
     mask = step_mask(lengths, B, M, x)
     live = None if mask is None else mask.repeat(1, K).unsqueeze(-1)  # (M, K*B, 1)
     states, factors = [], []
@@ -83,7 +84,7 @@ def explicit_regularizer(model, x: torch.Tensor, y: torch.Tensor, scheme=None, l
         dtm = dt[min(m, dt.shape[0] - 1)]
         f = fstep(h, u[:, m])
         s = noise_std(scheme, h, u[:, m], f, dtm)
-        h_next = h + dtm * f
+        h_next = euler.step(h, f, dtm, u[:, m], None)  # eq (6), the engine's step
         if live is not None:
             s = s * (live[m] if s.dim() == 2 else live[m].unsqueeze(-1))
             h_next = torch.where(live[m].bool(), h_next, h)

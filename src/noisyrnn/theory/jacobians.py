@@ -24,6 +24,7 @@ from torch.func import jacrev, vmap
 
 from ..errors import ConfigError, check_sequences
 from ..integrator import step_sizes
+from ..noise import Deterministic
 
 
 def _require_recurrent(model) -> None:
@@ -76,13 +77,14 @@ def _step_maps(model):
     """(state step, input step): single-sample functions h, x_m, dt -> h + dt * f(h, encode(x_m))."""
     drift = model.drift
     fstep = drift.step_function()
+    euler = Deterministic()  # eq (6), the engine's noise-free step
 
     def by_state(h, u, dt):
-        return h + dt * fstep(h.unsqueeze(0), u.unsqueeze(0))[0]
+        return euler.step(h, fstep(h.unsqueeze(0), u.unsqueeze(0))[0], dt, u, None)
 
     def by_input(x_m, h, dt):
         u = drift.encode(x_m.reshape(1, 1, -1))[0, 0]
-        return h + dt * fstep(h.unsqueeze(0), u.unsqueeze(0))[0]
+        return euler.step(h, fstep(h.unsqueeze(0), u.unsqueeze(0))[0], dt, u, None)
 
     return by_state, by_input
 
