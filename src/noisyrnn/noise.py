@@ -46,6 +46,11 @@ class NoiseScheme(nn.Module):
         ``dt`` has shape (M or 1, N or 1) as returned by ``integrator.step_sizes``."""
         return dt.unsqueeze(1), None
 
+    def step_std(self, h, u, f, dt):
+        """Square-root factor S of the covariance of the noise one step adds: (B, N) for
+        diagonal noise (Cov = diag(S^2)), (B, N, r) for general noise (Cov = S S^T)."""
+        raise ConfigError(f"{type(self).__name__} adds no noise (a deterministic step)")
+
 
 class Deterministic(NoiseScheme):
     """Eq (6): h_{m+1} = h_m + delta_m f(h_m, x_m). Also what every scheme does with noise off."""
@@ -86,6 +91,12 @@ class EulerMaruyama(NoiseScheme):
             g_xi = torch.einsum("bnr,br->bn", g, xi)
         return h + dt * f + sqrt_step(dt) * g_xi
 
+    def step_std(self, h, u, f, dt):
+        """sqrt(delta) sigma(h, x): the covariance of eq (5)'s increment is delta sigma sigma^T."""
+        g = self.diffusion(h, u, f)
+        root = sqrt_step(dt)
+        return root * g if self.diffusion.noise_type == "diagonal" else root.unsqueeze(-1) * g
+
     def affine_coefficients(self, dt, xi):
         d = self.diffusion
         if not isinstance(d, PaperDiffusion):
@@ -117,6 +128,13 @@ class ResearchCodeNoise(NoiseScheme):
     def affine_coefficients(self, dt, drawn):
         m, a = drawn
         return dt.unsqueeze(1) * m, a
+
+    def step_std(self, h, u, f, dt):
+        """Per unit, Var = (delta f)^2 mult^2 / 12 + add^2: the uniform drift factor has variance
+        mult^2/12 (its mean 1 - mult/2 is a drift change, not noise); the moments that
+        :func:`noisyrnn.dynamics.research_to_sde` matches."""
+        var = (dt * f * self.mult_noise) ** 2 / 12.0 + self.add_noise**2
+        return torch.sqrt(var.clamp_min(1e-30)) if self.add_noise == 0 else torch.sqrt(var)
 
     def extra_repr(self) -> str:
         return f"mult_noise={self.mult_noise}, add_noise={self.add_noise}"

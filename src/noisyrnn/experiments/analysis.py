@@ -31,6 +31,7 @@ import torch
 
 from ..data.files import atomic_write_text
 from ..errors import ConfigError
+from ..dynamics import research_to_sde
 from ..noise import EulerMaruyama, ResearchCodeNoise
 from ..provenance import code_version, describe
 from ..theory.hessian import LossHessian, hutchinson_trace, lanczos_spectrum, smoothed_density
@@ -151,7 +152,7 @@ def stability_bounds(model) -> dict | None:
         lip_f = float(torch.linalg.matrix_norm(A, ord=2) + torch.linalg.matrix_norm(W, ord=2))
         scheme = model.scheme
         if isinstance(scheme, ResearchCodeNoise):
-            s2 = scheme.mult_noise * math.sqrt(float(model.step.max()) / 12.0)
+            s2 = research_to_sde(scheme.mult_noise, scheme.add_noise, float(model.step.max()))["sigma2"]
         elif isinstance(scheme, EulerMaruyama) and hasattr(scheme.diffusion, "sigma2"):
             s2 = scheme.diffusion.eps * scheme.diffusion.sigma2
         else:

@@ -31,26 +31,20 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError, check_labels, check_sequences
 from ..integrator import step_mask, step_sizes
-from ..noise import Deterministic, EulerMaruyama, ResearchCodeNoise, sqrt_step
+from ..noise import Deterministic, EulerMaruyama, ResearchCodeNoise
 from .jacobians import _require_recurrent
 
 
 def noise_std(scheme, h, u, f, dt):
-    """Square-root factor S of the covariance of the noise one step adds (eps included):
-    (B, N) for diagonal noise (Cov = diag(S^2)), (B, N, r) for general noise (Cov = S S^T)."""
-    if isinstance(scheme, ResearchCodeNoise):
-        var = (dt * f * scheme.mult_noise) ** 2 / 12.0 + scheme.add_noise**2
-        return torch.sqrt(var.clamp_min(1e-30)) if scheme.add_noise == 0 else torch.sqrt(var)
-    if isinstance(scheme, EulerMaruyama):
-        g = scheme.diffusion(h, u, f)
-        root = sqrt_step(dt)
-        if scheme.diffusion.noise_type == "diagonal":
-            return root * g
-        return root.unsqueeze(-1) * g
-    raise ConfigError(
-        f"the explicit regulariser needs a noise scheme (EulerMaruyama or ResearchCodeNoise); got "
-        f"{type(scheme).__name__ if scheme is not None else 'none (a deterministic model)'}"
-    )
+    """Square-root factor S of the covariance of the noise one step adds (eps included), from
+    the scheme's own :meth:`~noisyrnn.noise.NoiseScheme.step_std`: (B, N) for diagonal noise
+    (Cov = diag(S^2)), (B, N, r) for general noise (Cov = S S^T)."""
+    if not isinstance(scheme, (EulerMaruyama, ResearchCodeNoise)):
+        raise ConfigError(
+            f"the explicit regulariser needs a noise scheme (EulerMaruyama or ResearchCodeNoise); got "
+            f"{type(scheme).__name__ if scheme is not None else 'none (a deterministic model)'}"
+        )
+    return scheme.step_std(h, u, f, dt)
 
 
 @dataclass
