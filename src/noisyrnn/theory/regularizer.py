@@ -27,6 +27,7 @@ import torch
 from torch.func import grad, hessian, jacrev
 
 from ..integrator import integrate
+from ..noise import EulerMaruyama
 
 
 @dataclass
@@ -114,17 +115,15 @@ def monte_carlo_gap(drift, diffusion, loss_fn, h0, u, deltas, eps: float, paths:
         f_of = lambda h, um: drift(h.unsqueeze(0), um.unsqueeze(0))[0]  # noqa: E731
         h = h0.expand(paths, d).clone()
         a = torch.zeros(paths, d, dtype=h0.dtype)
+        scheme = EulerMaruyama(diffusion)  # the engine's eq (5) step, with noise eps * sigma
         for m in range(M):
             um = u[m].expand(paths, -1)
             f = drift(h, um)
-            g = diffusion(h, um, f)
-            r = diffusion.brownian_dim(d)
-            xi = torch.randn(paths, r, generator=generator, dtype=h0.dtype)
-            noise = g * xi if diffusion.noise_type == "diagonal" else torch.einsum("bnr,br->bn", g, xi)
+            xi = torch.randn(paths, diffusion.brownian_dim(d), generator=generator, dtype=h0.dtype)
             Jm = torch.eye(d, dtype=h0.dtype) + deltas[m] * jacrev(f_of)(hbar[m], u[m])
             S = _sigma_matrix(diffusion, hbar[m], u[m], f_of(hbar[m], u[m]))
             a = a @ Jm.T + (xi @ S.T) * deltas[m].sqrt()
-            h = h + deltas[m] * f + eps * deltas[m].sqrt() * noise
+            h = scheme.step(h, f, deltas[m], um, eps * xi)
         losses = torch.vmap(loss_fn)(h)
         gl = grad(loss_fn)(hbar[M])
         base = loss_fn(hbar[M]).item()

@@ -13,9 +13,10 @@ bound the diffusion's increments; they are not eq (4)'s parameters.)
 
 from __future__ import annotations
 
-import math
-
 import torch
+
+from ..dynamics import Diffusion
+from ..noise import EulerMaruyama
 
 
 def lyapunov_bounds(A: torch.Tensor, W: torch.Tensor, sigma1: float, sigma2: float,
@@ -53,6 +54,19 @@ def proven_lyapunov_bounds(A: torch.Tensor, W: torch.Tensor, rho: float, sigma2:
     return lower, upper
 
 
+class _AutonomousDiffusion(Diffusion):
+    """A diffusion ``sigma(h) -> (B, d, r)`` of the state alone, as a :class:`Diffusion`."""
+
+    noise_type = "general"
+
+    def __init__(self, sigma) -> None:
+        super().__init__()
+        self.sigma = sigma
+
+    def forward(self, h, u, f):
+        return self.sigma(h)
+
+
 def sample_lyapunov_exponents(drift, diffusion, h0: torch.Tensor, horizon: float, dt: float,
                               generator=None, separation: float = 1e-6, renorm_every: int = 1) -> torch.Tensor:
     """Measured Lambda = (1/T) log(||e_T|| / ||e_0||) of eq (19) for each of B paths.
@@ -70,12 +84,13 @@ def sample_lyapunov_exponents(drift, diffusion, h0: torch.Tensor, horizon: float
     e = sep.unsqueeze(1) * direction / direction.norm(dim=1, keepdim=True)
     h, hp = h0.clone(), h0 + e
     log_growth = torch.zeros(B, dtype=h0.dtype)
-    sqdt = math.sqrt(dt)
+    scheme = EulerMaruyama(_AutonomousDiffusion(diffusion))  # the engine's eq (5) step
+    step = torch.tensor(float(dt), dtype=h0.dtype)
+    r = diffusion(h[:1]).shape[-1]
     for k in range(steps):
-        g, gp = diffusion(h), diffusion(hp)
-        dW = sqdt * torch.randn(B, g.shape[-1], generator=generator, dtype=h0.dtype)
-        h_next = h + dt * drift(h) + torch.einsum("bdr,br->bd", g, dW)
-        hp = hp + dt * drift(hp) + torch.einsum("bdr,br->bd", gp, dW)
+        xi = torch.randn(B, r, generator=generator, dtype=h0.dtype)  # the same increments for both
+        h_next = scheme.step(h, drift(h), step, None, xi)
+        hp = scheme.step(hp, drift(hp), step, None, xi)
         h = h_next
         if (k + 1) % renorm_every == 0 or k == steps - 1:
             e = hp - h
