@@ -128,3 +128,28 @@ def test_cli_set_needs_a_section_and_trains_cornn_with_sde_noise(tmp_path, capsy
     assert params["noise"] == "sde" and params["sigma1"] == 0.5 and "mult_noise" not in params
     assert main(base + ["--out", str(tmp_path / "c"), "--set", "params.noise=sde"]) == 2
     assert "injects no noise" in capsys.readouterr().err
+
+
+def test_with_and_without_noise_benchmark_smoke_runs(tmp_path):
+    """benchmarks/bench_noise_every_cell.py at a tiny scale: the 'with' runs really inject the
+    chosen noise, the 'without' runs none, and the choice is the best validation score."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_noise_every_cell.py"
+    spec = importlib.util.spec_from_file_location("bench_noise_every_cell", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "nec"
+    assert bench.main(["--out", str(out), "--cells", "antisymmetric", "--seeds", "1", "--search-seeds", "1",
+                       "--levels", "0.06", "0.2", "--epochs", "1", "--threads", "1"]) == 0
+    res = json.loads((out / "results.json").read_text())["cells"]["antisymmetric"]
+    best = max((c for c in res["candidates"] if c["status"] == "done"), key=lambda c: c["validation"])
+    assert res["chosen"]["add_noise"] == best["add_noise"]
+    stores = out / "stores" / "antisymmetric"
+    with_p = json.loads((stores / "with" / "runs" / "antisymmetric" / "seed0" / "model.json").read_text())
+    without_p = json.loads((stores / "without" / "runs" / "antisymmetric" / "seed0" / "model.json").read_text())
+    assert with_p["model"]["params"]["noise"] == "research"
+    assert with_p["model"]["params"]["add_noise"] == best["add_noise"]
+    assert without_p["model"]["params"]["noise"] == "none"
+    assert "| Antisymmetric RNN | none |" in (out / "report.md").read_text() and (out / "figure.png").is_file()
