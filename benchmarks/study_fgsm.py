@@ -153,9 +153,16 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     runs = args.runs or sorted(p.name for p in (args.store / "runs").iterdir() if p.is_dir())
     task_cache, results = {}, {"n": args.n, "seed": args.seed, "store": str(args.store), "runs": {},
-                                "code": code_version()}
+                                "code": code_version(), "seconds": 0.0}
+    previous = args.out / "results.json"
+    if previous.is_file():  # resume: keep the runs studied before with the same settings
+        old = json.loads(previous.read_text())
+        if (old.get("n"), old.get("seed"), old.get("store")) == (args.n, args.seed, str(args.store)):
+            results["runs"], results["seconds"] = old["runs"], old.get("seconds", 0.0)
     t0 = time.perf_counter()
     for run in runs:
+        if run in results["runs"]:
+            continue
         folder = args.store / "runs" / run / f"seed{args.seed}"
         if not (folder / "model.safetensors").is_file():
             print(f"study_fgsm: no checkpoint in {folder}, skipped", file=sys.stderr)
@@ -171,7 +178,7 @@ def main(argv=None) -> int:
                                 "task": task_name, "study": study(model, x, y, args.seed),
                                 "seconds": time.perf_counter() - t1}
         print(f"{run}: {time.perf_counter() - t1:.0f} s", flush=True)
-    results["seconds"] = time.perf_counter() - t0
+    results["seconds"] += time.perf_counter() - t0
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "results.json", json.dumps(results, indent=2))
     text = ["# FGSM study on the pixel-MNIST checkpoints", "",
