@@ -24,7 +24,7 @@ reproduce: install
 	$(VENV)/bin/noisyrnn reproduce ecg --seeds $(SEEDS) --models $(MODELS) --out $(OUT)
 
 MNIST_DATA = $(if $(wildcard ../shared/data/mnist),--data-dir ../shared/data,--download)
-# Tables 1-2 at CPU scale on the pixel task (T=784, 5 epochs, 2/1 seeds; ~90 min on 2 cores)
+# Tables 1-2 at CPU scale on the pixel task (T=784, 5 epochs, 2/1 seeds; 8444 s on 2 cores in docs/results/mnist_pixel)
 reproduce-mnist-cpu: install
 	$(VENV)/bin/noisyrnn reproduce mnist --protocol cpu --workers 2 --out results/mnist_pixel $(MNIST_DATA)
 

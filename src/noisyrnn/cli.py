@@ -352,8 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the table's sweep, 10 for ECG)")
     p.add_argument("--models", nargs="+", default=None, help="default: every row of the table")
     p.add_argument("--protocol", choices=("cpu", "rows", "full"), default=None,
-                   help="MNIST/pMNIST: 'cpu' (the pixel task T=784 with fewer epochs and seeds, ~90 min on 2 cores "
-                        "with --workers 2; default), 'rows' (a T=28 row-by-row proxy, ~15 min) or 'full' (the "
+                   help="MNIST/pMNIST: 'cpu' (the pixel task T=784 with fewer epochs and seeds, about 2.5 h on 2 "
+                        "cores with --workers 2; default), 'rows' (a T=28 row-by-row proxy, ~15 min) or 'full' (the "
                         "paper's recipe, for a GPU)")
     p.add_argument("--out", type=Path, default=None, help="results store (default: results/TASK[_PROTOCOL])")
     p.add_argument("--config-dir", type=Path, default=None, help="folder of MODEL.toml configs")

@@ -30,8 +30,8 @@ import numpy as np
 import torch
 
 from ..data.files import atomic_write_text
-from ..errors import ConfigError
 from ..dynamics import research_to_sde
+from ..errors import ConfigError
 from ..noise import EulerMaruyama, ResearchCodeNoise
 from ..provenance import code_version, describe
 from ..theory.hessian import LossHessian, hutchinson_trace, lanczos_spectrum, smoothed_density

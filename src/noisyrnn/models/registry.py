@@ -105,14 +105,14 @@ def resolve_params(name: str, params: dict | None = None, legacy: bool = False) 
     params = dict(params or {})
     defaults = DEFAULTS[name]
     model_keys = [k for k in defaults if k != "noise" and k not in ALL_NOISE_KEYS]
-    noise_keys = ("noise",) + (ALL_NOISE_KEYS if NOISE_ALLOWED.get(name) != ("none",) else ())
+    allowed = NOISE_ALLOWED.get(name, ("none", "research", "sde"))
+    noise_keys = ("noise",) + (ALL_NOISE_KEYS if allowed != ("none",) else ())
     for key in params:
         if key not in model_keys and key not in noise_keys:
             known = model_keys + list(noise_keys)
             raise ConfigError(f"unknown parameter {key!r} for model {name!r}; known: {', '.join(sorted(known))}")
     merged = {k: params.get(k, defaults[k]) for k in model_keys}
-    merged.update(noise_setting(name, defaults, params, legacy=legacy,
-                                allowed=NOISE_ALLOWED.get(name, ("none", "research", "sde"))))
+    merged.update(noise_setting(name, defaults, params, legacy=legacy, allowed=allowed))
     return merged
 
 
