@@ -128,6 +128,28 @@ def test_cli_set_needs_a_section_and_trains_cornn_with_sde_noise(tmp_path, capsy
     assert params["noise"] == "sde" and params["sigma1"] == 0.5 and "mult_noise" not in params
     assert main(base + ["--out", str(tmp_path / "c"), "--set", "params.noise=sde"]) == 2
     assert "injects no noise" in capsys.readouterr().err
+    # the example on the NRNN, whose defaults carry the research setting's levels
+    nrnn = [a if a != "cornn" else "nrnn" for a in base]
+    assert main(nrnn + ["--out", str(tmp_path / "d"), "--set", "params.noise=sde", "params.sigma1=0.5",
+                        "params.hidden_size=8"]) == 0
+    params = json.loads((tmp_path / "d" / "model.json").read_text())["model"]["params"]
+    assert params["noise"] == "sde" and params["sigma1"] == 0.5 and "add_noise" not in params
+    assert main(nrnn + ["--out", str(tmp_path / "e"), "--set", "params.noise=sde", "params.sigma1=0.5",
+                        "params.add_noise=0.1"]) == 2  # the user's own key of another setting: refused
+    assert "'add_noise' applies to noise = 'research'" in capsys.readouterr().err
+
+
+def test_a_sweep_may_switch_a_recipe_s_noise_setting():
+    from noisyrnn.experiments.sweep import parse_sweep
+
+    sweep = parse_sweep({"task": "ecg", "models": ["nrnn"], "seeds": 1,
+                         "overrides": {"nrnn": {"params.noise": "sde"}}, "grid": {"params.sigma1": [0.1, 0.3]}})
+    assert [(r.config["params"]["noise"], r.config["params"]["sigma1"]) for r in sweep.runs] == [("sde", 0.1),
+                                                                                                  ("sde", 0.3)]
+    assert all("mult_noise" not in r.config["params"] for r in sweep.runs)
+    with pytest.raises(ConfigError, match="'add_noise' applies to noise = 'research'"):
+        parse_sweep({"task": "ecg", "models": ["nrnn"], "seeds": 1,
+                     "overrides": {"nrnn": {"params.noise": "sde", "params.sigma1": 0.1, "params.add_noise": 0.2}}})
 
 
 def test_with_and_without_noise_benchmark_smoke_runs(tmp_path):

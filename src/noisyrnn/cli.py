@@ -78,6 +78,7 @@ def resolve_settings(task: str, model: str | None, config_file=None, recipe: boo
     (``recipe``), or the model's own defaults; then ``--set`` (``params.X=`` / ``train.Y=``; a
     key without its section is an error, so no setting lands in the wrong place)."""
     from .experiments.configs import default_config, load_config, task_config
+    from .models.noise_settings import rebase_params
     from .models.registry import resolve_params
     from .training import TrainConfig
 
@@ -90,14 +91,16 @@ def resolve_settings(task: str, model: str | None, config_file=None, recipe: boo
     else:
         cfg = default_config(model or "nrnn")
     name = cfg["model"]
-    params, train = dict(cfg["params"]), dict(cfg["train"])
+    train = dict(cfg["train"])
+    param_updates = {}
     for key, value in _parse_assignments(assignments).items():
         section, _, bare = key.partition(".")
         if section not in ("params", "train") or not bare:
             where = ("a training option" if key in TrainConfig.__dataclass_fields__ else "a model parameter")
             raise ConfigError(f"--set {key}=... names no section: write params.{key}= (a model parameter) or "
                               f"train.{key}= (a training option); {key!r} looks like {where}")
-        (params if section == "params" else train)[bare] = value
+        (param_updates if section == "params" else train)[bare] = value
+    params = rebase_params(cfg["params"], param_updates)
     train["seed"] = seed
     if epochs is not None:
         train["epochs"] = epochs

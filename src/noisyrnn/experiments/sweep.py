@@ -63,11 +63,21 @@ class Sweep:
     task_options: dict = field(default_factory=dict)  # user data: normalize, val_fraction, split_seed
 
 
-def _apply(config: dict, key: str, value) -> None:
-    section, _, name = key.partition(".")
-    if section not in ("params", "train") or not name:
-        raise ConfigError(f"sweep setting {key!r} must be 'params.NAME' or 'train.NAME'")
-    config[section][name] = value
+def _apply(config: dict, settings: dict) -> dict:
+    """A copy of ``config`` with the sweep ``settings`` ({"params.NAME" | "train.NAME": value})
+    applied; switching ``params.noise`` drops the base's keys of the old noise setting
+    (:func:`noisyrnn.models.noise_settings.rebase_params`)."""
+    from ..models.noise_settings import rebase_params
+
+    config = copy.deepcopy(config)
+    params = {}
+    for key, value in settings.items():
+        section, _, name = key.partition(".")
+        if section not in ("params", "train") or not name:
+            raise ConfigError(f"sweep setting {key!r} must be 'params.NAME' or 'train.NAME'")
+        (params if section == "params" else config["train"])[name] = value
+    config["params"] = rebase_params(config["params"], params)
+    return config
 
 
 def _revalidate(config: dict) -> dict:
@@ -141,14 +151,10 @@ def parse_sweep(raw: dict, config_dir=None, seeds=None, models=None) -> Sweep:
     runs = []
     for model in models:
         base = base_config(raw.get("configs", task), model, config_dir)
-        for key, value in {**overrides.get("*", {}), **overrides.get(model, {})}.items():
-            _apply(base, key, value)
+        over = {**overrides.get("*", {}), **overrides.get(model, {})}
         for point in itertools.product(*grid.values()):
-            cfg = copy.deepcopy(base)
-            suffix = []
-            for key, value in zip(grid, point):
-                _apply(cfg, key, value)
-                suffix.append(f"{key.split('.', 1)[1]}={_label(value)}")
+            cfg = _apply(base, {**over, **dict(zip(grid, point))})
+            suffix = [f"{key.split('.', 1)[1]}={_label(value)}" for key, value in zip(grid, point)]
             name = "__".join([model] + suffix)
             own = seed_list if seeds is not None or model not in model_seeds else _seed_list(
                 model_seeds[model], f"model_seeds.{model}")

@@ -72,6 +72,16 @@ def noise_setting(model: str, defaults: dict[str, Any], params: dict[str, Any], 
     return out
 
 
+def rebase_params(base: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
+    """``base`` (a config's or the model's parameters) updated by the user's ``updates``. When the
+    updates switch ``noise`` to another setting, the base's keys of the old setting go (they were
+    the base's, not the user's), so ``params.noise=sde`` on an NRNN recipe is not refused for the
+    recipe's ``mult_noise``; a key of another setting that the user gives is still an error."""
+    if "noise" in updates and updates["noise"] != base.get("noise"):
+        base = {k: v for k, v in base.items() if k not in ALL_NOISE_KEYS}
+    return {**base, **updates}
+
+
 def noise_scheme(setting: dict[str, Any]):
     """The :mod:`noisyrnn.noise` scheme of a resolved setting (None for ``none``)."""
     kind = setting["noise"]
