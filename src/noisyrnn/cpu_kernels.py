@@ -39,6 +39,7 @@ _SOURCE = r"""
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 namespace {
 // c has shape (Mc, Bc, Nc) with Mc in {1, M}, Bc in {1, B}, Nc in {1, N}, contiguous
@@ -293,17 +294,308 @@ void nrnn_backward(at::TensorList g_all, at::TensorList dp_all, at::TensorList t
   });
 }
 
+
+// ---- The cell engine: every drift form, noise drawn inside the loop from Philox keys ----
+// One step is h' = h + c (.) f(h, x_m) + n (the velocity z only, for coRNN), where the
+// scheme's coefficients (c, n) of row (m, b) are computed here from the Philox keys, the same
+// numbers noisyrnn.philox.rand / randn write into a (M, B, N) tensor (element (m B + b) N + k),
+// and regenerated in the backward pass instead of being stored.
+namespace cells {
+enum Form : int64_t { LIPSCHITZ = 0, TANH = 1, MODRELU = 2, CORNN = 3 };
+
+struct Coef {
+  int64_t kind = 0;              // 0 deterministic, 1 research (uniform factor, additive normal), 2 eq (4)-(5)
+  const float* dt = nullptr;     // step sizes, dt_n = 1 or N of them
+  int64_t dt_n = 1;
+  float mscale = 0, mshift = 1, add = 0, s1 = 0, s2 = 0;
+  uint64_t key_u = 0, key_n = 0;
+  const int64_t* len = nullptr;  // per-sequence lengths, or none
+  int64_t B = 0, N = 0;
+  bool has_n() const { return kind == 1 ? add != 0.0f : (kind == 2 && s1 != 0.0f); }
+  bool live(int64_t m, int64_t b) const { return len == nullptr || m < len[b]; }
+};
+
+// elements idx0 .. idx0+n-1 of the stream KIND (1 uniform, 2 normal) under key, counter offset 0, stream 0
+template <int KIND>
+inline void stream_row(uint64_t key, int64_t idx0, int64_t n, float scale, float shift, float* __restrict out) {
+  constexpr int64_t PER = 4 * philox::LANES;
+  uint32_t x[4][philox::LANES];
+  float v[4][philox::LANES];
+  const int64_t end = idx0 + n;
+  int64_t i = idx0;
+  while (i < end) {
+    const int64_t blk = i / PER, base = blk * PER;
+    philox::block(static_cast<uint64_t>(blk) * philox::LANES, 0, key, x);
+    philox::transform<KIND>(x, v);
+    const float* flat = &v[0][0];
+    const int64_t lo = i - base, hi = std::min<int64_t>(PER, end - base);
+    float* o = out + (i - idx0) - lo;
+#pragma omp simd
+    for (int64_t e = lo; e < hi; ++e) o[e] = shift + scale * flat[e];
+    i = base + hi;
+  }
+}
+
+// c and n (when n != nullptr) of row (m, b); dcdt, dndt (when given): their derivatives in the step
+inline void coef_row(const Coef& k, int64_t m, int64_t b, float* __restrict c, float* __restrict n,
+                     float* __restrict dcdt, float* __restrict dndt, float* __restrict tmp) {
+  const int64_t N = k.N, idx0 = (m * k.B + b) * N;
+  const bool vec = k.dt_n > 1;
+  const float d0 = k.dt[0];
+  if (k.kind == 0) {
+    for (int64_t i = 0; i < N; ++i) c[i] = vec ? k.dt[i] : d0;
+    if (dcdt) for (int64_t i = 0; i < N; ++i) { dcdt[i] = 1.0f; dndt[i] = 0.0f; }
+  } else if (k.kind == 1) {
+    stream_row<1>(k.key_u, idx0, N, k.mscale, k.mshift, tmp);
+    for (int64_t i = 0; i < N; ++i) c[i] = (vec ? k.dt[i] : d0) * tmp[i];
+    if (n) stream_row<2>(k.key_n, idx0, N, k.add, 0.0f, n);
+    if (dcdt) for (int64_t i = 0; i < N; ++i) { dcdt[i] = tmp[i]; dndt[i] = 0.0f; }
+  } else {
+    stream_row<2>(k.key_n, idx0, N, 1.0f, 0.0f, tmp);
+    for (int64_t i = 0; i < N; ++i) {
+      const float d = vec ? k.dt[i] : d0, r = std::sqrt(d);
+      c[i] = d + r * k.s2 * tmp[i];
+      if (n) n[i] = r * k.s1 * tmp[i];
+      if (dcdt) { dcdt[i] = 1.0f + k.s2 * tmp[i] / (2.0f * r); dndt[i] = k.s1 * tmp[i] / (2.0f * r); }
+    }
+  }
+}
+
+struct Shape { int64_t M, B, N, H, P; };
+
+// states (M+1, B, H), acts (M, B, N), drifts (M, B, N) or empty, u (B, M, N), w (H, P), p (B, P) scratch
+template <int64_t FORM>
+void forward_rows(at::Tensor states, at::Tensor acts, at::Tensor drifts, at::Tensor u, at::Tensor w, at::Tensor p,
+                  const float* bias, const Coef& k, float gamma, float eps, float ystep, int64_t b0, int64_t b1) {
+  const Shape s{acts.size(0), acts.size(1), acts.size(2), states.size(2), p.size(1)};
+  const int64_t N = s.N, H = s.H;
+  float* S = states.data_ptr<float>();
+  float* A = acts.data_ptr<float>();
+  float* F = drifts.numel() > 0 ? drifts.data_ptr<float>() : nullptr;
+  const float* U = u.data_ptr<float>();
+  const float* PP = p.data_ptr<float>();
+  std::vector<float> scratch(3 * N);
+  float *c = scratch.data(), *n = c + N, *tmp = n + N;
+  const bool has_n = k.has_n();
+  at::Tensor p_rows = p.narrow(0, b0, b1 - b0);
+  for (int64_t m = 0; m < s.M; ++m) {
+    at::mm_out(p_rows, states.select(0, m).narrow(0, b0, b1 - b0), w);
+    for (int64_t b = b0; b < b1; ++b) {
+      const float* __restrict h = S + (m * s.B + b) * H;
+      float* __restrict ho = S + ((m + 1) * s.B + b) * H;
+      const float* __restrict pr = PP + b * s.P;
+      const float* __restrict ub = U + (b * s.M + m) * N;
+      float* __restrict ar = A + (m * s.B + b) * N;
+      float* __restrict fr = F ? F + (m * s.B + b) * N : nullptr;
+      if (!k.live(m, b)) {  // padding: the state is frozen
+        std::copy(h, h + H, ho);
+        std::fill(ar, ar + N, 0.0f);
+        if (fr) std::fill(fr, fr + N, 0.0f);
+        continue;
+      }
+      coef_row(k, m, b, c, has_n ? n : nullptr, nullptr, nullptr, tmp);
+      if constexpr (FORM == LIPSCHITZ) {  // eq (3): f = alpha A h + tanh(W h + u)
+#pragma omp simd
+        for (int64_t i = 0; i < N; ++i) {
+          const float t = std::tanh(pr[N + i] + ub[i]), f = pr[i] + t;
+          ar[i] = t;
+          if (fr) fr[i] = f;
+          ho[i] = (has_n ? h[i] + n[i] : h[i]) + c[i] * f;
+        }
+      } else if constexpr (FORM == TANH) {  // antisymmetric RNN: f = tanh(W h + u)
+#pragma omp simd
+        for (int64_t i = 0; i < N; ++i) {
+          const float t = std::tanh(pr[i] + ub[i]);
+          ar[i] = t;
+          ho[i] = (has_n ? h[i] + n[i] : h[i]) + c[i] * t;
+        }
+      } else if constexpr (FORM == MODRELU) {  // expRNN: f = modReLU(Q h + u, b) - h
+#pragma omp simd
+        for (int64_t i = 0; i < N; ++i) {
+          const float a = pr[i] + ub[i], rel = std::max(std::fabs(a) + bias[i], 0.0f);
+          const float r = a > 0.0f ? rel : (a < 0.0f ? -rel : 0.0f);
+          ar[i] = r;
+          ho[i] = (has_n ? h[i] + n[i] : h[i]) + c[i] * (r - h[i]);
+        }
+      } else {  // coRNN, h = (y, z): z' = z + c F + n, y' = y + dt z', F = tanh(W y + Wz z + u) - gamma y - eps z
+#pragma omp simd
+        for (int64_t i = 0; i < N; ++i) {
+          const float t = std::tanh(pr[i] + ub[i]), y = h[i], z = h[N + i];
+          const float Fv = t - gamma * y - eps * z;
+          const float zn = (has_n ? z + n[i] : z) + c[i] * Fv;
+          ar[i] = t;
+          ho[N + i] = zn;
+          ho[i] = y + ystep * zn;
+        }
+      }
+    }
+  }
+}
+
+// g_all (rows, B, H) with g_all[M % rows] = dL/dh_M; dp_all (M, B, P) out; wt (P, H);
+// d_dt (B, N) and d_bias (B, N) accumulated when non-empty
+template <int64_t FORM>
+void backward_rows(at::Tensor g_all, at::Tensor dp_all, at::Tensor states, at::Tensor acts, at::Tensor drifts,
+                   at::Tensor wt, const float* bias, at::Tensor d_dt, at::Tensor d_bias, const Coef& k, float gamma,
+                   float eps, float ystep, int64_t b0, int64_t b1) {
+  const Shape s{acts.size(0), acts.size(1), acts.size(2), states.size(2), dp_all.size(2)};
+  const int64_t N = s.N, H = s.H, rows = g_all.size(0);
+  const float* S = states.data_ptr<float>();
+  const float* A = acts.data_ptr<float>();
+  const float* F = drifts.numel() > 0 ? drifts.data_ptr<float>() : nullptr;
+  float* DDT = d_dt.numel() > 0 ? d_dt.data_ptr<float>() : nullptr;
+  float* DB = d_bias.numel() > 0 ? d_bias.data_ptr<float>() : nullptr;
+  std::vector<float> scratch(4 * N);
+  float *c = scratch.data(), *dcdt = c + N, *dndt = dcdt + N, *tmp = dndt + N;
+  constexpr bool PASS_G = FORM == LIPSCHITZ || FORM == TANH;  // dL/dh_m = g + dp W^T
+  for (int64_t m = s.M - 1; m >= 0; --m) {
+    at::Tensor g_rows = g_all.select(0, (m + 1) % rows).narrow(0, b0, b1 - b0);
+    at::Tensor out_rows = g_all.select(0, m % rows).narrow(0, b0, b1 - b0);
+    const float* G = g_all.select(0, (m + 1) % rows).data_ptr<float>();
+    float* OUT = g_all.select(0, m % rows).data_ptr<float>();
+    for (int64_t b = b0; b < b1; ++b) {
+      const float* __restrict g = G + b * H;
+      float* __restrict out = OUT + b * H;
+      float* __restrict dp = dp_all.data_ptr<float>() + (m * s.B + b) * s.P;
+      const float* __restrict ar = A + (m * s.B + b) * N;
+      const float* __restrict h = S + (m * s.B + b) * H;
+      float* __restrict ddt = DDT ? DDT + b * N : nullptr;
+      if (!k.live(m, b)) {
+        std::fill(dp, dp + s.P, 0.0f);
+        if (!PASS_G) std::copy(g, g + H, out);
+        continue;
+      }
+      coef_row(k, m, b, c, nullptr, ddt ? dcdt : nullptr, ddt ? dndt : nullptr, tmp);
+      if constexpr (FORM == LIPSCHITZ) {
+        const float* __restrict fr = F + (m * s.B + b) * N;
+#pragma omp simd
+        for (int64_t i = 0; i < N; ++i) {
+          const float df = c[i] * g[i], t = ar[i];
+          dp[i] = df;
+          dp[N + i] = df * (1.0f - t * t);
+          if (ddt) ddt[i] += g[i] * (fr[i] * dcdt[i] + dndt[i]);
+        }
+      } else if constexpr (FORM == TANH) {
+#pragma omp simd
+        for (int64_t i = 0; i < N; ++i) {
+          const float t = ar[i];
+          dp[i] = c[i] * g[i] * (1.0f - t * t);
+          if (ddt) ddt[i] += g[i] * (t * dcdt[i] + dndt[i]);
+        }
+      } else if constexpr (FORM == MODRELU) {
+        float* __restrict db = DB + b * N;
+#pragma omp simd
+        for (int64_t i = 0; i < N; ++i) {
+          const float df = c[i] * g[i], r = ar[i];
+          dp[i] = r != 0.0f ? df : 0.0f;
+          db[i] += r > 0.0f ? df : (r < 0.0f ? -df : 0.0f);
+          out[i] = g[i] - df;
+          if (ddt) ddt[i] += g[i] * ((r - h[i]) * dcdt[i] + dndt[i]);
+        }
+      } else {
+#pragma omp simd
+        for (int64_t i = 0; i < N; ++i) {
+          const float gzt = g[N + i] + ystep * g[i], dF = c[i] * gzt, t = ar[i];
+          dp[i] = dF * (1.0f - t * t);
+          out[i] = g[i] - gamma * dF;
+          out[N + i] = gzt - eps * dF;
+        }
+      }
+    }
+    at::Tensor dp_rows = dp_all.select(0, m).narrow(0, b0, b1 - b0);
+    if constexpr (PASS_G) at::addmm_out(out_rows, g_rows, dp_rows, wt);
+    else at::addmm_out(out_rows, out_rows, dp_rows, wt);
+  }
+}
+
+Coef make_coef(const at::Tensor& dt, const at::Tensor& lengths, int64_t kind, double mscale, double mshift,
+               double add, double s1, double s2, int64_t key_u, int64_t key_n, int64_t B, int64_t N) {
+  TORCH_CHECK(dt.is_contiguous() && dt.scalar_type() == at::kFloat, "cells: dt must be contiguous float32");
+  Coef k;
+  k.kind = kind;
+  k.dt = dt.data_ptr<float>();
+  k.dt_n = dt.numel();
+  TORCH_CHECK(k.dt_n == 1 || k.dt_n == N, "cells: dt must hold 1 or N values");
+  k.mscale = static_cast<float>(mscale);
+  k.mshift = static_cast<float>(mshift);
+  k.add = static_cast<float>(add);
+  k.s1 = static_cast<float>(s1);
+  k.s2 = static_cast<float>(s2);
+  k.key_u = static_cast<uint64_t>(key_u);
+  k.key_n = static_cast<uint64_t>(key_n);
+  k.len = lengths.numel() > 0 ? lengths.data_ptr<int64_t>() : nullptr;
+  k.B = B;
+  k.N = N;
+  return k;
+}
+
+template <typename Fn>
+void for_rows(int64_t B, const Fn& body) {
+  if (B == 0) return;
+  const int64_t threads = std::min<int64_t>(at::get_num_threads(), B);
+  at::parallel_for(0, std::max<int64_t>(threads, 1), 1, [&](int64_t t0, int64_t t1) {
+    at::NoGradGuard no_grad;
+    for (int64_t t = t0; t < t1; ++t) body(t * B / threads, (t + 1) * B / threads);
+  });
+}
+}  // namespace cells
+
+void cells_forward(at::Tensor states, at::Tensor acts, at::Tensor drifts, at::Tensor u, at::Tensor w, at::Tensor p,
+                   at::Tensor bias, at::Tensor dt, at::Tensor lengths, int64_t form, int64_t kind, double mscale,
+                   double mshift, double add, double s1, double s2, int64_t key_u, int64_t key_n, double gamma,
+                   double eps, double ystep) {
+  const int64_t B = acts.size(1), N = acts.size(2);
+  const cells::Coef k = cells::make_coef(dt, lengths, kind, mscale, mshift, add, s1, s2, key_u, key_n, B, N);
+  const float* bi = bias.numel() > 0 ? bias.data_ptr<float>() : nullptr;
+  const float g = static_cast<float>(gamma), e = static_cast<float>(eps), ys = static_cast<float>(ystep);
+  cells::for_rows(B, [&](int64_t b0, int64_t b1) {
+    switch (form) {
+      case cells::LIPSCHITZ: cells::forward_rows<cells::LIPSCHITZ>(states, acts, drifts, u, w, p, bi, k, g, e, ys, b0, b1); break;
+      case cells::TANH: cells::forward_rows<cells::TANH>(states, acts, drifts, u, w, p, bi, k, g, e, ys, b0, b1); break;
+      case cells::MODRELU: cells::forward_rows<cells::MODRELU>(states, acts, drifts, u, w, p, bi, k, g, e, ys, b0, b1); break;
+      default: cells::forward_rows<cells::CORNN>(states, acts, drifts, u, w, p, bi, k, g, e, ys, b0, b1); break;
+    }
+  });
+}
+
+void cells_backward(at::Tensor g_all, at::Tensor dp_all, at::Tensor states, at::Tensor acts, at::Tensor drifts,
+                    at::Tensor wt, at::Tensor bias, at::Tensor d_dt, at::Tensor d_bias, at::Tensor dt,
+                    at::Tensor lengths, int64_t form, int64_t kind, double mscale, double mshift, double add,
+                    double s1, double s2, int64_t key_u, int64_t key_n, double gamma, double eps, double ystep) {
+  const int64_t B = acts.size(1), N = acts.size(2);
+  const cells::Coef k = cells::make_coef(dt, lengths, kind, mscale, mshift, add, s1, s2, key_u, key_n, B, N);
+  const float* bi = bias.numel() > 0 ? bias.data_ptr<float>() : nullptr;
+  const float g = static_cast<float>(gamma), e = static_cast<float>(eps), ys = static_cast<float>(ystep);
+  cells::for_rows(B, [&](int64_t b0, int64_t b1) {
+    switch (form) {
+      case cells::LIPSCHITZ: cells::backward_rows<cells::LIPSCHITZ>(g_all, dp_all, states, acts, drifts, wt, bi, d_dt, d_bias, k, g, e, ys, b0, b1); break;
+      case cells::TANH: cells::backward_rows<cells::TANH>(g_all, dp_all, states, acts, drifts, wt, bi, d_dt, d_bias, k, g, e, ys, b0, b1); break;
+      case cells::MODRELU: cells::backward_rows<cells::MODRELU>(g_all, dp_all, states, acts, drifts, wt, bi, d_dt, d_bias, k, g, e, ys, b0, b1); break;
+      default: cells::backward_rows<cells::CORNN>(g_all, dp_all, states, acts, drifts, wt, bi, d_dt, d_bias, k, g, e, ys, b0, b1); break;
+    }
+  });
+}
+
 TORCH_LIBRARY(noisyrnn_cpu, lib) {
   lib.def("forward(Tensor(a!)[] states, Tensor(b!)[] tanhs, Tensor(c!)[] drifts, Tensor[] u, Tensor[] w, "
           "Tensor[] c, Tensor[] n, Tensor(d!)[] p) -> ()");
   lib.def("backward(Tensor(a!)[] g_all, Tensor(b!)[] dp_all, Tensor[] tanhs, Tensor[] drifts, Tensor[] wt, "
           "Tensor[] c, Tensor(c!)[] d_c) -> ()");
   lib.def("philox_fill(Tensor(a!) out, int key, int offset, int stream, int kind, float scale, float shift) -> ()");
+  lib.def("cells_forward(Tensor(a!) states, Tensor(b!) acts, Tensor(c!) drifts, Tensor u, Tensor w, Tensor(d!) p, "
+          "Tensor bias, Tensor dt, Tensor lengths, int form, int kind, float mscale, float mshift, float add, "
+          "float s1, float s2, int key_u, int key_n, float gamma, float eps, float ystep) -> ()");
+  lib.def("cells_backward(Tensor(a!) g_all, Tensor(b!) dp_all, Tensor states, Tensor acts, Tensor drifts, "
+          "Tensor wt, Tensor bias, Tensor(c!) d_dt, Tensor(d!) d_bias, Tensor dt, Tensor lengths, int form, "
+          "int kind, float mscale, float mshift, float add, float s1, float s2, int key_u, int key_n, "
+          "float gamma, float eps, float ystep) -> ()");
 }
 TORCH_LIBRARY_IMPL(noisyrnn_cpu, CPU, lib) {
   lib.impl("forward", &nrnn_forward);
   lib.impl("backward", &nrnn_backward);
   lib.impl("philox_fill", &philox_fill);
+  lib.impl("cells_forward", &cells_forward);
+  lib.impl("cells_backward", &cells_backward);
 }
 """
 
@@ -323,7 +615,7 @@ def _build_name() -> str:
     except OSError:
         pass
     digest = hashlib.sha1((platform.machine() + flags).encode()).hexdigest()[:12]
-    return f"noisyrnn_cpu_kernels_v7_{digest}"
+    return f"noisyrnn_cpu_kernels_v8_{digest}"
 
 
 def enabled() -> bool:

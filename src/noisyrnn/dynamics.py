@@ -34,9 +34,15 @@ class Drift(nn.Module):
     hidden_size: int
     # The closed form a drift declares, for the code paths written for it: "lipschitz" is
     # eq (3), f = alpha A h + tanh(W h + U x + b) with ``stacked_weight()`` = [alpha A^T | W^T]
-    # (the fused recurrence, seed-batched ensembles, certified margin bounds); None: the
-    # generic loop only.
+    # (the fused recurrences, seed-batched ensembles, certified margin bounds); "tanh",
+    # "modrelu", "cornn": the baselines' forms the cell engine runs (noisyrnn.fused_cells,
+    # which reads ``cell_operands()``); None: the generic loop only.
     form: str | None = None
+
+    def cell_operands(self):
+        """(weight (H, P), bias or None, gamma, eps) of the declared form for
+        :mod:`noisyrnn.fused_cells`; drifts with a ``form`` of that table override it."""
+        raise NotImplementedError(f"{type(self).__name__} declares no cell form")
 
     @property
     def readout_size(self) -> int:
@@ -129,6 +135,9 @@ class LipschitzDrift(Drift):
     def stacked_weight(self) -> torch.Tensor:
         """[alpha*A^T | W^T] of shape (d_h, 2 d_h): both products of a step in one GEMM."""
         return torch.cat([self.alpha * self.A.T, self.W.T], dim=1)
+
+    def cell_operands(self):
+        return self.stacked_weight(), None, 0.0, 0.0
 
     def step_function(self):
         weight = self.stacked_weight()

@@ -22,6 +22,7 @@ import torch
 
 from .dynamics import Drift
 from .errors import ConfigError, InputError
+from .fused import Workspace
 from .noise import Deterministic, NoiseScheme
 
 BACKENDS = ("auto", "loop", "fused")
@@ -138,10 +139,18 @@ def integrate(
         raise ConfigError(f"unknown recurrence backend {backend!r}; known: {', '.join(BACKENDS)}")
     if scheme is None or not noise:
         scheme = Deterministic()
-    if backend != "loop" and not return_states and fused_applies(drift, scheme):
-        out = _fused_final_state(drift, h0, u, dt, scheme, generator, lengths, workspace)
-        if out is not None:
-            return out
+    if backend != "loop" and not return_states:
+        from .fused_cells import cell_final_state, cells_apply
+
+        deltas = step_sizes(dt, u.shape[1], h0.shape[-1], h0)
+        if cells_apply(drift, scheme, h0, u, deltas):
+            lengths = check_lengths(lengths, u.shape[0], u.shape[1])
+            return cell_final_state(drift, h0, u, deltas, scheme, generator, lengths,
+                                    workspace if workspace is not None else Workspace(0))
+        if fused_applies(drift, scheme):
+            out = _fused_final_state(drift, h0, u, dt, scheme, generator, lengths, workspace)
+            if out is not None:
+                return out
     if backend == "fused":
         raise ConfigError(f"the fused recurrence does not apply to {type(drift).__name__} with "
                           f"{type(scheme).__name__}{' (states requested)' if return_states else ''}")

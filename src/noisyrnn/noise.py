@@ -33,9 +33,19 @@ class NoiseScheme(nn.Module):
     fused recurrence can run it)."""
 
     affine = True
+    # ``draws_in_loop``: ``in_loop`` gives the coefficients as the C++ cell engine draws them
+    # inside its step loop (:mod:`noisyrnn.fused_cells`), the same numbers ``draw`` would give
+    draws_in_loop = True
 
     def draw(self, steps: int, batch: int, hidden: int, like: torch.Tensor, generator):
         return None
+
+    def in_loop(self, generator):
+        """The :class:`noisyrnn.fused_cells.LoopNoise` of one sequence batch, drawing the same
+        Philox keys from ``generator`` as :meth:`draw` (so both paths see the same noise)."""
+        from .fused_cells import LoopNoise
+
+        return LoopNoise(kind=0)
 
     def step(self, h, f, dt, u, noise_m):
         return h + dt * f
@@ -78,6 +88,16 @@ class EulerMaruyama(NoiseScheme):
     def affine(self) -> bool:
         """eq (4)'s diffusion eps (sigma1 + sigma2 f) keeps the step affine in f; others need not."""
         return isinstance(self.diffusion, PaperDiffusion)
+
+    @property
+    def draws_in_loop(self) -> bool:
+        return isinstance(self.diffusion, PaperDiffusion)
+
+    def in_loop(self, generator):
+        from .fused_cells import LoopNoise
+
+        d = self.diffusion
+        return LoopNoise(kind=2, s1=d.eps * d.sigma1, s2=d.eps * d.sigma2, key_n=philox.draw_key(generator))
 
     def draw(self, steps, batch, hidden, like, generator):
         r = self.diffusion.brownian_dim(hidden)
@@ -124,6 +144,13 @@ class ResearchCodeNoise(NoiseScheme):
 
     def step(self, h, f, dt, u, noise_m):
         return h + dt * noise_m[0] * f + noise_m[1]
+
+    def in_loop(self, generator):
+        from .fused_cells import LoopNoise
+
+        key_u = philox.draw_key(generator)  # the order of draw(): the uniform factor, then the normal
+        return LoopNoise(kind=1, mscale=self.mult_noise, mshift=1.0 - self.mult_noise, add=self.add_noise,
+                         key_u=key_u, key_n=philox.draw_key(generator))
 
     def affine_coefficients(self, dt, drawn):
         m, a = drawn

@@ -39,6 +39,7 @@ class AntisymmetricDrift(Drift):
         self.input_size, self.hidden_size = int(input_size), int(hidden_size)
         self.gamma = check_positive(gamma, "gamma", allow_zero=True)
         self.gated = bool(gated)
+        self.form = None if self.gated else "tanh"  # the gated update has no cell-engine form
         self.init_std = check_positive(init_std, "init_std", allow_zero=True)
         self.encoder = nn.Linear(self.input_size, self.hidden_size * (2 if gated else 1))
         self.C = nn.Parameter(torch.empty(self.hidden_size, self.hidden_size))
@@ -55,6 +56,11 @@ class AntisymmetricDrift(Drift):
 
     def encode(self, x):
         return self.encoder(x)
+
+    def cell_operands(self):
+        if self.gated:
+            return super().cell_operands()
+        return self.W.T, None, 0.0, 0.0
 
     def step_function(self):
         wt = self.W.T
@@ -84,6 +90,11 @@ class CoRNNDrift(Drift):
         self.epsilon = check_positive(epsilon, "epsilon", allow_zero=True)
         self.encoder = nn.Linear(self.input_size, self.units)  # V x + b
         self.recurrent = nn.Linear(2 * self.units, self.units, bias=False)  # [W | Wz] (y, z)
+
+    form = "cornn"
+
+    def cell_operands(self):
+        return self.recurrent.weight.T, None, self.gamma, self.epsilon
 
     @property
     def readout_size(self) -> int:
@@ -149,6 +160,11 @@ class ExpRNNDrift(Drift):
             self.recurrent.weight.copy_(torch.matrix_exp(henaff_skew(self.hidden_size)))
         parametrizations.orthogonal(self.recurrent, orthogonal_map="matrix_exp")
         self.bias = nn.Parameter(torch.empty(self.hidden_size).uniform_(-0.01, 0.01))
+
+    form = "modrelu"
+
+    def cell_operands(self):
+        return self.Q.T, self.bias, 0.0, 0.0
 
     @property
     def Q(self) -> torch.Tensor:
