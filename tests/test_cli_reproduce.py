@@ -135,3 +135,13 @@ def test_perturbation_draws_do_not_depend_on_column_order():
     b = robustness(model, split, ["mult_0.8", "white_0.4"], seed=1)
     assert a == b
     assert perturbation_seed(1, "white_0.4") != perturbation_seed(2, "white_0.4")
+
+
+def test_allocator_tuning_only_when_asked_for(monkeypatch, tmp_path):
+    import noisyrnn.runtime as runtime
+    from noisyrnn.cli import main
+
+    calls = []
+    monkeypatch.setattr(runtime, "keep_freed_memory", lambda: calls.append(1) or True)
+    assert main(["report", str(tmp_path / "missing")]) == 2 and calls == []
+    assert main(["--keep-freed-memory", "report", str(tmp_path / "missing")]) == 2 and calls == [1]

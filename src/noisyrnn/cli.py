@@ -296,6 +296,9 @@ def _add_executor_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="noisyrnn", description=__doc__, allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"noisyrnn {__version__}")
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="tune glibc's allocator for this process (noisyrnn.runtime.keep_freed_memory: keep "
+                             "freed blocks instead of unmapping them; faster long CPU runs); off unless given")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_parser = sub.add_parser
     sub.add_parser = lambda *a, **k: _add_parser(*a, allow_abbrev=False, **k)  # --data is never --data-dir
@@ -412,9 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .runtime import keep_freed_memory
+    if args.keep_freed_memory:  # allocator tuning only when asked for
+        from .runtime import keep_freed_memory
 
-    keep_freed_memory()
+        keep_freed_memory()
     try:
         return args.func(args)
     except NoisyRNNError as err:
