@@ -107,9 +107,10 @@ def test_noise_distribution_matches_research_style_loop():
 
 
 @pytest.mark.parametrize("name,params,noise", CASES)
-def test_cpp_kernels_equal_the_aten_loop_in_float32(name, params, noise, monkeypatch):
-    """The optional C++ loops (noisyrnn.cpu_kernels) against the Python loop of ATen calls,
-    for every noise scheme and step layout; both float32 on the CPU."""
+def test_cpp_cell_engine_equals_the_aten_loop_in_float32(name, params, noise, monkeypatch):
+    """The C++ cell engine (noisyrnn.fused_cells, noise drawn in its loop) against the
+    fused Python loop of ATen calls with pre-drawn noise, for every noise scheme and step
+    layout; both float32 on the CPU."""
     import noisyrnn.fused as fused
     from noisyrnn.cpu_kernels import kernels
 
@@ -125,40 +126,6 @@ def test_cpp_kernels_equal_the_aten_loop_in_float32(name, params, noise, monkeyp
     assert abs(loss_c - loss_p) <= 1e-6 * abs(loss_p)
     for k in grads_p:
         assert (grads_c[k] - grads_p[k]).norm() <= 1e-5 * grads_p[k].norm() + 1e-7, k
-
-
-@pytest.mark.parametrize("c_shape", ["per_step", "per_unit", "scalar_per_model"])
-def test_cpp_kernels_per_member_equal_the_batched_aten_loop(c_shape, monkeypatch):
-    """S > 1 on the CPU: the C++ loop runs once per member (c and n model-major or not) and
-    equals the batched Python loop; every input's gradient included."""
-    import noisyrnn.fused as fused
-    from noisyrnn.cpu_kernels import kernels
-
-    if kernels() is None:
-        pytest.skip("no C++ compiler: the library runs the Python loop")
-    torch.manual_seed(5)
-    S, M, B, N = 3, 12, 4, 8
-    u = torch.randn(S, B, M, N)
-    h0 = torch.randn(S, B, N)
-    w = 0.3 * torch.randn(S, N, 2 * N)
-    c = {"per_step": lambda: 0.1 + 0.05 * torch.rand(S, M, B, N).transpose(0, 1),
-         "per_unit": lambda: 0.1 + 0.05 * torch.rand(1, 1, 1, N),
-         "scalar_per_model": lambda: 0.1 + 0.05 * torch.rand(1, S, 1, 1)}[c_shape]()
-    n = 0.1 * torch.randn(S, M, B, N).transpose(0, 1)
-    weights = torch.randn(S, B, N)
-
-    def run():
-        leaves = [t.clone().requires_grad_() for t in (u, h0, w, c, n)]
-        out = lipschitz_recurrence(*leaves)
-        (out * weights).sum().backward()
-        return [out.detach()] + [t.grad for t in leaves]
-
-    with_cpp = run()
-    monkeypatch.setattr(fused, "USE_CPP", False)
-    python = run()
-    for name, a, b in zip(["h_M", "u", "h0", "w", "c", "n"], with_cpp, python):
-        assert a.shape == b.shape, name
-        assert (a - b).norm() <= 1e-5 * b.norm(), name
 
 
 def test_prepared_gpu_benchmark_runs_on_the_cpu(tmp_path):

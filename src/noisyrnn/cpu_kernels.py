@@ -1,11 +1,13 @@
-"""Optional C++ loops for the fused recurrence on the CPU (float32), and the Philox noise fill.
+"""The C++ loops of the cell engine on the CPU (float32), and the Philox noise fill.
 
-Measured on the project's 2-core machine (``benchmarks/bench_cpp_loop.py``): per step the
-Python loop of :mod:`noisyrnn.fused` runs one GEMM and four small elementwise kernels, and
-those kernels, not Python dispatch, cost most of the time above the GEMMs. Here each step
-is one GEMM (ATen) plus a single fused, vectorised pass over the (B, N) values, for the
-forward (``z = W h + u``, ``t = tanh z``, ``f = alpha A h + t``, ``h' = h + c f + n``) and for
-the backward (``df = c g``, ``dz = df (1 - t^2)``, the gradient of c, then one GEMM).
+Measured on the project's 2-core machine (``benchmarks/bench_cpp_loop.py``): per step a
+Python loop of ATen calls runs one GEMM and four or more small elementwise kernels, and those
+kernels, not Python dispatch, cost most of the time above the GEMMs. Here each step is one
+GEMM (ATen) plus a single fused, vectorised pass over the row, for every drift form of
+:mod:`noisyrnn.fused_cells` (namespace ``cells``: eq (3), the antisymmetric RNN, expRNN's
+modReLU, coRNN's IMEX step), forward and hand-written backward, with the noise scheme's
+coefficients computed in that pass from Philox keys (the numbers ``philox_fill`` would write
+into a (M, B, N) tensor; regenerated in the backward pass).
 
 The extension is compiled on first use with the machine's C++ compiler
 (``torch.utils.cpp_extension.load_inline``, about 24 s once, cached by torch in
@@ -40,121 +42,6 @@ _SOURCE = r"""
 #include <cmath>
 #include <cstdint>
 #include <vector>
-
-namespace {
-// c has shape (Mc, Bc, Nc) with Mc in {1, M}, Bc in {1, B}, Nc in {1, N}, contiguous
-inline const float* c_row(const float* c, int64_t m, int64_t b, int64_t Mc, int64_t Bc, int64_t Nc) {
-  return c + (Mc > 1 ? m * Bc * Nc : 0) + (Bc > 1 ? b * Nc : 0);
-}
-}
-
-// One row (b) of a forward step; templated so that every variant is a branch-free,
-// vectorisable loop (a runtime test inside the loop stops GCC from vectorising tanh).
-template <bool KEEP_F, bool HAS_N, bool VEC_C>
-inline void forward_row(const float* __restrict pa, const float* __restrict pw, const float* __restrict ub,
-                        const float* __restrict hb, const float* __restrict cb, const float* __restrict nb,
-                        float* __restrict tb, float* __restrict fb, float* __restrict ob, int64_t N) {
-  const float cs = cb[0];
-#pragma omp simd
-  for (int64_t k = 0; k < N; ++k) {
-    const float t = std::tanh(pw[k] + ub[k]);
-    const float f = pa[k] + t;
-    tb[k] = t;
-    if constexpr (KEEP_F) fb[k] = f;
-    float base = hb[k];
-    if constexpr (HAS_N) base += nb[k];
-    if constexpr (VEC_C) ob[k] = base + cb[k] * f; else ob[k] = base + cs * f;
-  }
-}
-
-template <bool KEEP_F, bool HAS_N, bool VEC_C>
-void forward_loop(at::Tensor states, at::Tensor tanhs, at::Tensor drifts, at::Tensor u, at::Tensor w,
-                  at::Tensor c, at::Tensor n, at::Tensor p, int64_t b0, int64_t b1) {
-  const int64_t M = tanhs.size(0), B = tanhs.size(1), N = tanhs.size(2);
-  const int64_t Mc = c.size(0), Bc = c.size(1), Nc = c.size(2);
-  const float* C = c.data_ptr<float>();
-  const float* U = u.data_ptr<float>();
-  const float* P = p.data_ptr<float>();
-  float* S = states.data_ptr<float>();
-  float* T = tanhs.data_ptr<float>();
-  float* F = KEEP_F ? drifts.data_ptr<float>() : nullptr;
-  const float* NN = HAS_N ? n.data_ptr<float>() : nullptr;
-  at::Tensor p_rows = p.narrow(0, b0, b1 - b0);
-  for (int64_t m = 0; m < M; ++m) {
-    at::mm_out(p_rows, states.select(0, m).narrow(0, b0, b1 - b0), w);
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t row = m * B * N + b * N;
-      forward_row<KEEP_F, HAS_N, VEC_C>(P + b * 2 * N, P + b * 2 * N + N, U + (b * M + m) * N, S + row,
-                                        c_row(C, m, b, Mc, Bc, Nc), HAS_N ? NN + row : nullptr, T + row,
-                                        KEEP_F ? F + row : nullptr, S + row + B * N, N);
-    }
-  }
-}
-
-// states (M+1, B, N) with states[0] = h0; tanhs (M, B, N); drifts (M, B, N) or empty;
-// u (B, M, N); w (N, 2N); c (Mc, Bc, Nc); n (M, B, N) or empty; p (B, 2N) scratch.
-// Rows b0 <= b < b1 of the batch only (rows are independent until the weight gradient).
-void forward_one(at::Tensor states, at::Tensor tanhs, at::Tensor drifts, at::Tensor u, at::Tensor w,
-                 at::Tensor c, at::Tensor n, at::Tensor p, int64_t b0, int64_t b1) {
-  const bool keep_f = drifts.numel() > 0, has_n = n.numel() > 0, vec_c = c.size(2) > 1;
-  const int code = (keep_f ? 4 : 0) + (has_n ? 2 : 0) + (vec_c ? 1 : 0);
-  switch (code) {
-    case 0: forward_loop<false, false, false>(states, tanhs, drifts, u, w, c, n, p, b0, b1); break;
-    case 1: forward_loop<false, false, true>(states, tanhs, drifts, u, w, c, n, p, b0, b1); break;
-    case 2: forward_loop<false, true, false>(states, tanhs, drifts, u, w, c, n, p, b0, b1); break;
-    case 3: forward_loop<false, true, true>(states, tanhs, drifts, u, w, c, n, p, b0, b1); break;
-    case 4: forward_loop<true, false, false>(states, tanhs, drifts, u, w, c, n, p, b0, b1); break;
-    case 5: forward_loop<true, false, true>(states, tanhs, drifts, u, w, c, n, p, b0, b1); break;
-    case 6: forward_loop<true, true, false>(states, tanhs, drifts, u, w, c, n, p, b0, b1); break;
-    default: forward_loop<true, true, true>(states, tanhs, drifts, u, w, c, n, p, b0, b1); break;
-  }
-}
-
-template <bool VEC_C>
-inline void backward_row(const float* __restrict gb, const float* __restrict tb, const float* __restrict cb,
-                         float* __restrict da, float* __restrict dz, int64_t N) {
-  const float cs = cb[0];
-#pragma omp simd
-  for (int64_t k = 0; k < N; ++k) {
-    const float df = (VEC_C ? cb[k] : cs) * gb[k];
-    da[k] = df;
-    dz[k] = df * (1.0f - tb[k] * tb[k]);
-  }
-}
-
-// g_all (rows, B, N) with g_all[M % rows] = dL/dh_M; dp_all (M, B, 2N) out;
-// d_c (M, B, N) per step, or (B, N) accumulated, or empty; wt (2N, N)
-void backward_one(at::Tensor g_all, at::Tensor dp_all, at::Tensor tanhs, at::Tensor drifts, at::Tensor wt,
-                  at::Tensor c, at::Tensor d_c, int64_t b0, int64_t b1) {
-  const int64_t M = tanhs.size(0), B = tanhs.size(1), N = tanhs.size(2), rows = g_all.size(0);
-  const int64_t Mc = c.size(0), Bc = c.size(1), Nc = c.size(2);
-  const bool want_c = d_c.numel() > 0, dc_per_step = want_c && d_c.dim() == 3;
-  const float* C = c.data_ptr<float>();
-  for (int64_t m = M - 1; m >= 0; --m) {
-    at::Tensor g = g_all.select(0, (m + 1) % rows);
-    const float* G = g.data_ptr<float>();
-    float* DP = dp_all.data_ptr<float>() + m * B * 2 * N;
-    const float* T = tanhs.data_ptr<float>() + m * B * N;
-    for (int64_t b = b0; b < b1; ++b) {
-      const float* cb = c_row(C, m, b, Mc, Bc, Nc);
-      if (Nc > 1) backward_row<true>(G + b * N, T + b * N, cb, DP + b * 2 * N, DP + b * 2 * N + N, N);
-      else backward_row<false>(G + b * N, T + b * N, cb, DP + b * 2 * N, DP + b * 2 * N + N, N);
-    }
-    if (want_c) {
-      const float* __restrict F = drifts.data_ptr<float>() + m * B * N;
-      float* __restrict DC = d_c.data_ptr<float>() + (dc_per_step ? m * B * N : 0);
-      if (dc_per_step) {
-#pragma omp simd
-        for (int64_t i = b0 * N; i < b1 * N; ++i) DC[i] = G[i] * F[i];
-      } else {
-#pragma omp simd
-        for (int64_t i = b0 * N; i < b1 * N; ++i) DC[i] += G[i] * F[i];
-      }
-    }
-    at::Tensor out = g_all.select(0, m % rows).narrow(0, b0, b1 - b0);
-    at::addmm_out(out, g.narrow(0, b0, b1 - b0), dp_all.select(0, m).narrow(0, b0, b1 - b0), wt);
-  }
-}
 
 // ---- Philox4x32-10 (Salmon et al., SC'11), the counter-based generator of noisyrnn.philox ----
 namespace philox {
@@ -279,21 +166,6 @@ void for_each_task(int64_t S, int64_t B, const F& body) {
     }
   });
 }
-
-void nrnn_forward(at::TensorList states, at::TensorList tanhs, at::TensorList drifts, at::TensorList u,
-                  at::TensorList w, at::TensorList c, at::TensorList n, at::TensorList p) {
-  for_each_task(static_cast<int64_t>(states.size()), tanhs[0].size(1), [&](int64_t s, int64_t b0, int64_t b1) {
-    forward_one(states[s], tanhs[s], drifts[s], u[s], w[s], c[s], n[s], p[s], b0, b1);
-  });
-}
-
-void nrnn_backward(at::TensorList g_all, at::TensorList dp_all, at::TensorList tanhs, at::TensorList drifts,
-                   at::TensorList wt, at::TensorList c, at::TensorList d_c) {
-  for_each_task(static_cast<int64_t>(g_all.size()), tanhs[0].size(1), [&](int64_t s, int64_t b0, int64_t b1) {
-    backward_one(g_all[s], dp_all[s], tanhs[s], drifts[s], wt[s], c[s], d_c[s], b0, b1);
-  });
-}
-
 
 // ---- The cell engine: every drift form, noise drawn inside the loop from Philox keys ----
 // One step is h' = h + c (.) f(h, x_m) + n (the velocity z only, for coRNN), where the
@@ -529,70 +401,68 @@ Coef make_coef(const at::Tensor& dt, const at::Tensor& lengths, int64_t kind, do
   return k;
 }
 
-template <typename Fn>
-void for_rows(int64_t B, const Fn& body) {
-  if (B == 0) return;
-  const int64_t threads = std::min<int64_t>(at::get_num_threads(), B);
-  at::parallel_for(0, std::max<int64_t>(threads, 1), 1, [&](int64_t t0, int64_t t1) {
-    at::NoGradGuard no_grad;
-    for (int64_t t = t0; t < t1; ++t) body(t * B / threads, (t + 1) * B / threads);
-  });
-}
 }  // namespace cells
 
-void cells_forward(at::Tensor states, at::Tensor acts, at::Tensor drifts, at::Tensor u, at::Tensor w, at::Tensor p,
-                   at::Tensor bias, at::Tensor dt, at::Tensor lengths, int64_t form, int64_t kind, double mscale,
-                   double mshift, double add, double s1, double s2, int64_t key_u, int64_t key_n, double gamma,
-                   double eps, double ystep) {
-  const int64_t B = acts.size(1), N = acts.size(2);
-  const cells::Coef k = cells::make_coef(dt, lengths, kind, mscale, mshift, add, s1, s2, key_u, key_n, B, N);
-  const float* bi = bias.numel() > 0 ? bias.data_ptr<float>() : nullptr;
-  const float g = static_cast<float>(gamma), e = static_cast<float>(eps), ys = static_cast<float>(ystep);
-  cells::for_rows(B, [&](int64_t b0, int64_t b1) {
+// S members (list entries), one task per (member, block of rows) as for_each_task splits them
+void cells_forward(at::TensorList states, at::TensorList acts, at::TensorList drifts, at::TensorList u,
+                   at::TensorList w, at::TensorList p, at::TensorList bias, at::TensorList dt, at::TensorList lengths,
+                   int64_t form, at::IntArrayRef kind, at::ArrayRef<double> mscale, at::ArrayRef<double> mshift,
+                   at::ArrayRef<double> add, at::ArrayRef<double> s1, at::ArrayRef<double> s2, at::IntArrayRef key_u,
+                   at::IntArrayRef key_n, at::ArrayRef<double> gamma, at::ArrayRef<double> eps,
+                   at::ArrayRef<double> ystep) {
+  const int64_t S = static_cast<int64_t>(states.size()), B = acts[0].size(1), N = acts[0].size(2);
+  std::vector<cells::Coef> coef;
+  for (int64_t s = 0; s < S; ++s)
+    coef.push_back(cells::make_coef(dt[s], lengths[s], kind[s], mscale[s], mshift[s], add[s], s1[s], s2[s],
+                                    key_u[s], key_n[s], B, N));
+  for_each_task(S, B, [&](int64_t s, int64_t b0, int64_t b1) {
+    const float* bi = bias[s].numel() > 0 ? bias[s].data_ptr<float>() : nullptr;
+    const float g = static_cast<float>(gamma[s]), e = static_cast<float>(eps[s]), ys = static_cast<float>(ystep[s]);
     switch (form) {
-      case cells::LIPSCHITZ: cells::forward_rows<cells::LIPSCHITZ>(states, acts, drifts, u, w, p, bi, k, g, e, ys, b0, b1); break;
-      case cells::TANH: cells::forward_rows<cells::TANH>(states, acts, drifts, u, w, p, bi, k, g, e, ys, b0, b1); break;
-      case cells::MODRELU: cells::forward_rows<cells::MODRELU>(states, acts, drifts, u, w, p, bi, k, g, e, ys, b0, b1); break;
-      default: cells::forward_rows<cells::CORNN>(states, acts, drifts, u, w, p, bi, k, g, e, ys, b0, b1); break;
+      case cells::LIPSCHITZ: cells::forward_rows<cells::LIPSCHITZ>(states[s], acts[s], drifts[s], u[s], w[s], p[s], bi, coef[s], g, e, ys, b0, b1); break;
+      case cells::TANH: cells::forward_rows<cells::TANH>(states[s], acts[s], drifts[s], u[s], w[s], p[s], bi, coef[s], g, e, ys, b0, b1); break;
+      case cells::MODRELU: cells::forward_rows<cells::MODRELU>(states[s], acts[s], drifts[s], u[s], w[s], p[s], bi, coef[s], g, e, ys, b0, b1); break;
+      default: cells::forward_rows<cells::CORNN>(states[s], acts[s], drifts[s], u[s], w[s], p[s], bi, coef[s], g, e, ys, b0, b1); break;
     }
   });
 }
 
-void cells_backward(at::Tensor g_all, at::Tensor dp_all, at::Tensor states, at::Tensor acts, at::Tensor drifts,
-                    at::Tensor wt, at::Tensor bias, at::Tensor d_dt, at::Tensor d_bias, at::Tensor dt,
-                    at::Tensor lengths, int64_t form, int64_t kind, double mscale, double mshift, double add,
-                    double s1, double s2, int64_t key_u, int64_t key_n, double gamma, double eps, double ystep) {
-  const int64_t B = acts.size(1), N = acts.size(2);
-  const cells::Coef k = cells::make_coef(dt, lengths, kind, mscale, mshift, add, s1, s2, key_u, key_n, B, N);
-  const float* bi = bias.numel() > 0 ? bias.data_ptr<float>() : nullptr;
-  const float g = static_cast<float>(gamma), e = static_cast<float>(eps), ys = static_cast<float>(ystep);
-  cells::for_rows(B, [&](int64_t b0, int64_t b1) {
+void cells_backward(at::TensorList g_all, at::TensorList dp_all, at::TensorList states, at::TensorList acts,
+                    at::TensorList drifts, at::TensorList wt, at::TensorList bias, at::TensorList d_dt,
+                    at::TensorList d_bias, at::TensorList dt, at::TensorList lengths, int64_t form,
+                    at::IntArrayRef kind, at::ArrayRef<double> mscale, at::ArrayRef<double> mshift,
+                    at::ArrayRef<double> add, at::ArrayRef<double> s1, at::ArrayRef<double> s2,
+                    at::IntArrayRef key_u, at::IntArrayRef key_n, at::ArrayRef<double> gamma,
+                    at::ArrayRef<double> eps, at::ArrayRef<double> ystep) {
+  const int64_t S = static_cast<int64_t>(g_all.size()), B = acts[0].size(1), N = acts[0].size(2);
+  std::vector<cells::Coef> coef;
+  for (int64_t s = 0; s < S; ++s)
+    coef.push_back(cells::make_coef(dt[s], lengths[s], kind[s], mscale[s], mshift[s], add[s], s1[s], s2[s],
+                                    key_u[s], key_n[s], B, N));
+  for_each_task(S, B, [&](int64_t s, int64_t b0, int64_t b1) {
+    const float* bi = bias[s].numel() > 0 ? bias[s].data_ptr<float>() : nullptr;
+    const float g = static_cast<float>(gamma[s]), e = static_cast<float>(eps[s]), ys = static_cast<float>(ystep[s]);
     switch (form) {
-      case cells::LIPSCHITZ: cells::backward_rows<cells::LIPSCHITZ>(g_all, dp_all, states, acts, drifts, wt, bi, d_dt, d_bias, k, g, e, ys, b0, b1); break;
-      case cells::TANH: cells::backward_rows<cells::TANH>(g_all, dp_all, states, acts, drifts, wt, bi, d_dt, d_bias, k, g, e, ys, b0, b1); break;
-      case cells::MODRELU: cells::backward_rows<cells::MODRELU>(g_all, dp_all, states, acts, drifts, wt, bi, d_dt, d_bias, k, g, e, ys, b0, b1); break;
-      default: cells::backward_rows<cells::CORNN>(g_all, dp_all, states, acts, drifts, wt, bi, d_dt, d_bias, k, g, e, ys, b0, b1); break;
+      case cells::LIPSCHITZ: cells::backward_rows<cells::LIPSCHITZ>(g_all[s], dp_all[s], states[s], acts[s], drifts[s], wt[s], bi, d_dt[s], d_bias[s], coef[s], g, e, ys, b0, b1); break;
+      case cells::TANH: cells::backward_rows<cells::TANH>(g_all[s], dp_all[s], states[s], acts[s], drifts[s], wt[s], bi, d_dt[s], d_bias[s], coef[s], g, e, ys, b0, b1); break;
+      case cells::MODRELU: cells::backward_rows<cells::MODRELU>(g_all[s], dp_all[s], states[s], acts[s], drifts[s], wt[s], bi, d_dt[s], d_bias[s], coef[s], g, e, ys, b0, b1); break;
+      default: cells::backward_rows<cells::CORNN>(g_all[s], dp_all[s], states[s], acts[s], drifts[s], wt[s], bi, d_dt[s], d_bias[s], coef[s], g, e, ys, b0, b1); break;
     }
   });
 }
 
 TORCH_LIBRARY(noisyrnn_cpu, lib) {
-  lib.def("forward(Tensor(a!)[] states, Tensor(b!)[] tanhs, Tensor(c!)[] drifts, Tensor[] u, Tensor[] w, "
-          "Tensor[] c, Tensor[] n, Tensor(d!)[] p) -> ()");
-  lib.def("backward(Tensor(a!)[] g_all, Tensor(b!)[] dp_all, Tensor[] tanhs, Tensor[] drifts, Tensor[] wt, "
-          "Tensor[] c, Tensor(c!)[] d_c) -> ()");
   lib.def("philox_fill(Tensor(a!) out, int key, int offset, int stream, int kind, float scale, float shift) -> ()");
-  lib.def("cells_forward(Tensor(a!) states, Tensor(b!) acts, Tensor(c!) drifts, Tensor u, Tensor w, Tensor(d!) p, "
-          "Tensor bias, Tensor dt, Tensor lengths, int form, int kind, float mscale, float mshift, float add, "
-          "float s1, float s2, int key_u, int key_n, float gamma, float eps, float ystep) -> ()");
-  lib.def("cells_backward(Tensor(a!) g_all, Tensor(b!) dp_all, Tensor states, Tensor acts, Tensor drifts, "
-          "Tensor wt, Tensor bias, Tensor(c!) d_dt, Tensor(d!) d_bias, Tensor dt, Tensor lengths, int form, "
-          "int kind, float mscale, float mshift, float add, float s1, float s2, int key_u, int key_n, "
-          "float gamma, float eps, float ystep) -> ()");
+  lib.def("cells_forward(Tensor(a!)[] states, Tensor(b!)[] acts, Tensor(c!)[] drifts, Tensor[] u, Tensor[] w, "
+          "Tensor(d!)[] p, Tensor[] bias, Tensor[] dt, Tensor[] lengths, int form, int[] kind, float[] mscale, "
+          "float[] mshift, float[] add, float[] s1, float[] s2, int[] key_u, int[] key_n, float[] gamma, "
+          "float[] eps, float[] ystep) -> ()");
+  lib.def("cells_backward(Tensor(a!)[] g_all, Tensor(b!)[] dp_all, Tensor[] states, Tensor[] acts, Tensor[] drifts, "
+          "Tensor[] wt, Tensor[] bias, Tensor(c!)[] d_dt, Tensor(d!)[] d_bias, Tensor[] dt, Tensor[] lengths, "
+          "int form, int[] kind, float[] mscale, float[] mshift, float[] add, float[] s1, float[] s2, "
+          "int[] key_u, int[] key_n, float[] gamma, float[] eps, float[] ystep) -> ()");
 }
 TORCH_LIBRARY_IMPL(noisyrnn_cpu, CPU, lib) {
-  lib.impl("forward", &nrnn_forward);
-  lib.impl("backward", &nrnn_backward);
   lib.impl("philox_fill", &philox_fill);
   lib.impl("cells_forward", &cells_forward);
   lib.impl("cells_backward", &cells_backward);
@@ -615,7 +485,7 @@ def _build_name() -> str:
     except OSError:
         pass
     digest = hashlib.sha1((platform.machine() + flags).encode()).hexdigest()[:12]
-    return f"noisyrnn_cpu_kernels_v8_{digest}"
+    return f"noisyrnn_cpu_kernels_v10_{digest}"
 
 
 def enabled() -> bool:

@@ -105,6 +105,10 @@ class LipschitzEnsemble(nn.Module):
         h0 = u.new_zeros(S, batch, hidden)
         if lengths is not None and lengths.dim() == 1:
             lengths = lengths.expand(S, -1)
+        schemes = [self.schemes[s] if (noise and self.schemes[s] is not None) else Deterministic() for s in range(S)]
+        if self._cells_apply(schemes, u):
+            hM = self._cells_final_state(u, h0, schemes, generators, lengths)
+            return torch.baddbmm(self.dec_b.unsqueeze(1), hM, self.dec_w.transpose(1, 2))
         cs, ns = [], []
         for s in range(S):
             scheme = self.schemes[s] if (noise and self.schemes[s] is not None) else Deterministic()
@@ -126,6 +130,29 @@ class LipschitzEnsemble(nn.Module):
             n = None
         hM = lipschitz_recurrence(u, h0, self.stacked_weight(), c, n, self.workspace)  # (S, B, N)
         return torch.baddbmm(self.dec_b.unsqueeze(1), hM, self.dec_w.transpose(1, 2))
+
+    def _cells_apply(self, schemes, u) -> bool:
+        """The members run in parallel through the cell engine (noise drawn in the C++ loop)
+        where it applies (CPU float32, schemes that draw in the loop); else the batched
+        recurrence of :mod:`noisyrnn.fused` with pre-drawn noise."""
+        from .fused_cells import cells_apply
+
+        d0 = self.templates[0].drift
+        dt = self.step[0].reshape(1, -1)
+        return all(cells_apply(d0, sc, u[0, :, 0], u[0], dt) for sc in schemes)
+
+    def _cells_final_state(self, u, h0, schemes, generators, lengths):
+        from .fused_cells import FORMS, CellSpec, cell_recurrence
+        from .noise import sqrt_step
+
+        S = self.members
+        noise = tuple(sc.in_loop(None if generators is None else generators[s]) for s, sc in enumerate(schemes))
+        if any(n.kind == 2 for n in noise):
+            sqrt_step(self.step)
+        none = torch.empty(0, dtype=torch.int64)
+        lens = tuple(none if lengths is None else lengths[s].to(torch.int64).contiguous() for s in range(S))
+        spec = CellSpec(FORMS["lipschitz"], noise, (0.0,) * S, (0.0,) * S, (0.0,) * S, lens)
+        return cell_recurrence(u, h0, self.stacked_weight(), self.step, u.new_empty(S, 0), spec, self.workspace)
 
     @torch.no_grad()
     def member(self, s: int, state: dict | None = None) -> RecurrentClassifier:

@@ -1,5 +1,9 @@
-"""A hand-written autograd Function for the hot path: the eq (3) recurrence with any noise
-scheme whose step is affine in the drift, ``h' = h + c_m * f(h, x_m) + n_m``.
+"""A hand-written autograd Function for the eq (3) recurrence on any device and dtype, with
+any noise scheme whose step is affine in the drift, ``h' = h + c_m * f(h, x_m) + n_m``, the
+coefficients pre-drawn as tensors. On the CPU in float32 the C++ cell engine
+(:mod:`noisyrnn.fused_cells`, noise drawn inside its loop) runs instead wherever it applies;
+this path serves the GPU, float64, non-uniform partitions (per-step sizes) and the
+ensembles' fallback.
 
 Every scheme of :mod:`noisyrnn.noise` with the drift of eq (3) has that form:
 
@@ -15,16 +19,12 @@ place into preallocated buffers; the backward does one GEMM per step for the sta
 gradient (written straight into the buffer that keeps it), uses the fused
 ``tanh_backward`` kernel, and computes the weight gradient as a single large GEMM over all
 steps. ``torch.compile`` of the unrolled loop was measured to take ~900 s to compile at
-T=784, so it is not used. In float32 on the CPU both loops run in C++
-(:mod:`noisyrnn.cpu_kernels`: the elementwise work of a step fused into one vectorised
-pass) when the extension compiles, in parallel over models and blocks of batch rows; set
-``USE_CPP = False`` to force the loops below.
+T=784, so it is not used.
 
 Shapes carry a leading model axis S (S independent models trained at once, see
 :mod:`noisyrnn.ensemble`): u (S, B, M, N) input drive (batch-first, as an encoder
 produces it), h0 (S, B, N), weight (S, N, 2N), c 4-D broadcastable to (M, S, B, N),
-n (M, S, B, N) or None (c and n laid out model-major, e.g. a transposed (S, M, B, N)
-tensor, spare the C++ path a copy per model). Saved buffers are model-major, (S, M, B, N), so the weight
+n (M, S, B, N) or None. Saved buffers are model-major, (S, M, B, N), so the weight
 gradient of each model is one GEMM over 2-D views without copies; with S = 1 every
 per-step operand is a 2-D matrix and the GEMMs are plain ``mm`` calls.
 """
@@ -86,17 +86,7 @@ class Workspace:
         self.__init__(state["keep"])
 
 
-def _cpp_ops(like: torch.Tensor):
-    """The C++ loops of :mod:`noisyrnn.cpu_kernels` where they apply (CPU, float32); one call
-    takes every member of an ensemble (per-member tensor lists) and runs them in parallel."""
-    if not (like.device.type == "cpu" and like.dtype == torch.float32 and USE_CPP):
-        return None
-    from .cpu_kernels import kernels
-
-    return kernels()
-
-
-USE_CPP = True  # set False to force the Python loop (tests compare the two)
+USE_CPP = True  # False: never the C++ cell engine (noisyrnn.fused_cells); tests and benchmarks compare
 
 
 def _gemm(a, b, out):
@@ -173,15 +163,7 @@ class _LipschitzRecurrence(torch.autograd.Function):
         drifts = workspace.take(shape, h0) if need_c else None
         p = h0.new_empty((S, B, 2 * hidden))
         states[:, 0] = h0
-        ops = _cpp_ops(h0)
-        if ops is not None:  # one GEMM + one fused vectorised pass per step (noisyrnn.cpu_kernels)
-            empty, members = h0.new_empty(0), range(S)  # members run in parallel (see cpu_kernels)
-            ops.forward(list(states), list(tanhs), [drifts[s] if need_c else empty for s in members],
-                        [u[s].contiguous() for s in members], [weight[s].contiguous() for s in members],
-                        [_member(c, s).contiguous() for s in members],
-                        [n[:, s].contiguous() if n is not None else empty for s in members], list(p))
-        else:
-            _forward_loop(u, weight, c, n, states, tanhs, drifts, p, h0.new_empty((S, B, hidden)))
+        _forward_loop(u, weight, c, n, states, tanhs, drifts, p, h0.new_empty((S, B, hidden)))
         ctx.save_for_backward(weight, c)
         ctx.buffers = (states, tanhs, drifts)
         ctx.workspace = workspace
@@ -208,16 +190,7 @@ class _LipschitzRecurrence(torch.autograd.Function):
             else:
                 d_c_all = grad_h.new_zeros((S, B, hidden))
         wt = weight.transpose(-1, -2).contiguous()  # bmm would copy a transposed operand every step
-        ops = _cpp_ops(grad_h)
-        if ops is not None:
-            empty, members = grad_h.new_empty(0), range(S)
-            d_c_args = [empty] * S
-            if need_c:
-                d_c_args = [d_c_all[:, s] if per_step else d_c_all[s] for s in members]
-            ops.backward(list(g_all), list(dp_all), list(tanhs), [drifts[s] if need_c else empty for s in members],
-                         list(wt), [_member(c, s).contiguous() for s in members], d_c_args)
-        else:
-            _backward_loop(g_all, dp_all, tanhs, drifts, wt[0] if single else wt, c, d_c_all, rows, need_c)
+        _backward_loop(g_all, dp_all, tanhs, drifts, wt[0] if single else wt, c, d_c_all, rows, need_c)
         # weight gradient: per model one GEMM over all steps, sum_m h_m^T dp_m (2-D views, no copies)
         d_weight = grad_h.new_empty(weight.shape)
         for s in range(S):
@@ -229,11 +202,6 @@ class _LipschitzRecurrence(torch.autograd.Function):
         if d_u is None:
             ctx.workspace.give(dp_all)
         return d_u, d_h0, d_weight, d_c, d_n, None
-
-
-def _member(c: torch.Tensor, s: int) -> torch.Tensor:
-    """Model ``s``'s slice (Mc, Bc, Nc) of c, shape (Mc, S or 1, Bc, Nc)."""
-    return c[:, s if c.shape[1] > 1 else 0]
 
 
 def _reduce_to(grad: torch.Tensor, shape) -> torch.Tensor:

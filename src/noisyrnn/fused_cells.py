@@ -85,69 +85,103 @@ def cells_apply(drift, scheme, h0: torch.Tensor, u: torch.Tensor, deltas: torch.
     return fused.USE_CPP and _ops() is not None
 
 
+@dataclass(frozen=True)
+class CellSpec:
+    """What the C++ loop needs besides tensors, one entry per member: the form, each member's
+    :class:`LoopNoise`, its form constants (coRNN's gamma, epsilon and step) and lengths
+    (int64 (B,), or empty for full-length batches)."""
+
+    form: int
+    noise: tuple
+    gamma: tuple
+    eps: tuple
+    ystep: tuple
+    lengths: tuple
+
+    def call_args(self):
+        n = self.noise
+        return (list(self.lengths), self.form, [x.kind for x in n], [x.mscale for x in n], [x.mshift for x in n],
+                [x.add for x in n], [x.s1 for x in n], [x.s2 for x in n], [x.key_u for x in n],
+                [x.key_n for x in n], list(self.gamma), list(self.eps), list(self.ystep))
+
+
 def cell_final_state(drift, h0, u, deltas, scheme, generator, lengths, workspace):
-    """h_M of the recurrence through the cell engine (see :func:`cells_apply`)."""
+    """h_M of one model's recurrence through the cell engine (see :func:`cells_apply`)."""
     weight, bias, gamma, eps = drift.cell_operands()
     noise = scheme.in_loop(generator)
     if noise.kind == 2:
         from .noise import sqrt_step
 
         sqrt_step(deltas)  # a named error for non-positive (learned) steps
-    dt = deltas.reshape(-1)
     empty = h0.new_empty(0)
     lengths = empty.new_empty(0, dtype=torch.int64) if lengths is None else lengths.to(torch.int64).contiguous()
-    spec = (FORMS[drift.form], noise, float(gamma), float(eps), float(deltas.detach().reshape(-1)[0]), lengths)
-    return _CellRecurrence.apply(u, h0, weight, dt, bias if bias is not None else empty, spec, workspace)
+    spec = CellSpec(FORMS[drift.form], (noise,), (float(gamma),), (float(eps),),
+                    (float(deltas.detach().reshape(-1)[0]),), (lengths,))
+    bias = (bias if bias is not None else empty).unsqueeze(0)
+    return cell_recurrence(u.unsqueeze(0), h0.unsqueeze(0), weight.unsqueeze(0), deltas.reshape(1, -1), bias,
+                           spec, workspace)[0]
 
 
-def _call_args(spec):
-    form, noise, gamma, eps, ystep, lengths = spec
-    return (lengths, form, noise.kind, noise.mscale, noise.mshift, noise.add, noise.s1, noise.s2,
-            noise.key_u, noise.key_n, gamma, eps, ystep)
+def cell_recurrence(u, h0, weight, dt, bias, spec: CellSpec, workspace):
+    """h_M (S, B, H) of S members at once: u (S, B, M, N), h0 (S, B, H), weight (S, H, P),
+    dt (S, 1 or N), bias (S, N) (modReLU) or (S, 0); the members run in parallel in C++."""
+    return _CellRecurrence.apply(u, h0, weight, dt, bias, spec, workspace)
 
 
 class _CellRecurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, h0, weight, dt, bias, spec, workspace):
-        batch, steps, units = u.shape
-        hidden, width = h0.shape[1], weight.shape[1]
+        S, batch, steps, units = u.shape
+        hidden, width = h0.shape[2], weight.shape[2]
         need_dt = ctx.needs_input_grad[3]
-        keep_f = need_dt and spec[0] == FORMS["lipschitz"]
+        keep_f = need_dt and spec.form == FORMS["lipschitz"]
         empty = h0.new_empty(0)
-        states = workspace.take((steps + 1, batch, hidden), h0)
-        acts = workspace.take((steps, batch, units), h0)
-        drifts = workspace.take((steps, batch, units), h0) if keep_f else empty
-        states[0] = h0
-        _ops().cells_forward(states, acts, drifts, u.contiguous(), weight.contiguous(), h0.new_empty((batch, width)),
-                             bias.contiguous(), dt.contiguous(), *_call_args(spec))
+        states = workspace.take((S, steps + 1, batch, hidden), h0)
+        acts = workspace.take((S, steps, batch, units), h0)
+        drifts = workspace.take((S, steps, batch, units), h0) if keep_f else None
+        states[:, 0] = h0
+        members = range(S)
+        p = h0.new_empty((S, batch, width))
+        _ops().cells_forward(list(states), list(acts), [drifts[s] if keep_f else empty for s in members],
+                             [u[s].contiguous() for s in members], [weight[s].contiguous() for s in members],
+                             list(p), [bias[s].contiguous() for s in members], [dt[s].contiguous() for s in members],
+                             *spec.call_args())
         ctx.save_for_backward(weight, dt, bias)
         ctx.buffers = (states, acts, drifts)
         ctx.spec, ctx.workspace = spec, workspace
-        weakref.finalize(ctx, workspace.give, states, acts, drifts if keep_f else None)
-        return states[steps].clone()
+        weakref.finalize(ctx, workspace.give, states, acts, drifts)
+        return states[:, steps].clone()
 
     @staticmethod
     def backward(ctx, grad_h):
         weight, dt, bias = ctx.saved_tensors
         states, acts, drifts = ctx.buffers
-        steps, batch, units = acts.shape
-        hidden, width = states.shape[2], weight.shape[1]
+        S, steps, batch, units = acts.shape
+        hidden, width = states.shape[3], weight.shape[2]
         need_dt = ctx.needs_input_grad[3]
-        empty = grad_h.new_empty(0)
-        dp_all = ctx.workspace.take((steps, batch, width), grad_h)  # returned below (d_u view)
-        g_all = grad_h.new_empty((2, batch, hidden))  # dL/dh_{m+1} and dL/dh_m, rotating
-        g_all[steps % 2] = grad_h
-        d_dt_rows = grad_h.new_zeros((batch, units)) if need_dt else empty
-        d_bias_rows = grad_h.new_zeros((batch, units)) if ctx.spec[0] == FORMS["modrelu"] else empty
-        _ops().cells_backward(g_all, dp_all, states, acts, drifts, weight.T.contiguous(), bias.contiguous(),
-                              d_dt_rows, d_bias_rows, dt.contiguous(), *_call_args(ctx.spec))
-        d_weight = torch.mm(states[:-1].reshape(-1, hidden).T, dp_all.reshape(-1, width))
-        d_u = dp_all[..., width - units:].transpose(0, 1) if ctx.needs_input_grad[0] else None
+        empty, members = grad_h.new_empty(0), range(S)
+        dp_all = ctx.workspace.take((S, steps, batch, width), grad_h)  # returned below (d_u view)
+        g_all = grad_h.new_empty((S, 2, batch, hidden))  # dL/dh_{m+1} and dL/dh_m, rotating
+        g_all[:, steps % 2] = grad_h
+        d_dt_rows = grad_h.new_zeros((S, batch, units)) if need_dt else None
+        modrelu = ctx.spec.form == FORMS["modrelu"]
+        d_bias_rows = grad_h.new_zeros((S, batch, units)) if modrelu else None
+        wt = weight.transpose(1, 2).contiguous()
+        _ops().cells_backward(list(g_all), list(dp_all), list(states), list(acts),
+                              [drifts[s] if drifts is not None else empty for s in members], list(wt),
+                              [bias[s].contiguous() for s in members],
+                              list(d_dt_rows) if need_dt else [empty] * S,
+                              list(d_bias_rows) if modrelu else [empty] * S,
+                              [dt[s].contiguous() for s in members], *ctx.spec.call_args())
+        d_weight = grad_h.new_empty(weight.shape)
+        for s in members:  # per member one GEMM over all steps: sum_m h_m^T dp_m
+            torch.mm(states[s, :-1].reshape(-1, hidden).T, dp_all[s].reshape(-1, width), out=d_weight[s])
+        d_u = dp_all[..., width - units:].transpose(1, 2) if ctx.needs_input_grad[0] else None  # (S, B, M, N)
         if d_u is None:
             ctx.workspace.give(dp_all)
         d_dt = None
         if need_dt:
-            d_dt = d_dt_rows.sum(0)
-            d_dt = d_dt.sum().reshape(dt.shape) if dt.numel() == 1 else d_dt.reshape(dt.shape)
-        d_bias = d_bias_rows.sum(0) if ctx.needs_input_grad[4] else None
-        return d_u, g_all[0].clone(), d_weight, d_dt, d_bias, None, None
+            d_dt = d_dt_rows.sum(1)  # (S, N)
+            d_dt = d_dt.sum(1, keepdim=True) if dt.shape[1] == 1 else d_dt
+        d_bias = d_bias_rows.sum(1) if ctx.needs_input_grad[4] else None
+        return d_u, g_all[:, 0].clone(), d_weight, d_dt, d_bias, None, None
