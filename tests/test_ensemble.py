@@ -5,7 +5,7 @@ import torch
 
 from noisyrnn import build_model
 from noisyrnn.data.task import Split, Task
-from noisyrnn.ensemble import LipschitzEnsemble
+from noisyrnn.ensemble import Ensemble
 from noisyrnn.errors import ConfigError
 from noisyrnn.training import TrainConfig, train_model
 from noisyrnn.training.ensemble_trainer import fit_ensemble
@@ -25,6 +25,11 @@ def tiny_task(n=48, T=10, seed=0):
     ("nrnn", {"hidden_size": 8, "mult_noise": 0.2, "add_noise": 0.1}),
     ("nrnn", {"hidden_size": 8, "noise": "sde", "sigma1": 0.3, "sigma2": 0.5, "learn_step": False, "step": 0.1}),
     ("lipschitz", {"hidden_size": 8}),
+    ("cornn", {"hidden_size": 8, "noise": "research", "mult_noise": 0.1, "add_noise": 0.05}),
+    ("exprnn", {"hidden_size": 8}),
+    ("antisymmetric", {"hidden_size": 8, "noise": "sde", "sigma1": 0.2}),
+    ("antisymmetric_gated", {"hidden_size": 8}),
+    ("gru", {"hidden_size": 8}),
 ])
 def test_ensemble_training_equals_separate_runs(name, params, tmp_path):
     task = tiny_task()
@@ -55,13 +60,15 @@ def test_ensemble_resume_is_exact(tmp_path):
 def test_ensemble_forward_matches_members():
     torch.manual_seed(0)
     models = [build_model("nrnn", 2, 3, hidden_size=6, add_noise=0.1) for _ in range(3)]
-    ens = LipschitzEnsemble(models)
+    ens = Ensemble(models)
     x = torch.randn(4, 7, 2)
     out = ens(x)
     for s, m in enumerate(models):
         assert torch.allclose(out[s], m(x), atol=1e-6)
 
 
-def test_ensemble_rejects_other_models():
-    with pytest.raises(ConfigError):
-        LipschitzEnsemble([build_model("cornn", 1, 2, hidden_size=4)])
+def test_ensemble_rejects_mixed_architectures():
+    with pytest.raises(ConfigError, match="one architecture"):
+        Ensemble([build_model("cornn", 1, 2, hidden_size=4), build_model("cornn", 1, 2, hidden_size=5)])
+    with pytest.raises(ConfigError, match="one architecture"):
+        Ensemble([build_model("lipschitz", 1, 2, hidden_size=4), build_model("nrnn", 1, 2, hidden_size=4)])

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from noisyrnn import build_model
-from noisyrnn.ensemble import LipschitzEnsemble
+from noisyrnn.ensemble import Ensemble
 from noisyrnn.errors import InputError
 from noisyrnn.models import MODEL_NAMES
 
@@ -85,7 +85,7 @@ def test_hidden_states_frozen_after_each_length():
 def test_ensemble_with_lengths_equals_members():
     torch.manual_seed(4)
     models = [build_model("nrnn", 3, 2, hidden_size=8) for _ in range(3)]
-    ens = LipschitzEnsemble(models)
+    ens = Ensemble(models)
     _, x, lengths = padded_batch()
     x = x.float()
     out = ens(x, lengths=lengths)

@@ -79,6 +79,15 @@ def lipschitz_matrix(base: torch.Tensor, beta: float, gamma: float) -> torch.Ten
     return beta * (base - base.T) + (1.0 - beta) * (base + base.T) - gamma * eye
 
 
+def eq3_drift(h: torch.Tensor, weight: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Eq (3), f(h, x) = alpha A h + tanh(W h + u) with u = U x + b, from the stacked weight
+    [alpha A^T | W^T] (d_h, 2 d_h): both products in one GEMM. The one Python definition; the
+    fused paths (noisyrnn.fused's ATen loop, the C++ cell engine) inline it and are tested
+    against it."""
+    ah, wh = (h @ weight).split(weight.shape[0], dim=-1)
+    return ah + torch.tanh(wh + u)
+
+
 class LipschitzDrift(Drift):
     """The paper's drift, eq (3): f(h, x) = alpha * A h + a(W h + U x + b).
 
@@ -144,10 +153,7 @@ class LipschitzDrift(Drift):
         return lambda h, u: self.forward(h, u, weight)
 
     def forward(self, h: torch.Tensor, u: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-        if weight is None:
-            weight = self.stacked_weight()
-        ah, wh = (h @ weight).split(self.hidden_size, dim=-1)
-        return ah + torch.tanh(wh + u)
+        return eq3_drift(h, self.stacked_weight() if weight is None else weight, u)
 
     def extra_repr(self) -> str:
         return (

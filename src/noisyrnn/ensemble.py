@@ -1,17 +1,21 @@
-"""Seed/config batching: S independent NRNN-family models trained in one pass.
+"""Seed/config batching: S independent models of one architecture trained in one pass.
 
-The S members' parameters are stacked along a leading model axis and run as one batched
-recurrence (:mod:`noisyrnn.fused`: ``bmm`` over the model axis on the GPU; on the CPU the
-members' C++ loops run in parallel, one thread each), so the paper's 10-seed averages cost
-one training run. Each member keeps everything a separate run has: its own
+:class:`Ensemble` holds S members of any model of the registry (every drift model, LSTM,
+GRU) and runs them as one model with a leading member axis: ``forward`` takes (S, B, T, d_x)
+(each member its own batch) or (B, T, d_x) and returns (S, B, C). Where the members' drift
+declares a cell form (:mod:`noisyrnn.fused_cells`), their recurrences run in one C++ call,
+one parallel task per member (on 2 cores, two single-threaded members beat one model split
+across both threads: no synchronisation per step); on other devices the eq (3) form runs as
+one batched recurrence (:mod:`noisyrnn.fused`, ``bmm`` over the member axis); anything else
+runs member by member. Each member keeps everything a separate run has: its own
 initialisation (built with its own seed), its own shuffling and noise generators, its own
-Adam state (Adam is elementwise, so a stacked Adam is S independent Adams), and its own
-model selection on the validation split. The loss is the sum of the members' mean losses,
-so each member's gradient is exactly its own. Results equal S separate runs up to
-floating-point rounding of the batched encoder/decoder products.
+Adam state (Adam is elementwise, so one Adam over all members is S independent Adams), its
+own model selection on the validation split. The loss is the sum of the members' mean
+losses, so each member's gradient is exactly its own: results equal S separate runs up to
+floating-point rounding (tested).
 
-Members must share the architecture (hidden size, noise scheme kind, step kind) but may
-differ in seeds and in noise levels / step sizes / Lipschitz constants.
+Members must share the architecture (model name, sizes, noise scheme kind, step kind) but may
+differ in seeds and in noise levels, step sizes and drift constants.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .dynamics import lipschitz_matrix
 from .errors import ConfigError, check_sequences
 from .fused import Workspace, lipschitz_recurrence
 from .integrator import step_mask, step_sizes
@@ -27,66 +30,42 @@ from .models.recurrent import RecurrentClassifier
 from .noise import Deterministic
 
 
+def _architecture(model) -> tuple:
+    cfg = getattr(model, "config", {}) or {}
+    scheme = getattr(model, "scheme", None)
+    step = getattr(model, "step", None)
+    return (type(model), cfg.get("name"), model.input_size, model.hidden_size, model.num_classes,
+            type(scheme), isinstance(step, nn.Parameter),
+            None if step is None else tuple(step.shape))
+
+
 def can_batch(models) -> bool:
-    """True if the models are NRNN-family classifiers the ensemble can stack."""
-    first = models[0]
-    ok = all(
-        isinstance(m, RecurrentClassifier) and getattr(m.drift, "form", None) == "lipschitz"
-        and type(m.scheme) is type(first.scheme)
-        and m.hidden_size == first.hidden_size and m.input_size == first.input_size
-        and m.num_classes == first.num_classes
-        and isinstance(m.step, nn.Parameter) == isinstance(first.step, nn.Parameter)
-        for m in models
-    )
-    return ok and all(
-        getattr(m.scheme, "affine_coefficients", None) is not None for m in models if m.scheme is not None
-    )
+    """True if the models share one architecture (see the module docstring)."""
+    return bool(models) and all(_architecture(m) == _architecture(models[0]) for m in models)
 
 
-class LipschitzEnsemble(nn.Module):
-    """S stacked :class:`RecurrentClassifier` models with the drift of eq (3).
-
-    ``forward(x, noise, generators)`` takes x of shape (S, B, T, d_x) (each member its own
-    batch) or (B, T, d_x) (the same batch for all) and returns logits (S, B, C); ``lengths``
-    of shape (S, B) or (B,) are the padded sequences' own lengths (as for one model).
-    """
+class Ensemble(nn.Module):
+    """S models of one architecture as one model with a member axis (module docstring)."""
 
     def __init__(self, models) -> None:
         super().__init__()
+        models = list(models)
         if not models or not can_batch(models):
-            raise ConfigError("LipschitzEnsemble needs NRNN/Lipschitz models of one architecture")
+            raise ConfigError("an Ensemble needs models of one architecture (same model, sizes, noise scheme kind, "
+                              "step kind); members may differ in seeds, noise levels and constants")
+        self.models = nn.ModuleList(models)
         self.members = len(models)
-        self.templates = models  # plain list: not registered, used to build/unstack members
-        self.workspace = Workspace()  # the fused path's reused buffers, owned by this ensemble
-        d0 = models[0].drift
-        self.hidden_size, self.input_size, self.num_classes = d0.hidden_size, d0.input_size, models[0].num_classes
-        stack = lambda get: nn.Parameter(torch.stack([get(m).detach().clone() for m in models]))  # noqa: E731
-        self.B = stack(lambda m: m.drift.B)
-        self.C = stack(lambda m: m.drift.C)
-        self.enc_w = stack(lambda m: m.drift.encoder.weight)
-        self.enc_b = stack(lambda m: m.drift.encoder.bias)
-        self.dec_w = stack(lambda m: m.decoder.weight)
-        self.dec_b = stack(lambda m: m.decoder.bias)
-        steps = torch.stack([m.step.detach().clone().reshape(-1) for m in models])  # (S, 1) or (S, N)
-        if isinstance(models[0].step, nn.Parameter):
-            self.step = nn.Parameter(steps)
-        else:
-            self.register_buffer("step", steps)
-        self.consts = [(m.drift.beta, m.drift.gamma_a, m.drift.gamma_w, m.drift.alpha) for m in models]
-        self.schemes = [m.scheme for m in models]
+        first = models[0]
+        self.input_size, self.hidden_size, self.num_classes = first.input_size, first.hidden_size, first.num_classes
+        self.workspace = Workspace()  # the fused paths' reused buffers, owned by this ensemble
         self.config = {"name": "ensemble", "members": [m.config for m in models]}
 
     @property
     def injects_noise(self) -> bool:
-        return any(s is not None for s in self.schemes)
+        return any(m.injects_noise for m in self.models)
 
-    def stacked_weight(self) -> torch.Tensor:
-        ws = []
-        for s, (beta, ga, gw, alpha) in enumerate(self.consts):
-            A = lipschitz_matrix(self.B[s], beta, ga)
-            W = lipschitz_matrix(self.C[s], beta, gw)
-            ws.append(torch.cat([alpha * A.T, W.T], dim=1))
-        return torch.stack(ws)
+    def orthogonal_parameters(self) -> list:
+        return [p for m in self.models for p in getattr(m, "orthogonal_parameters", lambda: [])()]
 
     def forward(self, x: torch.Tensor, noise: bool = False, generators=None, lengths=None) -> torch.Tensor:
         S = self.members
@@ -97,73 +76,84 @@ class LipschitzEnsemble(nn.Module):
             raise ConfigError(f"ensemble input must be (S={S}, B, T, d_x) or (B, T, d_x), got {tuple(x.shape)}")
         else:
             check_sequences(x.reshape(-1, *x.shape[2:]), self.input_size)
-        batch, steps = x.shape[1], x.shape[2]
-        hidden = self.hidden_size
-        # U x + b for every model in one batched GEMM, batch-first: (S, B, M, N)
-        u = torch.baddbmm(self.enc_b.unsqueeze(1), x.reshape(S, batch * steps, -1), self.enc_w.transpose(1, 2))
-        u = u.view(S, batch, steps, hidden)
-        h0 = u.new_zeros(S, batch, hidden)
         if lengths is not None and lengths.dim() == 1:
             lengths = lengths.expand(S, -1)
-        schemes = [self.schemes[s] if (noise and self.schemes[s] is not None) else Deterministic() for s in range(S)]
-        if self._cells_apply(schemes, u):
-            hM = self._cells_final_state(u, h0, schemes, generators, lengths)
-            return torch.baddbmm(self.dec_b.unsqueeze(1), hM, self.dec_w.transpose(1, 2))
+        gens = [None if generators is None else generators[s] for s in range(S)]
+        lens = [None if lengths is None else lengths[s] for s in range(S)]
+        first = self.models[0]
+        if isinstance(first, RecurrentClassifier) and first.fused:
+            u = torch.stack([m.drift.encode(x[s]) for s, m in enumerate(self.models)])  # (S, B, M, d_u)
+            h0 = u.new_zeros(S, x.shape[1], first.hidden_size)
+            schemes = [m.scheme if (noise and m.scheme is not None) else Deterministic() for m in self.models]
+            hM = self._cells(u, h0, schemes, gens, lens)
+            if hM is None:
+                hM = self._batched_eq3(u, h0, schemes, gens, lens)
+            if hM is not None:
+                return torch.stack([m.decoder(m.drift.readout(hM[s])) for s, m in enumerate(self.models)])
+        return torch.stack([m(x[s], noise=noise, generator=gens[s], lengths=lens[s])
+                            for s, m in enumerate(self.models)])
+
+    def _cells(self, u, h0, schemes, gens, lens):
+        """All members' h_M in one cell-engine call (noise drawn in the C++ loop), or None."""
+        from .fused_cells import FORMS, CellSpec, cell_recurrence, cells_apply
+        from .noise import sqrt_step
+
+        S, batch, steps = u.shape[0], u.shape[1], u.shape[2]
+        drifts = [m.drift for m in self.models]
+        deltas = [step_sizes(m.step, steps, h0.shape[-1], h0) for m in self.models]
+        if not all(cells_apply(d, sc, h0[0], u[0], dt) for d, sc, dt in zip(drifts, schemes, deltas)):
+            return None
+        operands = [d.cell_operands() for d in drifts]
+        noise = tuple(sc.in_loop(g) for sc, g in zip(schemes, gens))
+        for n, dt in zip(noise, deltas):
+            if n.kind == 2:
+                sqrt_step(dt)
+        none = torch.empty(0, dtype=torch.int64)
+        spec = CellSpec(FORMS[drifts[0].form], noise, tuple(float(o[2]) for o in operands),
+                        tuple(float(o[3]) for o in operands), tuple(float(dt.detach().reshape(-1)[0]) for dt in deltas),
+                        tuple(none if L is None else L.to(torch.int64).contiguous() for L in lens))
+        weight = torch.stack([o[0] for o in operands])
+        bias = torch.stack([o[1] if o[1] is not None else u.new_empty(0) for o in operands])
+        dt = torch.stack([d.reshape(-1) for d in deltas])
+        return cell_recurrence(u, h0, weight, dt, bias, spec, self.workspace)
+
+    def _batched_eq3(self, u, h0, schemes, gens, lens):
+        """The eq (3) members as one batched recurrence with pre-drawn noise (the GPU path), or None."""
+        from .integrator import fused_applies
+
+        drifts = [m.drift for m in self.models]
+        if not all(fused_applies(d, sc) for d, sc in zip(drifts, schemes)):
+            return None
+        S, batch, steps, hidden = u.shape
         cs, ns = [], []
-        for s in range(S):
-            scheme = self.schemes[s] if (noise and self.schemes[s] is not None) else Deterministic()
-            gen = None if generators is None else generators[s]
-            dt = step_sizes(self.step[s].reshape(1, -1), steps, hidden, h0)
-            c, n = scheme.affine_coefficients(dt, scheme.draw(steps, batch, hidden, h0[0], gen))
-            mask = None if lengths is None else step_mask(lengths[s], batch, steps, h0)
+        for s, (m, scheme) in enumerate(zip(self.models, schemes)):
+            dt = step_sizes(m.step, steps, hidden, h0)
+            coeffs = scheme.affine_coefficients(dt, scheme.draw(steps, batch, hidden, h0[0], gens[s]))
+            if coeffs is None:
+                return None
+            c, n = coeffs
+            mask = step_mask(lens[s], batch, steps, h0)
             if mask is not None:  # frozen on padded steps, as in RecurrentClassifier
                 c = c * mask.unsqueeze(-1)
                 n = None if n is None else n * mask.unsqueeze(-1)
             cs.append(c)
             ns.append(n)
-        # (M, S, B, N) views of model-major stacks: each member's slice is contiguous for the C++ loops
         common = torch.broadcast_shapes(*(c.shape for c in cs))  # masks may differ between members
-        c = torch.stack([v.expand(common) for v in cs]).transpose(0, 1)
-        if any(n is not None for n in ns):
+        c = torch.stack([v.expand(common) for v in cs]).transpose(0, 1)  # (M, S, B, N) view, model-major
+        n = None
+        if any(v is not None for v in ns):
             n = torch.stack([u.new_zeros(steps, batch, hidden) if v is None else v for v in ns]).transpose(0, 1)
-        else:
-            n = None
-        hM = lipschitz_recurrence(u, h0, self.stacked_weight(), c, n, self.workspace)  # (S, B, N)
-        return torch.baddbmm(self.dec_b.unsqueeze(1), hM, self.dec_w.transpose(1, 2))
-
-    def _cells_apply(self, schemes, u) -> bool:
-        """The members run in parallel through the cell engine (noise drawn in the C++ loop)
-        where it applies (CPU float32, schemes that draw in the loop); else the batched
-        recurrence of :mod:`noisyrnn.fused` with pre-drawn noise."""
-        from .fused_cells import cells_apply
-
-        d0 = self.templates[0].drift
-        dt = self.step[0].reshape(1, -1)
-        return all(cells_apply(d0, sc, u[0, :, 0], u[0], dt) for sc in schemes)
-
-    def _cells_final_state(self, u, h0, schemes, generators, lengths):
-        from .fused_cells import FORMS, CellSpec, cell_recurrence
-        from .noise import sqrt_step
-
-        S = self.members
-        noise = tuple(sc.in_loop(None if generators is None else generators[s]) for s, sc in enumerate(schemes))
-        if any(n.kind == 2 for n in noise):
-            sqrt_step(self.step)
-        none = torch.empty(0, dtype=torch.int64)
-        lens = tuple(none if lengths is None else lengths[s].to(torch.int64).contiguous() for s in range(S))
-        spec = CellSpec(FORMS["lipschitz"], noise, (0.0,) * S, (0.0,) * S, (0.0,) * S, lens)
-        return cell_recurrence(u, h0, self.stacked_weight(), self.step, u.new_empty(S, 0), spec, self.workspace)
+        weight = torch.stack([d.stacked_weight() for d in drifts])
+        return lipschitz_recurrence(u, h0, weight, c, n, self.workspace)
 
     @torch.no_grad()
-    def member(self, s: int, state: dict | None = None) -> RecurrentClassifier:
-        """Member ``s`` as a stand-alone model (with weights from ``state`` if given)."""
-        sd = state if state is not None else self.state_dict()
-        model = self.templates[s]
-        model.drift.B.copy_(sd["B"][s])
-        model.drift.C.copy_(sd["C"][s])
-        model.drift.encoder.weight.copy_(sd["enc_w"][s])
-        model.drift.encoder.bias.copy_(sd["enc_b"][s])
-        model.decoder.weight.copy_(sd["dec_w"][s])
-        model.decoder.bias.copy_(sd["dec_b"][s])
-        model.step.copy_(sd["step"][s].reshape(model.step.shape))
-        return model.to(self.B.device)
+    def member(self, s: int, state: dict | None = None) -> nn.Module:
+        """Member ``s`` as a stand-alone model (with weights from the ensemble ``state`` if given)."""
+        model = self.models[s]
+        if state is not None:
+            prefix = f"models.{s}."
+            model.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        return model
+
+
+LipschitzEnsemble = Ensemble  # the former name (it batched the eq (3) family only)

@@ -103,8 +103,11 @@ def sample_lyapunov_exponents(drift, diffusion, h0: torch.Tensor, horizon: float
 
 def lipschitz_nrnn_drift(A: torch.Tensor, W: torch.Tensor, drive: torch.Tensor | None = None):
     """f(h) = A h + tanh(W h + drive): eq (3) with a constant input drive U x + b."""
+    from ..dynamics import eq3_drift
+
     drive = torch.zeros(W.shape[0], dtype=W.dtype) if drive is None else drive
-    return lambda h: h @ A.T + torch.tanh(h @ W.T + drive)
+    weight = torch.cat([A.T, W.T], dim=1)
+    return lambda h: eq3_drift(h, weight, drive)
 
 
 def scalar_multiplicative_diffusion(scale: float, additive: float = 0.0):

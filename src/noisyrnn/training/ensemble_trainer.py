@@ -1,4 +1,4 @@
-"""Training S models as one :class:`~noisyrnn.ensemble.LipschitzEnsemble` (seed batching).
+"""Training S models of any registry model as one :class:`~noisyrnn.ensemble.Ensemble` (seed batching).
 
 Each member follows exactly what :func:`noisyrnn.training.fit` does for one model with the
 same config and seed: same initialisation, shuffling, noise draws, Adam updates, learning
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from ..data.files import atomic_write_text
 from ..data.task import Task
-from ..ensemble import LipschitzEnsemble
+from ..ensemble import Ensemble
 from ..errors import ConfigError
 from ..models import build_model
 from .progress import EpochProgress
@@ -30,9 +30,9 @@ from .trainer import (
 
 
 @torch.no_grad()
-def _validate(ens: LipschitzEnsemble, split, batch_size: int) -> list[dict]:
+def _validate(ens: Ensemble, split, batch_size: int) -> list[dict]:
     S = ens.members
-    device = ens.B.device
+    device = next(ens.parameters()).device
     correct, loss = torch.zeros(S, device=device), torch.zeros(S, dtype=torch.float64, device=device)
     for start in range(0, len(split), batch_size):
         x, y, lengths = split.batch(slice(start, start + batch_size), device)
@@ -82,7 +82,7 @@ def fit_ensemble(name: str, params: dict, task: Task, config: TrainConfig, seeds
         torch.manual_seed(s)
         models.append(build_model(name, task.input_size, task.num_classes, **(params or {})))
     device = resolve_device(config.device)
-    ens = LipschitzEnsemble(models).to(device)
+    ens = Ensemble(models).to(device)
     S = ens.members
     gens = {}
     for i, s in enumerate(seeds):
@@ -145,8 +145,10 @@ def fit_ensemble(name: str, params: dict, task: Task, config: TrainConfig, seeds
             key = SELECTION[config.select](metrics)
             if best_keys[i] is None or key > best_keys[i]:
                 best_keys[i], best_epochs[i] = key, epoch
+                prefix = f"models.{i}."
                 for k, v in current.items():
-                    best_state[k][i].copy_(v[i])
+                    if k.startswith(prefix):
+                        best_state[k].copy_(v)
         bar.update({k: sum(h[-1][k] for h in histories) / S for k in histories[0][-1] if k != "epoch"}
                    | {"epoch": epoch})
         if out_dir is not None:
