@@ -107,3 +107,21 @@ def test_unknown_options_are_named():
         build_model("nrnn", 1, 2, noise="gaussian")
     with pytest.raises(ConfigError, match="lr must be"):
         TrainConfig.from_dict({"lr": -1})
+
+
+def test_initialisation_is_seeded_explicitly_and_leaves_the_global_rng_alone():
+    import torch
+
+    from noisyrnn import build_model
+
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    a = build_model("cornn", 2, 3, hidden_size=6, seed=7)
+    assert torch.equal(torch.random.get_rng_state(), before)  # the caller's RNG is untouched
+    b = build_model("cornn", 2, 3, hidden_size=6, seed=7)
+    c = build_model("cornn", 2, 3, hidden_size=6, generator=torch.Generator().manual_seed(7))
+    torch.manual_seed(7)
+    legacy = build_model("cornn", 2, 3, hidden_size=6)  # seed=s equals seeding the global RNG with s
+    for k, v in a.state_dict().items():
+        assert torch.equal(b.state_dict()[k], v) and torch.equal(legacy.state_dict()[k], v)
+    assert any(not torch.equal(c.state_dict()[k], v) for k, v in a.state_dict().items())

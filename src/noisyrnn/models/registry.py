@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import torch
 from torch import nn
 
 from ..dynamics import LipschitzDrift
@@ -116,10 +117,26 @@ def resolve_params(name: str, params: dict | None = None, legacy: bool = False) 
     return merged
 
 
-def build_model(name: str, input_size: int, num_classes: int, _legacy: bool = False, **params) -> nn.Module:
-    """Build model ``name`` for inputs with ``input_size`` features and ``num_classes`` classes."""
+def build_model(name: str, input_size: int, num_classes: int, _legacy: bool = False, *, seed: int | None = None,
+                generator: torch.Generator | None = None, **params) -> nn.Module:
+    """Build model ``name`` for inputs with ``input_size`` features and ``num_classes`` classes.
+
+    Initialisation: with ``seed`` (or a ``generator``, from which one seed is drawn) the
+    parameters are drawn under a forked RNG seeded with it, so the caller's global RNG is left
+    as it was and the same seed gives the same model (``seed=s`` gives the weights that
+    ``torch.manual_seed(s)`` before building gave); without either, from torch's global RNG,
+    as any ``nn.Module``."""
     p = resolve_params(name, params, legacy=_legacy)
-    model = BUILDERS[name](name, int(input_size), int(num_classes), p)
+    if generator is not None:
+        if seed is not None:
+            raise ConfigError("build_model takes seed or generator, not both")
+        seed = int(torch.randint(0, 2**63 - 1, (1,), generator=generator))
+    if seed is None:
+        model = BUILDERS[name](name, int(input_size), int(num_classes), p)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            model = BUILDERS[name](name, int(input_size), int(num_classes), p)
     model.config = {"name": name, "input_size": int(input_size), "num_classes": int(num_classes), "params": p}
     return model
 

@@ -78,9 +78,8 @@ def fit_ensemble(name: str, params: dict, task: Task, config: TrainConfig, seeds
                           "train the seeds separately")
     seeds = [int(s) for s in seeds]
     models = []
-    for s in seeds:
-        torch.manual_seed(s)
-        models.append(build_model(name, task.input_size, task.num_classes, **(params or {})))
+    for s in seeds:  # each member initialised as its separate run (build_model(seed=s)): no global RNG
+        models.append(build_model(name, task.input_size, task.num_classes, seed=s, **(params or {})))
     device = resolve_device(config.device)
     ens = Ensemble(models).to(device)
     S = ens.members

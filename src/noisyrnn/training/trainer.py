@@ -105,10 +105,6 @@ class TrainResult:
     seconds: float
 
 
-def seed_everything(seed: int) -> None:
-    torch.manual_seed(int(seed))
-
-
 def make_optimizer(model, config: "TrainConfig") -> torch.optim.Optimizer:
     """The configured optimizer; an orthogonal recurrent map gets ``orthogonal_lr`` if set."""
     get_orth = getattr(model, "orthogonal_parameters", None)
@@ -252,6 +248,5 @@ def train_model(name: str, params: dict, task: Task, config: TrainConfig, out_di
     """Seed, build model ``name`` for ``task`` and :func:`fit` it."""
     if task.input_size < 1:
         raise ConfigError(f"task {task.name!r} has no input channels")
-    seed_everything(config.seed)
-    model = build_model(name, task.input_size, task.num_classes, **(params or {}))
+    model = build_model(name, task.input_size, task.num_classes, seed=config.seed, **(params or {}))
     return fit(model, task, config, out_dir=out_dir, resume=resume, progress=progress)
