@@ -116,3 +116,20 @@ def test_members_run_together_equal_each_run_alone():
     for k, name in enumerate(["h_M", "u", "h0", "w", "dt"]):
         b = torch.cat([a[k] for a in alone])
         assert (together[k] - b).norm() <= 1e-6 * b.norm(), name
+
+
+@pytest.mark.parametrize("name", ["lipschitz", "antisymmetric", "cornn", "exprnn"])
+def test_inference_path_with_rotating_buffers_equals_reference(name):
+    """Under no_grad the engine keeps two state rows only (nothing saved for a backward)."""
+    torch.manual_seed(2)
+    model = build_model(name, 3, 4, hidden_size=16, **NOISE["research"])
+    x = torch.randn(6, 17, 3)
+    lengths = torch.tensor([17, 2, 9, 1, 17, 16])
+    with torch.no_grad():
+        outs = []
+        for fused in (True, False):
+            model.fused = fused
+            outs.append([model(x, noise=noise, generator=torch.Generator().manual_seed(4), lengths=lengths)
+                         for noise in (False, True)])
+    for a, b in zip(*outs):
+        assert _rel(a, b) < 1e-5

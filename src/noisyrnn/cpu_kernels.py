@@ -242,8 +242,9 @@ struct Shape { int64_t M, B, N, H, P; };
 template <int64_t FORM, bool HAS_N, bool KEEP_F>
 void forward_rows(at::Tensor states, at::Tensor acts, at::Tensor drifts, at::Tensor u, at::Tensor w, at::Tensor p,
                   const float* bias, const Coef& k, float gamma, float eps, float ystep, int64_t b0, int64_t b1) {
-  const Shape s{acts.size(0), acts.size(1), acts.size(2), states.size(2), p.size(1)};
-  const int64_t N = s.N, H = s.H;
+  // states/acts hold every step (M+1 / M rows, kept for the backward) or rotate (2 / 1 rows, inference)
+  const Shape s{u.size(1), u.size(0), u.size(2), states.size(2), p.size(1)};
+  const int64_t N = s.N, H = s.H, rs = states.size(0), ra = acts.size(0);
   float* S = states.data_ptr<float>();
   float* A = acts.data_ptr<float>();
   float* F = KEEP_F ? drifts.data_ptr<float>() : nullptr;
@@ -253,13 +254,13 @@ void forward_rows(at::Tensor states, at::Tensor acts, at::Tensor drifts, at::Ten
   float *c = scratch.data(), *n = c + N, *tmp = n + N;
   at::Tensor p_rows = p.narrow(0, b0, b1 - b0);
   for (int64_t m = 0; m < s.M; ++m) {
-    at::mm_out(p_rows, states.select(0, m).narrow(0, b0, b1 - b0), w);
+    at::mm_out(p_rows, states.select(0, m % rs).narrow(0, b0, b1 - b0), w);
     for (int64_t b = b0; b < b1; ++b) {
-      const float* __restrict h = S + (m * s.B + b) * H;
-      float* __restrict ho = S + ((m + 1) * s.B + b) * H;
+      const float* __restrict h = S + ((m % rs) * s.B + b) * H;
+      float* __restrict ho = S + (((m + 1) % rs) * s.B + b) * H;
       const float* __restrict pr = PP + b * s.P;
       const float* __restrict ub = U + (b * s.M + m) * N;
-      float* __restrict ar = A + (m * s.B + b) * N;
+      float* __restrict ar = A + ((m % ra) * s.B + b) * N;
       float* __restrict fr = KEEP_F ? F + (m * s.B + b) * N : nullptr;
       if (!k.live(m, b)) {  // padding: the state is frozen
         std::copy(h, h + H, ho);
@@ -413,7 +414,7 @@ void cells_forward(at::TensorList states, at::TensorList acts, at::TensorList dr
                    at::ArrayRef<double> add, at::ArrayRef<double> s1, at::ArrayRef<double> s2, at::IntArrayRef key_u,
                    at::IntArrayRef key_n, at::ArrayRef<double> gamma, at::ArrayRef<double> eps,
                    at::ArrayRef<double> ystep) {
-  const int64_t S = static_cast<int64_t>(states.size()), B = acts[0].size(1), N = acts[0].size(2);
+  const int64_t S = static_cast<int64_t>(states.size()), B = u[0].size(0), N = u[0].size(2);
   std::vector<cells::Coef> coef;
   for (int64_t s = 0; s < S; ++s)
     coef.push_back(cells::make_coef(dt[s], lengths[s], kind[s], mscale[s], mshift[s], add[s], s1[s], s2[s],
@@ -507,7 +508,7 @@ def _build_name() -> str:
     except OSError:
         pass
     digest = hashlib.sha1((platform.machine() + flags).encode()).hexdigest()[:12]
-    return f"noisyrnn_cpu_kernels_v11_{digest}"
+    return f"noisyrnn_cpu_kernels_v12_{digest}"
 
 
 def enabled() -> bool:

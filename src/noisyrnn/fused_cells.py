@@ -136,8 +136,9 @@ class _CellRecurrence(torch.autograd.Function):
         need_dt = ctx.needs_input_grad[3]
         keep_f = need_dt and spec.form == FORMS["lipschitz"]
         empty = h0.new_empty(0)
-        states = workspace.take((S, steps + 1, batch, hidden), h0)
-        acts = workspace.take((S, steps, batch, units), h0)
+        keep = any(ctx.needs_input_grad)  # else inference: two rotating state rows, no saved steps
+        states = workspace.take((S, steps + 1 if keep else 2, batch, hidden), h0)
+        acts = workspace.take((S, steps if keep else 1, batch, units), h0)
         drifts = workspace.take((S, steps, batch, units), h0) if keep_f else None
         states[:, 0] = h0
         members = range(S)
@@ -146,11 +147,15 @@ class _CellRecurrence(torch.autograd.Function):
                              [u[s].contiguous() for s in members], [weight[s].contiguous() for s in members],
                              list(p), [bias[s].contiguous() for s in members], [dt[s].contiguous() for s in members],
                              *spec.call_args())
+        out = states[:, steps % states.shape[1]].clone()
+        if not keep:
+            workspace.give(states, acts)
+            return out
         ctx.save_for_backward(weight, dt, bias)
         ctx.buffers = (states, acts, drifts)
         ctx.spec, ctx.workspace = spec, workspace
         weakref.finalize(ctx, workspace.give, states, acts, drifts)
-        return states[:, steps].clone()
+        return out
 
     @staticmethod
     def backward(ctx, grad_h):
