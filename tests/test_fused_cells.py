@@ -33,7 +33,7 @@ def _rel(a, b):
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
 
 
-@pytest.mark.parametrize("name", ["lipschitz", "antisymmetric", "cornn", "exprnn"])
+@pytest.mark.parametrize("name", ["lipschitz", "antisymmetric", "antisymmetric_gated", "cornn", "exprnn"])
 @pytest.mark.parametrize("noise", ["none", "research", "sde"])
 @pytest.mark.parametrize("padded", [False, True])
 def test_cell_engine_equals_reference_loop(name, noise, padded):
@@ -55,7 +55,8 @@ def test_cell_engine_equals_reference_loop(name, noise, padded):
 
 @pytest.mark.parametrize("scheme", [ResearchCodeNoise(0.2, 0.05),
                                     EulerMaruyama(PaperDiffusion(1.0, 0.2, 0.3)), Deterministic()])
-@pytest.mark.parametrize("make", [lambda: AntisymmetricDrift(3, 12), lambda: ExpRNNDrift(3, 12)])
+@pytest.mark.parametrize("make", [lambda: AntisymmetricDrift(3, 12), lambda: AntisymmetricDrift(3, 12, gated=True),
+                                  lambda: ExpRNNDrift(3, 12)])
 def test_learned_per_unit_step_gradient(scheme, make):
     """d/d delta of a per-unit step (1, N), accumulated in the C++ backward."""
     torch.manual_seed(1)
@@ -118,7 +119,7 @@ def test_members_run_together_equal_each_run_alone():
         assert (together[k] - b).norm() <= 1e-6 * b.norm(), name
 
 
-@pytest.mark.parametrize("name", ["lipschitz", "antisymmetric", "cornn", "exprnn"])
+@pytest.mark.parametrize("name", ["lipschitz", "antisymmetric", "antisymmetric_gated", "cornn", "exprnn"])
 def test_inference_path_with_rotating_buffers_equals_reference(name):
     """Under no_grad the engine keeps two state rows only (nothing saved for a backward)."""
     torch.manual_seed(2)

@@ -238,13 +238,19 @@ def test_one_entry_picks_its_backend_from_what_drift_and_scheme_declare():
     fused = integrate(lip.drift, h0, u, lip.step, backend="fused")
     loop = integrate(lip.drift, h0, u, lip.step, backend="loop")
     assert torch.allclose(fused, loop, atol=1e-6) and torch.equal(integrate(lip.drift, h0, u, lip.step), fused)
-    # coRNN declares its own form, which the cell engine runs; the gated antisymmetric cell none
+    # coRNN declares its own form, which the cell engine runs; a drift without a form does not
     fused_c = integrate(cornn.drift, torch.zeros(3, 10), cornn.drift.encode(x), cornn.step, backend="fused")
     loop_c = integrate(cornn.drift, torch.zeros(3, 10), cornn.drift.encode(x), cornn.step, backend="loop")
     assert torch.allclose(fused_c, loop_c, atol=1e-6)
-    gated = build_model("antisymmetric_gated", 2, 3, hidden_size=5)
-    assert gated.drift.form is None
-    with pytest.raises(ConfigError, match="the fused recurrence does not apply to AntisymmetricDrift"):
-        integrate(gated.drift, h0, gated.drift.encode(x), gated.step, backend="fused")
+    from noisyrnn.dynamics import Drift
+
+    class Plain(Drift):  # a user's drift that declares no form
+        hidden_size = 5
+
+        def forward(self, h, u):
+            return torch.tanh(h + u)
+
+    with pytest.raises(ConfigError, match="the fused recurrence does not apply to Plain"):
+        integrate(Plain(), h0, torch.randn(3, 8, 5), 0.1, backend="fused")
     with pytest.raises(ConfigError, match="unknown recurrence backend 'gpu'"):
         integrate(lip.drift, h0, u, lip.step, backend="gpu")

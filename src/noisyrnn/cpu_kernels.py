@@ -174,7 +174,7 @@ void for_each_task(int64_t S, int64_t B, const F& body) {
 // numbers noisyrnn.philox.rand / randn write into a (M, B, N) tensor (element (m B + b) N + k),
 // and regenerated in the backward pass instead of being stored.
 namespace cells {
-enum Form : int64_t { LIPSCHITZ = 0, TANH = 1, MODRELU = 2, CORNN = 3 };
+enum Form : int64_t { LIPSCHITZ = 0, TANH = 1, MODRELU = 2, CORNN = 3, GATED = 4 };
 
 struct Coef {
   int64_t kind = 0;              // 0 deterministic, 1 research (uniform factor, additive normal), 2 eq (4)-(5)
@@ -213,23 +213,42 @@ inline void stream_row(uint64_t key, int64_t idx0, int64_t n, float scale, float
 inline void coef_row(const Coef& k, int64_t m, int64_t b, float* __restrict c, float* __restrict n,
                      float* __restrict dcdt, float* __restrict dndt, float* __restrict tmp) {
   const int64_t N = k.N, idx0 = (m * k.B + b) * N;
-  const bool vec = k.dt_n > 1;
-  const float d0 = k.dt[0];
+  const float* __restrict dt = k.dt;
+  const float d0 = dt[0];
+  const bool vec = k.dt_n > 1;  // every loop below is branch-free, so it vectorises
   if (k.kind == 0) {
-    for (int64_t i = 0; i < N; ++i) c[i] = vec ? k.dt[i] : d0;
-    if (dcdt) for (int64_t i = 0; i < N; ++i) { dcdt[i] = 1.0f; dndt[i] = 0.0f; }
+    if (vec) std::copy(dt, dt + N, c); else std::fill(c, c + N, d0);
+    if (dcdt) { std::fill(dcdt, dcdt + N, 1.0f); std::fill(dndt, dndt + N, 0.0f); }
   } else if (k.kind == 1) {
     stream_row<1>(k.key_u, idx0, N, k.mscale, k.mshift, tmp);
-    for (int64_t i = 0; i < N; ++i) c[i] = (vec ? k.dt[i] : d0) * tmp[i];
+    if (vec) {
+#pragma omp simd
+      for (int64_t i = 0; i < N; ++i) c[i] = dt[i] * tmp[i];
+    } else {
+#pragma omp simd
+      for (int64_t i = 0; i < N; ++i) c[i] = d0 * tmp[i];
+    }
     if (n) stream_row<2>(k.key_n, idx0, N, k.add, 0.0f, n);
-    if (dcdt) for (int64_t i = 0; i < N; ++i) { dcdt[i] = tmp[i]; dndt[i] = 0.0f; }
+    if (dcdt) { std::copy(tmp, tmp + N, dcdt); std::fill(dndt, dndt + N, 0.0f); }
   } else {
     stream_row<2>(k.key_n, idx0, N, 1.0f, 0.0f, tmp);
+    const float s1 = k.s1, s2 = k.s2;
+#pragma omp simd
     for (int64_t i = 0; i < N; ++i) {
-      const float d = vec ? k.dt[i] : d0, r = std::sqrt(d);
-      c[i] = d + r * k.s2 * tmp[i];
-      if (n) n[i] = r * k.s1 * tmp[i];
-      if (dcdt) { dcdt[i] = 1.0f + k.s2 * tmp[i] / (2.0f * r); dndt[i] = k.s1 * tmp[i] / (2.0f * r); }
+      const float d = vec ? dt[i] : d0, r = std::sqrt(d);
+      c[i] = d + r * s2 * tmp[i];
+    }
+    if (n) {
+#pragma omp simd
+      for (int64_t i = 0; i < N; ++i) n[i] = std::sqrt(vec ? dt[i] : d0) * s1 * tmp[i];
+    }
+    if (dcdt) {
+#pragma omp simd
+      for (int64_t i = 0; i < N; ++i) {
+        const float r2 = 2.0f * std::sqrt(vec ? dt[i] : d0);
+        dcdt[i] = 1.0f + s2 * tmp[i] / r2;
+        dndt[i] = s1 * tmp[i] / r2;
+      }
     }
   }
 }
@@ -243,8 +262,8 @@ template <int64_t FORM, bool HAS_N, bool KEEP_F>
 void forward_rows(at::Tensor states, at::Tensor acts, at::Tensor drifts, at::Tensor u, at::Tensor w, at::Tensor p,
                   const float* bias, const Coef& k, float gamma, float eps, float ystep, int64_t b0, int64_t b1) {
   // states/acts hold every step (M+1 / M rows, kept for the backward) or rotate (2 / 1 rows, inference)
-  const Shape s{u.size(1), u.size(0), u.size(2), states.size(2), p.size(1)};
-  const int64_t N = s.N, H = s.H, rs = states.size(0), ra = acts.size(0);
+  const Shape s{u.size(1), u.size(0), acts.size(2), states.size(2), p.size(1)};
+  const int64_t N = s.N, H = s.H, rs = states.size(0), ra = acts.size(0), UW = u.size(2);
   float* S = states.data_ptr<float>();
   float* A = acts.data_ptr<float>();
   float* F = KEEP_F ? drifts.data_ptr<float>() : nullptr;
@@ -259,7 +278,7 @@ void forward_rows(at::Tensor states, at::Tensor acts, at::Tensor drifts, at::Ten
       const float* __restrict h = S + ((m % rs) * s.B + b) * H;
       float* __restrict ho = S + (((m + 1) % rs) * s.B + b) * H;
       const float* __restrict pr = PP + b * s.P;
-      const float* __restrict ub = U + (b * s.M + m) * N;
+      const float* __restrict ub = U + (b * s.M + m) * UW;
       float* __restrict ar = A + ((m % ra) * s.B + b) * N;
       float* __restrict fr = KEEP_F ? F + (m * s.B + b) * N : nullptr;
       if (!k.live(m, b)) {  // padding: the state is frozen
@@ -269,7 +288,15 @@ void forward_rows(at::Tensor states, at::Tensor acts, at::Tensor drifts, at::Ten
         continue;
       }
       coef_row(k, m, b, c, HAS_N ? n : nullptr, nullptr, nullptr, tmp);
-      if constexpr (FORM == LIPSCHITZ) {  // eq (3): f = alpha A h + tanh(W h + u)
+      if constexpr (FORM == GATED) {  // gated antisymmetric: f = sigmoid(W h + u_z) tanh(W h + u_h), p = [W h | W h]
+#pragma omp simd
+        for (int64_t i = 0; i < N; ++i) {
+          const float t = std::tanh(pr[i] + ub[i]), sg = 1.0f / (1.0f + std::exp(-(pr[N + i] + ub[N + i])));
+          ar[i] = t;
+          if constexpr (KEEP_F) fr[i] = sg;
+          if constexpr (HAS_N) ho[i] = (h[i] + n[i]) + c[i] * (sg * t); else ho[i] = h[i] + c[i] * (sg * t);
+        }
+      } else if constexpr (FORM == LIPSCHITZ) {  // eq (3): f = alpha A h + tanh(W h + u)
 #pragma omp simd
         for (int64_t i = 0; i < N; ++i) {
           const float t = std::tanh(pr[N + i] + ub[i]), f = pr[i] + t;
@@ -323,7 +350,7 @@ void backward_rows(at::Tensor g_all, at::Tensor dp_all, at::Tensor states, at::T
   float* DB = d_bias.numel() > 0 ? d_bias.data_ptr<float>() : nullptr;
   std::vector<float> scratch(4 * N);
   float *c = scratch.data(), *dcdt = c + N, *dndt = dcdt + N, *tmp = dndt + N;
-  constexpr bool PASS_G = FORM == LIPSCHITZ || FORM == TANH;  // dL/dh_m = g + dp W^T
+  constexpr bool PASS_G = FORM == LIPSCHITZ || FORM == TANH || FORM == GATED;  // dL/dh_m = g + dp W^T
   for (int64_t m = s.M - 1; m >= 0; --m) {
     at::Tensor g_rows = g_all.select(0, (m + 1) % rows).narrow(0, b0, b1 - b0);
     at::Tensor out_rows = g_all.select(0, m % rows).narrow(0, b0, b1 - b0);
@@ -342,7 +369,16 @@ void backward_rows(at::Tensor g_all, at::Tensor dp_all, at::Tensor states, at::T
         continue;
       }
       coef_row(k, m, b, c, nullptr, WANT_DT ? dcdt : nullptr, WANT_DT ? dndt : nullptr, tmp);
-      if constexpr (FORM == LIPSCHITZ) {
+      if constexpr (FORM == GATED) {
+        const float* __restrict fr = F + (m * s.B + b) * N;  // the gate sigmoid(W h + u_z)
+#pragma omp simd
+        for (int64_t i = 0; i < N; ++i) {
+          const float df = c[i] * g[i], t = ar[i], sg = fr[i];
+          dp[i] = df * sg * (1.0f - t * t);
+          dp[N + i] = df * t * sg * (1.0f - sg);
+          if constexpr (WANT_DT) ddt[i] += g[i] * (sg * t * dcdt[i] + dndt[i]);
+        }
+      } else if constexpr (FORM == LIPSCHITZ) {
         const float* __restrict fr = F + (m * s.B + b) * N;
 #pragma omp simd
         for (int64_t i = 0; i < N; ++i) {
@@ -414,7 +450,7 @@ void cells_forward(at::TensorList states, at::TensorList acts, at::TensorList dr
                    at::ArrayRef<double> add, at::ArrayRef<double> s1, at::ArrayRef<double> s2, at::IntArrayRef key_u,
                    at::IntArrayRef key_n, at::ArrayRef<double> gamma, at::ArrayRef<double> eps,
                    at::ArrayRef<double> ystep) {
-  const int64_t S = static_cast<int64_t>(states.size()), B = u[0].size(0), N = u[0].size(2);
+  const int64_t S = static_cast<int64_t>(states.size()), B = u[0].size(0), N = acts[0].size(2);
   std::vector<cells::Coef> coef;
   for (int64_t s = 0; s < S; ++s)
     coef.push_back(cells::make_coef(dt[s], lengths[s], kind[s], mscale[s], mshift[s], add[s], s1[s], s2[s],
@@ -436,6 +472,7 @@ void cells_forward(at::TensorList states, at::TensorList acts, at::TensorList dr
     switch (form) {
       case cells::LIPSCHITZ: by_flags(std::integral_constant<int64_t, cells::LIPSCHITZ>{}); break;
       case cells::TANH: by_flags(std::integral_constant<int64_t, cells::TANH>{}); break;
+      case cells::GATED: by_flags(std::integral_constant<int64_t, cells::GATED>{}); break;
       case cells::MODRELU: by_flags(std::integral_constant<int64_t, cells::MODRELU>{}); break;
       default: by_flags(std::integral_constant<int64_t, cells::CORNN>{}); break;
     }
@@ -468,6 +505,7 @@ void cells_backward(at::TensorList g_all, at::TensorList dp_all, at::TensorList 
     switch (form) {
       case cells::LIPSCHITZ: by_flags(std::integral_constant<int64_t, cells::LIPSCHITZ>{}); break;
       case cells::TANH: by_flags(std::integral_constant<int64_t, cells::TANH>{}); break;
+      case cells::GATED: by_flags(std::integral_constant<int64_t, cells::GATED>{}); break;
       case cells::MODRELU: by_flags(std::integral_constant<int64_t, cells::MODRELU>{}); break;
       default: by_flags(std::integral_constant<int64_t, cells::CORNN>{}); break;
     }
@@ -508,7 +546,7 @@ def _build_name() -> str:
     except OSError:
         pass
     digest = hashlib.sha1((platform.machine() + flags).encode()).hexdigest()[:12]
-    return f"noisyrnn_cpu_kernels_v12_{digest}"
+    return f"noisyrnn_cpu_kernels_v14_{digest}"
 
 
 def enabled() -> bool:

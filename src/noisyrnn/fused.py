@@ -201,6 +201,8 @@ class _LipschitzRecurrence(torch.autograd.Function):
         d_h0 = g_all[:, 0].clone()
         if d_u is None:
             ctx.workspace.give(dp_all)
+        else:  # back to the pool once autograd is done with the input gradient (a view of it)
+            weakref.finalize(d_u, ctx.workspace.give, dp_all)
         return d_u, d_h0, d_weight, d_c, d_n, None
 
 

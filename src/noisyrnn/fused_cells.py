@@ -15,6 +15,7 @@ lipschitz alpha A h + tanh(W h + u)                        [alpha A^T|W^T] N
 tanh     tanh(W h + u) (antisymmetric RNN)                W^T            N
 modrelu  modReLU(Q h + u, b) - h (expRNN, dt = 1)         Q^T            N
 cornn    (z + dt F, F), F = tanh(W y + Wz z + u) - g y - e z  [W|Wz]^T   2N
+gated    sigmoid(W h + u_z) tanh(W h + u_h) (gated AntisymmetricRNN)  [W^T|W^T]  N
 ======== ================================================ ============== ==========
 
 The coefficients (c, n) of row (m, b) are computed from the Philox keys the scheme drew from
@@ -38,7 +39,7 @@ from dataclasses import dataclass
 
 import torch
 
-FORMS = {"lipschitz": 0, "tanh": 1, "modrelu": 2, "cornn": 3}
+FORMS = {"lipschitz": 0, "tanh": 1, "modrelu": 2, "cornn": 3, "gated": 4}
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def cells_apply(drift, scheme, h0: torch.Tensor, u: torch.Tensor, deltas: torch.
     if not getattr(scheme, "draws_in_loop", False) or deltas.shape[0] != 1:
         return False
     units = drift.noise_size
-    if u.shape[-1] != units or deltas.numel() not in (1, units):
+    if u.shape[-1] != (2 if form == "gated" else 1) * units or deltas.numel() not in (1, units):
         return False
     if form == "cornn" and (deltas.numel() != 1 or deltas.requires_grad):
         return False
@@ -134,10 +135,11 @@ class _CellRecurrence(torch.autograd.Function):
         S, batch, steps, units = u.shape
         hidden, width = h0.shape[2], weight.shape[2]
         need_dt = ctx.needs_input_grad[3]
-        keep_f = need_dt and spec.form == FORMS["lipschitz"]
-        empty = h0.new_empty(0)
         keep = any(ctx.needs_input_grad)  # else inference: two rotating state rows, no saved steps
+        keep_f = keep and ((need_dt and spec.form == FORMS["lipschitz"]) or spec.form == FORMS["gated"])
+        empty = h0.new_empty(0)
         states = workspace.take((S, steps + 1 if keep else 2, batch, hidden), h0)
+        units = hidden // 2 if spec.form == FORMS["cornn"] else hidden  # one activation per unit
         acts = workspace.take((S, steps if keep else 1, batch, units), h0)
         drifts = workspace.take((S, steps, batch, units), h0) if keep_f else None
         states[:, 0] = h0
@@ -153,7 +155,7 @@ class _CellRecurrence(torch.autograd.Function):
             return out
         ctx.save_for_backward(weight, dt, bias)
         ctx.buffers = (states, acts, drifts)
-        ctx.spec, ctx.workspace = spec, workspace
+        ctx.spec, ctx.workspace, ctx.u_width = spec, workspace, u.shape[-1]
         weakref.finalize(ctx, workspace.give, states, acts, drifts)
         return out
 
@@ -181,9 +183,11 @@ class _CellRecurrence(torch.autograd.Function):
         d_weight = grad_h.new_empty(weight.shape)
         for s in members:  # per member one GEMM over all steps: sum_m h_m^T dp_m
             torch.mm(states[s, :-1].reshape(-1, hidden).T, dp_all[s].reshape(-1, width), out=d_weight[s])
-        d_u = dp_all[..., width - units:].transpose(1, 2) if ctx.needs_input_grad[0] else None  # (S, B, M, N)
+        d_u = dp_all[..., width - ctx.u_width:].transpose(1, 2) if ctx.needs_input_grad[0] else None  # (S, B, M, d_u)
         if d_u is None:
             ctx.workspace.give(dp_all)
+        else:  # back to the pool once autograd is done with the input gradient (a view of it)
+            weakref.finalize(d_u, ctx.workspace.give, dp_all)
         d_dt = None
         if need_dt:
             d_dt = d_dt_rows.sum(1)  # (S, N)

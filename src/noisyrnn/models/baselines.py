@@ -39,7 +39,7 @@ class AntisymmetricDrift(Drift):
         self.input_size, self.hidden_size = int(input_size), int(hidden_size)
         self.gamma = check_positive(gamma, "gamma", allow_zero=True)
         self.gated = bool(gated)
-        self.form = None if self.gated else "tanh"  # the gated update has no cell-engine form
+        self.form = "gated" if self.gated else "tanh"  # the cell engine's forms (noisyrnn.fused_cells)
         self.init_std = check_positive(init_std, "init_std", allow_zero=True)
         self.encoder = nn.Linear(self.input_size, self.hidden_size * (2 if gated else 1))
         self.C = nn.Parameter(torch.empty(self.hidden_size, self.hidden_size))
@@ -58,9 +58,8 @@ class AntisymmetricDrift(Drift):
         return self.encoder(x)
 
     def cell_operands(self):
-        if self.gated:
-            return super().cell_operands()
-        return self.W.T, None, 0.0, 0.0
+        wt = self.W.T  # gated: both products share W h, so [W^T | W^T] gives (W h, W h) in one GEMM
+        return (torch.cat([wt, wt], dim=1) if self.gated else wt), None, 0.0, 0.0
 
     def step_function(self):
         wt = self.W.T
