@@ -20,16 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_recurrence import gemm_floor  # noqa: E402
+from bench_recurrence import gemm_floor, time_step  # noqa: E402
 
 from noisyrnn import build_model  # noqa: E402
 from noisyrnn.data.files import atomic_write_text  # noqa: E402
@@ -39,22 +36,6 @@ SHAPES = {"ecg": dict(B=64, T=140, N=128, dx=1, classes=5), "pixel": dict(B=128,
 NOISE = dict(noise="research", mult_noise=0.02, add_noise=0.02)
 CELLS = {"lipschitz": dict(step=0.01, **NOISE), "antisymmetric": dict(step=0.01, **NOISE),
          "cornn": dict(dt=0.042, **NOISE), "exprnn": dict(**NOISE), "antisymmetric_gated": dict(step=0.01, **NOISE)}
-
-
-def time_step(model, x, y, noise: bool, repeats: int) -> float:
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    gen = torch.Generator().manual_seed(0)
-    times = []
-    for i in range(repeats + 1):
-        t0 = time.perf_counter()
-        out = model(x, noise) if isinstance(model, ResearchStyleNRNN) else model(x, noise=noise, generator=gen)
-        loss = nn.functional.cross_entropy(out, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if i:  # the first step warms caches and the allocator
-            times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
 
 
 def main(argv=None) -> int:

@@ -134,3 +134,24 @@ def test_inference_path_with_rotating_buffers_equals_reference(name):
                          for noise in (False, True)])
     for a, b in zip(*outs):
         assert _rel(a, b) < 1e-5
+
+
+def test_engine_benchmark_smoke_runs(tmp_path):
+    """benchmarks/bench_engine.py (the #13 target table) runs and writes its table."""
+    import importlib.util
+    import json
+    import sys
+    from pathlib import Path
+
+    bench_dir = Path(__file__).resolve().parent.parent / "benchmarks"
+    sys.path.insert(0, str(bench_dir))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_engine", bench_dir / "bench_engine.py")
+        bench = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(bench)
+        assert bench.main(["--out", str(tmp_path / "be"), "--shapes", "ecg", "--repeats", "1", "--default-malloc"]) == 0
+    finally:
+        sys.path.remove(str(bench_dir))
+    result = json.loads((tmp_path / "be.json").read_text())
+    assert set(result["shapes"]["ecg"]["cells"]) == set(bench.CELLS)
+    assert "target >= 3x" in (tmp_path / "be.md").read_text()

@@ -441,6 +441,28 @@ Coef make_coef(const at::Tensor& dt, const at::Tensor& lengths, int64_t kind, do
   return k;
 }
 
+std::vector<Coef> make_coefs(at::TensorList dt, at::TensorList lengths, at::IntArrayRef kind,
+                             at::ArrayRef<double> mscale, at::ArrayRef<double> mshift, at::ArrayRef<double> add,
+                             at::ArrayRef<double> s1, at::ArrayRef<double> s2, at::IntArrayRef key_u,
+                             at::IntArrayRef key_n, int64_t B, int64_t N) {
+  std::vector<Coef> coef;
+  for (size_t s = 0; s < dt.size(); ++s)
+    coef.push_back(make_coef(dt[s], lengths[s], kind[s], mscale[s], mshift[s], add[s], s1[s], s2[s], key_u[s],
+                             key_n[s], B, N));
+  return coef;
+}
+
+// fn(std::integral_constant<int64_t, FORM>{}) for the runtime form
+template <typename Fn>
+void with_form(int64_t form, const Fn& fn) {
+  switch (form) {
+    case LIPSCHITZ: fn(std::integral_constant<int64_t, LIPSCHITZ>{}); break;
+    case TANH: fn(std::integral_constant<int64_t, TANH>{}); break;
+    case GATED: fn(std::integral_constant<int64_t, GATED>{}); break;
+    case MODRELU: fn(std::integral_constant<int64_t, MODRELU>{}); break;
+    default: fn(std::integral_constant<int64_t, CORNN>{}); break;
+  }
+}
 }  // namespace cells
 
 // S members (list entries), one task per (member, block of rows) as for_each_task splits them
@@ -451,10 +473,7 @@ void cells_forward(at::TensorList states, at::TensorList acts, at::TensorList dr
                    at::IntArrayRef key_n, at::ArrayRef<double> gamma, at::ArrayRef<double> eps,
                    at::ArrayRef<double> ystep) {
   const int64_t S = static_cast<int64_t>(states.size()), B = u[0].size(0), N = acts[0].size(2);
-  std::vector<cells::Coef> coef;
-  for (int64_t s = 0; s < S; ++s)
-    coef.push_back(cells::make_coef(dt[s], lengths[s], kind[s], mscale[s], mshift[s], add[s], s1[s], s2[s],
-                                    key_u[s], key_n[s], B, N));
+  const auto coef = cells::make_coefs(dt, lengths, kind, mscale, mshift, add, s1, s2, key_u, key_n, B, N);
   for_each_task(S, B, [&](int64_t s, int64_t b0, int64_t b1) {
     const float* bi = bias[s].numel() > 0 ? bias[s].data_ptr<float>() : nullptr;
     const float g = static_cast<float>(gamma[s]), e = static_cast<float>(eps[s]), ys = static_cast<float>(ystep[s]);
@@ -469,13 +488,7 @@ void cells_forward(at::TensorList states, at::TensorList acts, at::TensorList dr
       if (has_n) { if (keep_f) run(form_c, T{}, T{}); else run(form_c, T{}, Fa{}); }
       else { if (keep_f) run(form_c, Fa{}, T{}); else run(form_c, Fa{}, Fa{}); }
     };
-    switch (form) {
-      case cells::LIPSCHITZ: by_flags(std::integral_constant<int64_t, cells::LIPSCHITZ>{}); break;
-      case cells::TANH: by_flags(std::integral_constant<int64_t, cells::TANH>{}); break;
-      case cells::GATED: by_flags(std::integral_constant<int64_t, cells::GATED>{}); break;
-      case cells::MODRELU: by_flags(std::integral_constant<int64_t, cells::MODRELU>{}); break;
-      default: by_flags(std::integral_constant<int64_t, cells::CORNN>{}); break;
-    }
+    cells::with_form(form, by_flags);
   });
 }
 
@@ -487,10 +500,7 @@ void cells_backward(at::TensorList g_all, at::TensorList dp_all, at::TensorList 
                     at::IntArrayRef key_u, at::IntArrayRef key_n, at::ArrayRef<double> gamma,
                     at::ArrayRef<double> eps, at::ArrayRef<double> ystep) {
   const int64_t S = static_cast<int64_t>(g_all.size()), B = acts[0].size(1), N = acts[0].size(2);
-  std::vector<cells::Coef> coef;
-  for (int64_t s = 0; s < S; ++s)
-    coef.push_back(cells::make_coef(dt[s], lengths[s], kind[s], mscale[s], mshift[s], add[s], s1[s], s2[s],
-                                    key_u[s], key_n[s], B, N));
+  const auto coef = cells::make_coefs(dt, lengths, kind, mscale, mshift, add, s1, s2, key_u, key_n, B, N);
   for_each_task(S, B, [&](int64_t s, int64_t b0, int64_t b1) {
     const float* bi = bias[s].numel() > 0 ? bias[s].data_ptr<float>() : nullptr;
     const float g = static_cast<float>(gamma[s]), e = static_cast<float>(eps[s]), ys = static_cast<float>(ystep[s]);
@@ -502,13 +512,7 @@ void cells_backward(at::TensorList g_all, at::TensorList dp_all, at::TensorList 
     auto by_flags = [&](auto form_c) {
       if (want_dt) run(form_c, std::true_type{}); else run(form_c, std::false_type{});
     };
-    switch (form) {
-      case cells::LIPSCHITZ: by_flags(std::integral_constant<int64_t, cells::LIPSCHITZ>{}); break;
-      case cells::TANH: by_flags(std::integral_constant<int64_t, cells::TANH>{}); break;
-      case cells::GATED: by_flags(std::integral_constant<int64_t, cells::GATED>{}); break;
-      case cells::MODRELU: by_flags(std::integral_constant<int64_t, cells::MODRELU>{}); break;
-      default: by_flags(std::integral_constant<int64_t, cells::CORNN>{}); break;
-    }
+    cells::with_form(form, by_flags);
   });
 }
 
@@ -546,7 +550,7 @@ def _build_name() -> str:
     except OSError:
         pass
     digest = hashlib.sha1((platform.machine() + flags).encode()).hexdigest()[:12]
-    return f"noisyrnn_cpu_kernels_v14_{digest}"
+    return f"noisyrnn_cpu_kernels_v15_{digest}"
 
 
 def enabled() -> bool:
