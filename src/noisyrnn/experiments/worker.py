@@ -72,7 +72,7 @@ def _record_error(spec: dict, seed: int, folder: Path, err: BaseException) -> No
 def batchable(task, spec: dict) -> bool:
     probe = build_model(spec["model"], task.input_size, task.num_classes, **spec["config"]["params"])
     train = spec["config"]["train"]
-    return can_batch([probe]) and not train.get("grad_clip") and train.get("regularizer", "none") == "none"
+    return can_batch([probe]) and train.get("regularizer", "none") == "none"
 
 
 def execute_job(job: dict) -> list[dict]:

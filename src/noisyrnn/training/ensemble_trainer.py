@@ -24,8 +24,10 @@ from ..errors import ConfigError
 from ..models import build_model
 from .progress import EpochProgress
 from .checkpoint import has_training_state, load_training_state, save_model, save_training_state
+from ..theory.explicit import explicit_regularizer
 from .trainer import (
     METRICS_LOG, SELECTION, TrainConfig, TrainingDiverged, TrainResult, _generators, make_optimizer, resolve_device,
+    validation_under,
 )
 
 
@@ -51,9 +53,6 @@ def perturbed_split(task: Task, config: TrainConfig, seed: int):
     from ..perturbations import parse_column
 
     pert = parse_column(config.select_under, task.data_range)
-    if getattr(pert, "needs_model", False):
-        raise ConfigError(f"select_under={config.select_under!r} is an attack; ensembles select under "
-                          "random perturbations only: train the seeds separately")
     val = task.val
     out = []
     gen = torch.Generator().manual_seed(perturbation_seed(seed, config.select_under))
@@ -66,23 +65,40 @@ def perturbed_split(task: Task, config: TrainConfig, seed: int):
 
 def fit_ensemble(name: str, params: dict, task: Task, config: TrainConfig, seeds, out_dir=None,
                  member_dirs=None, resume: bool = True, progress: bool = True) -> list[TrainResult]:
-    """Train model ``name`` once per seed in ``seeds``, all in one batched pass.
+    """Train model ``name`` once per seed in ``seeds``, all in one batched pass (:func:`fit_members`).
 
     Returns one :class:`TrainResult` per seed, each holding that member's selected weights.
     """
+    seeds = [int(s) for s in seeds]
+    # each member initialised as its separate run (build_model(seed=s)): no global RNG
+    models = [build_model(name, task.input_size, task.num_classes, seed=s, **(params or {})) for s in seeds]
+    return fit_members(models, task, config, seeds, out_dir=out_dir, member_dirs=member_dirs, resume=resume,
+                       progress=progress, label=f"{name} x{len(seeds)}")
+
+
+def fit_members(models, task: Task, config: TrainConfig, seeds, out_dir=None, member_dirs=None,
+                resume: bool = True, progress: bool = True, log=None, label: str | None = None) -> list[TrainResult]:
+    """The one training loop, for S >= 1 models of one architecture trained as one
+    :class:`~noisyrnn.ensemble.Ensemble`: member i is trained exactly as a separate run with
+    ``seeds[i]`` (its shuffling and noise generators, its Adam state, its model selection on
+    validation). :func:`noisyrnn.training.fit` is the case S = 1.
+
+    With ``out_dir`` every epoch writes a resumable training state (and each member's metrics
+    log to ``member_dirs[i]``); with ``resume`` an existing state there is continued exactly.
+    Each member is saved as a stand-alone model to ``member_dirs[i]``.
+    """
     config.validate()
-    if config.grad_clip:
-        raise ConfigError("grad_clip couples the members of an ensemble; train them separately")
-    if config.regularizer != "none":
+    seeds = [int(s) for s in seeds]
+    S = len(models)
+    if S != len(seeds) or (member_dirs is not None and len(member_dirs) != S):
+        raise ConfigError(f"fit_members needs one seed (and one folder) per model, got {S} models, "
+                          f"{len(seeds)} seeds")
+    explicit = config.regularizer == "explicit"
+    if explicit and S > 1:
         raise ConfigError(f"regularizer={config.regularizer!r} is not supported for seed-batched ensembles; "
                           "train the seeds separately")
-    seeds = [int(s) for s in seeds]
-    models = []
-    for s in seeds:  # each member initialised as its separate run (build_model(seed=s)): no global RNG
-        models.append(build_model(name, task.input_size, task.num_classes, seed=s, **(params or {})))
     device = resolve_device(config.device)
     ens = Ensemble(models).to(device)
-    S = ens.members
     gens = {}
     for i, s in enumerate(seeds):
         g = _generators(s, device)
@@ -102,11 +118,11 @@ def fit_ensemble(name: str, params: dict, task: Task, config: TrainConfig, seeds
         start_epoch = info["epoch"] + 1
     train = task.train
     inject = bool(config.noise) and ens.injects_noise
+    if explicit and inject:
+        raise ConfigError("regularizer='explicit' replaces noise injection: set noise = false")
     noise_gens = [gens[f"noise{i}"] for i in range(S)]
-    val_under = None
-    if config.select_under:  # each member's own draws, as in its separate run
-        val_under = [perturbed_split(task, config, s) for s in seeds]
-    bar = EpochProgress(f"{name} x{S}", start_epoch, config.epochs, progress)
+    under = _validation_under(task, config, seeds) if config.select_under else None
+    bar = EpochProgress(label or models[0].config.get("name", "train"), start_epoch, config.epochs, progress)
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
         ens.train()
@@ -115,25 +131,35 @@ def fit_ensemble(name: str, params: dict, task: Task, config: TrainConfig, seeds
         correct = torch.zeros(S, device=device)
         for start in range(0, len(train), config.batch_size):
             idx = torch.stack([o[start:start + config.batch_size] for o in orders])  # (S, b)
-            x, y = train.x[idx].to(device), train.y[idx].to(device)
-            lengths = None if train.lengths is None else train.lengths[idx].to(device)
-            logits = ens(x, noise=inject, generators=noise_gens, lengths=lengths)
-            per_member = F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(1)  # (S,)
+            x, y, lengths = train.batch(idx.reshape(-1), device)  # cut to the longest row: exact
+            x, y = x.view(S, -1, *x.shape[1:]), y.view(S, -1)
+            lengths = None if lengths is None else lengths.view(S, -1)
+            if explicit:  # Theorem 1's explicit regulariser (eq 18) instead of the noise (S = 1)
+                objective = explicit_regularizer(models[0], x[0], y[0], lengths=None if lengths is None else lengths[0])
+                logits = objective.logits.unsqueeze(0)
+                per_member = (objective.loss + config.regularizer_scale * objective.penalty.mean()).reshape(1)
+            else:
+                logits = ens(x, noise=inject, generators=noise_gens, lengths=lengths)
+                per_member = F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(1)  # (S,)
             loss = per_member.sum()
             if not math.isfinite(loss.item()):
                 bad = [seeds[i] for i in range(S) if not math.isfinite(per_member[i].item())]
-                raise TrainingDiverged(f"training loss became non-finite at epoch {epoch} for seed(s) {bad}")
+                raise TrainingDiverged(f"training loss became {loss.item()} at epoch {epoch} (seed(s) {bad}); "
+                                       "lower the learning rate or the step size")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if config.grad_clip:  # per member: the norm of its own gradient, as in its separate run
+                for m in models:
+                    torch.nn.utils.clip_grad_norm_(m.parameters(), config.grad_clip)
             optimizer.step()
             loss_sum += per_member.detach().double() * idx.shape[1]
             correct += (logits.argmax(-1) == y).sum(1)
         scheduler.step()
         ens.eval()
         val = _validate(ens, task.val, config.eval_batch_size)
-        if val_under is not None:
+        if under is not None:
             for i, v in enumerate(val):
-                v["val_under"] = _validate(ens, val_under[i], config.eval_batch_size)[i]["val_accuracy"]
+                v["val_under"] = under(ens, i)
         elapsed += time.perf_counter() - t0
         current = ens.state_dict()
         for i in range(S):
@@ -148,6 +174,8 @@ def fit_ensemble(name: str, params: dict, task: Task, config: TrainConfig, seeds
                 for k, v in current.items():
                     if k.startswith(prefix):
                         best_state[k].copy_(v)
+            if log is not None:
+                log(metrics)
         bar.update({k: sum(h[-1][k] for h in histories) / S for k in histories[0][-1] if k != "epoch"}
                    | {"epoch": epoch})
         if out_dir is not None:
@@ -155,6 +183,9 @@ def fit_ensemble(name: str, params: dict, task: Task, config: TrainConfig, seeds
                     "best_key": [list(k) for k in best_keys], "seconds": elapsed,
                     "train_config": config.to_dict(), "seeds": seeds}
             save_training_state(out_dir, ens, optimizer, scheduler, gens, info, best_state)
+        for i in range(S) if member_dirs is not None else ():
+            Path(member_dirs[i]).mkdir(parents=True, exist_ok=True)
+            atomic_write_text(Path(member_dirs[i]) / METRICS_LOG, "".join(json.dumps(h) + "\n" for h in histories[i]))
     bar.close()
     results = []
     for i, s in enumerate(seeds):
@@ -164,12 +195,33 @@ def fit_ensemble(name: str, params: dict, task: Task, config: TrainConfig, seeds
         best_val = hist[best_epochs[i]]["val_accuracy"] if hist else float("nan")
         result = TrainResult(model, best_epochs[i], best_val, hist, elapsed)
         if member_dirs is not None:
-            d = Path(member_dirs[i])
-            member_cfg = {**config.to_dict(), "seed": s}
-            save_model(d, model, extra={"train_config": member_cfg, "best_epoch": best_epochs[i],
-                                        "best_val_accuracy": best_val, "task": task.name,
-                                        "data": task.data_spec(),
-                                        "trained_as": f"member {i} of a {S}-model ensemble"})
-            atomic_write_text(d / METRICS_LOG, "".join(json.dumps(h) + "\n" for h in hist))
+            extra = {"train_config": {**config.to_dict(), "seed": s}, "best_epoch": best_epochs[i],
+                     "best_val_accuracy": best_val, "task": task.name, "data": task.data_spec()}
+            if S > 1:
+                extra["trained_as"] = f"member {i} of a {S}-model ensemble"
+            save_model(Path(member_dirs[i]), model, extra=extra)
         results.append(result)
     return results
+
+
+def _validation_under(task: Task, config: TrainConfig, seeds):
+    """under(ens, i): member i's validation accuracy under ``config.select_under``, the same
+    draws every epoch (random perturbations drawn once per member; attacks run on the member)."""
+    from ..perturbations import parse_column
+
+    pert = parse_column(config.select_under, task.data_range)
+    if getattr(pert, "needs_model", False):
+        configs = [TrainConfig(**{**config.to_dict(), "seed": s}) for s in seeds]
+        return lambda ens, i: validation_under(ens.models[i], task, configs[i])
+    splits = [perturbed_split(task, config, s) for s in seeds]
+    return lambda ens, i: _validate_one(ens.models[i], splits[i], config.eval_batch_size)
+
+
+@torch.no_grad()
+def _validate_one(model, split, batch_size: int) -> float:
+    correct = 0
+    device = next(model.parameters()).device
+    for start in range(0, len(split), batch_size):
+        x, y, lengths = split.batch(slice(start, start + batch_size), device)
+        correct += int((model(x, noise=False, lengths=lengths).argmax(-1) == y).sum())
+    return correct / len(split)

@@ -3,24 +3,14 @@ atomic checkpoints every epoch, exact resume, a progress bar and a JSONL metrics
 
 from __future__ import annotations
 
-import copy
-import json
-import math
-import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from ..data.files import atomic_write_text
 from ..data.task import Task
 from ..errors import ConfigError, NoisyRNNError, check_choice, check_positive
-from ..evaluation import evaluate
 from ..models import build_model
-from ..theory.explicit import explicit_regularizer
-from .progress import EpochProgress
-from .checkpoint import has_training_state, load_training_state, save_model, save_training_state
 
 METRICS_LOG = "metrics.jsonl"
 OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}
@@ -156,91 +146,18 @@ def validation_under(model, task: Task, config: TrainConfig) -> float:
 
 def fit(model, task: Task, config: TrainConfig, out_dir: Path | None = None, resume: bool = True,
         progress: bool = True, log=None) -> TrainResult:
-    """Train ``model`` on ``task.train``, selecting the epoch with the best validation accuracy.
+    """Train ``model`` on ``task.train``, selecting the epoch with the best validation accuracy:
+    the one training loop (:func:`noisyrnn.training.ensemble_trainer.fit_members`) with S = 1.
 
     With ``out_dir`` every epoch writes a resumable training state and the metrics log,
     and the selected model is saved as ``out_dir/model.safetensors``; with ``resume`` an
     existing state in ``out_dir`` is continued exactly (same weights, optimizer, RNG).
     """
-    config.validate()
-    device = resolve_device(config.device)
-    model.to(device)
-    out_dir = Path(out_dir) if out_dir is not None else None
-    gens = _generators(config.seed, device)
-    optimizer = make_optimizer(model, config)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.lr_milestones), config.lr_gamma)
-    history: list[dict] = []
-    best_state, best_key, best_epoch, start_epoch, elapsed = None, None, -1, 0, 0.0
-    if out_dir is not None and resume and has_training_state(out_dir):
-        info, best_state = load_training_state(out_dir, model, optimizer, scheduler, gens)
-        history, best_epoch, elapsed = info["history"], info["best_epoch"], info["seconds"]
-        best_key = tuple(info["best_key"]) if info["best_key"] else None
-        start_epoch = info["epoch"] + 1
-    train = task.train
-    inject = bool(config.noise) and getattr(model, "injects_noise", False)
-    explicit = config.regularizer == "explicit"
-    if explicit and inject:
-        raise ConfigError("regularizer='explicit' replaces noise injection: set noise = false")
-    bar = EpochProgress(model.config.get("name", "train"), start_epoch, config.epochs, progress)
-    for epoch in range(start_epoch, config.epochs):
-        t0 = time.perf_counter()
-        model.train()
-        order = torch.randperm(len(train), generator=gens["shuffle"])
-        loss_sum, correct = 0.0, 0
-        for start in range(0, len(train), config.batch_size):
-            idx = order[start:start + config.batch_size]
-            x, y, lengths = train.batch(idx, device)
-            if explicit:
-                objective = explicit_regularizer(model, x, y, lengths=lengths)
-                logits = objective.logits
-                loss = objective.loss + config.regularizer_scale * objective.penalty.mean()
-            else:
-                logits = model(x, noise=inject, generator=gens["noise"], lengths=lengths)
-                loss = F.cross_entropy(logits, y)
-            if not math.isfinite(loss.item()):
-                raise TrainingDiverged(f"training loss became {loss.item()} at epoch {epoch}; "
-                                       "lower the learning rate or the step size")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            loss_sum += loss.item() * len(idx)
-            correct += int((logits.argmax(-1) == y).sum())
-        scheduler.step()
-        model.eval()
-        val = evaluate(model, task.val, config.eval_batch_size)
-        elapsed += time.perf_counter() - t0
-        metrics = {
-            "epoch": epoch, "train_loss": loss_sum / len(train), "train_accuracy": correct / len(train),
-            "val_loss": val["loss"], "val_accuracy": val["accuracy"],
-            "lr": optimizer.param_groups[0]["lr"], "seconds": elapsed,
-        }
-        if config.select_under:
-            metrics["val_under"] = validation_under(model, task, config)
-        history.append(metrics)
-        key = SELECTION[config.select](metrics)
-        if best_key is None or key > best_key:
-            best_key, best_epoch, best_state = key, epoch, copy.deepcopy(model.state_dict())
-        bar.update(metrics)
-        if log is not None:
-            log(metrics)
-        if out_dir is not None:
-            info = {"epoch": epoch, "history": history, "best_epoch": best_epoch,
-                    "best_key": list(best_key), "seconds": elapsed, "train_config": config.to_dict()}
-            save_training_state(out_dir, model, optimizer, scheduler, gens, info, best_state)
-            atomic_write_text(out_dir / METRICS_LOG, "".join(json.dumps(h) + "\n" for h in history))
-    bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    best_val = history[best_epoch]["val_accuracy"] if history else float("nan")
-    result = TrainResult(model, best_epoch, best_val, history, elapsed)
-    if out_dir is not None:
-        save_model(out_dir, model, extra={"train_config": config.to_dict(), "best_epoch": best_epoch,
-                                          "best_val_accuracy": result.best_val_accuracy, "task": task.name,
-                                          "data": task.data_spec()})
-    return result
+    from .ensemble_trainer import fit_members
+
+    dirs = None if out_dir is None else [Path(out_dir)]
+    return fit_members([model], task, config, [config.seed], out_dir=out_dir, member_dirs=dirs, resume=resume,
+                       progress=progress, log=log)[0]
 
 
 def train_model(name: str, params: dict, task: Task, config: TrainConfig, out_dir=None,
