@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from .errors import ConfigError, check_sequences
-from .fused import Workspace, lipschitz_recurrence
-from .integrator import step_mask, step_sizes
+from .fused import Workspace
+from .integrator import step_sizes
 from .models.recurrent import RecurrentClassifier
 from .noise import Deterministic
 
@@ -95,56 +95,23 @@ class Ensemble(nn.Module):
 
     def _cells(self, u, h0, schemes, gens, lens):
         """All members' h_M in one cell-engine call (noise drawn in the C++ loop), or None."""
-        from .fused_cells import FORMS, CellSpec, cell_recurrence, cells_apply
-        from .noise import sqrt_step
+        from .fused_cells import cell_members_final_state, cells_apply
 
-        S, batch, steps = u.shape[0], u.shape[1], u.shape[2]
         drifts = [m.drift for m in self.models]
-        deltas = [step_sizes(m.step, steps, h0.shape[-1], h0) for m in self.models]
+        deltas = [step_sizes(m.step, u.shape[2], h0.shape[-1], h0) for m in self.models]
         if not all(cells_apply(d, sc, h0[0], u[0], dt) for d, sc, dt in zip(drifts, schemes, deltas)):
             return None
-        operands = [d.cell_operands() for d in drifts]
-        noise = tuple(sc.in_loop(g) for sc, g in zip(schemes, gens))
-        for n, dt in zip(noise, deltas):
-            if n.kind == 2:
-                sqrt_step(dt)
-        none = torch.empty(0, dtype=torch.int64)
-        spec = CellSpec(FORMS[drifts[0].form], noise, tuple(float(o[2]) for o in operands),
-                        tuple(float(o[3]) for o in operands), tuple(float(dt.detach().reshape(-1)[0]) for dt in deltas),
-                        tuple(none if L is None else L.to(torch.int64).contiguous() for L in lens))
-        weight = torch.stack([o[0] for o in operands])
-        bias = torch.stack([o[1] if o[1] is not None else u.new_empty(0) for o in operands])
-        dt = torch.stack([d.reshape(-1) for d in deltas])
-        return cell_recurrence(u, h0, weight, dt, bias, spec, self.workspace)
+        return cell_members_final_state(drifts, h0, u, deltas, schemes, gens, lens, self.workspace)
 
     def _batched_eq3(self, u, h0, schemes, gens, lens):
         """The eq (3) members as one batched recurrence with pre-drawn noise (the GPU path), or None."""
-        from .integrator import fused_applies
+        from .integrator import fused_applies, fused_members_final_state
 
         drifts = [m.drift for m in self.models]
         if not all(fused_applies(d, sc) for d, sc in zip(drifts, schemes)):
             return None
-        S, batch, steps, hidden = u.shape
-        cs, ns = [], []
-        for s, (m, scheme) in enumerate(zip(self.models, schemes)):
-            dt = step_sizes(m.step, steps, hidden, h0)
-            coeffs = scheme.affine_coefficients(dt, scheme.draw(steps, batch, hidden, h0[0], gens[s]))
-            if coeffs is None:
-                return None
-            c, n = coeffs
-            mask = step_mask(lens[s], batch, steps, h0)
-            if mask is not None:  # frozen on padded steps, as in RecurrentClassifier
-                c = c * mask.unsqueeze(-1)
-                n = None if n is None else n * mask.unsqueeze(-1)
-            cs.append(c)
-            ns.append(n)
-        common = torch.broadcast_shapes(*(c.shape for c in cs))  # masks may differ between members
-        c = torch.stack([v.expand(common) for v in cs]).transpose(0, 1)  # (M, S, B, N) view, model-major
-        n = None
-        if any(v is not None for v in ns):
-            n = torch.stack([u.new_zeros(steps, batch, hidden) if v is None else v for v in ns]).transpose(0, 1)
-        weight = torch.stack([d.stacked_weight() for d in drifts])
-        return lipschitz_recurrence(u, h0, weight, c, n, self.workspace)
+        deltas = [step_sizes(m.step, u.shape[2], h0.shape[-1], h0) for m in self.models]
+        return fused_members_final_state(drifts, h0, u, deltas, schemes, gens, lens, self.workspace)
 
     @torch.no_grad()
     def member(self, s: int, state: dict | None = None) -> nn.Module:

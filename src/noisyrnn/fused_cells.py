@@ -39,24 +39,12 @@ from dataclasses import dataclass
 
 import torch
 
+from .noise import LoopNoise, sqrt_step
+
+__all__ = ["FORMS", "CellSpec", "LoopNoise", "cells_apply", "cell_final_state", "cell_members_final_state",
+           "cell_recurrence"]
+
 FORMS = {"lipschitz": 0, "tanh": 1, "modrelu": 2, "cornn": 3, "gated": 4}
-
-
-@dataclass(frozen=True)
-class LoopNoise:
-    """A scheme's coefficients as the C++ loop draws them: ``kind`` 0 deterministic (c = dt),
-    1 the research scheme (c = dt (mscale U + mshift), n = add Z), 2 eq (4)-(5)
-    (c = dt + sqrt(dt) s2 xi, n = sqrt(dt) s1 xi); ``key_u``/``key_n``: the Philox keys of the
-    uniform and normal streams."""
-
-    kind: int
-    mscale: float = 0.0
-    mshift: float = 1.0
-    add: float = 0.0
-    s1: float = 0.0
-    s2: float = 0.0
-    key_u: int = 0
-    key_n: int = 0
 
 
 def _ops():
@@ -108,19 +96,27 @@ class CellSpec:
 
 def cell_final_state(drift, h0, u, deltas, scheme, generator, lengths, workspace):
     """h_M of one model's recurrence through the cell engine (see :func:`cells_apply`)."""
-    weight, bias, gamma, eps = drift.cell_operands()
-    noise = scheme.in_loop(generator)
-    if noise.kind == 2:
-        from .noise import sqrt_step
+    return cell_members_final_state([drift], h0.unsqueeze(0), u.unsqueeze(0), [deltas], [scheme], [generator],
+                                    [lengths], workspace)[0]
 
-        sqrt_step(deltas)  # a named error for non-positive (learned) steps
-    empty = h0.new_empty(0)
-    lengths = empty.new_empty(0, dtype=torch.int64) if lengths is None else lengths.to(torch.int64).contiguous()
-    spec = CellSpec(FORMS[drift.form], (noise,), (float(gamma),), (float(eps),),
-                    (float(deltas.detach().reshape(-1)[0]),), (lengths,))
-    bias = (bias if bias is not None else empty).unsqueeze(0)
-    return cell_recurrence(u.unsqueeze(0), h0.unsqueeze(0), weight.unsqueeze(0), deltas.reshape(1, -1), bias,
-                           spec, workspace)[0]
+
+def cell_members_final_state(drifts, h0, u, deltas, schemes, generators, lengths, workspace):
+    """h_M (S, B, H) of S members of one form through the cell engine, in one C++ call: h0
+    (S, B, H), u (S, B, M, d_u); per member its drift, step sizes (1, 1 or N), scheme,
+    generator and lengths (B,) or None. Each scheme draws its keys from its generator here."""
+    operands = [d.cell_operands() for d in drifts]
+    noise = tuple(sc.in_loop(g) for sc, g in zip(schemes, generators))
+    for n, dt in zip(noise, deltas):
+        if n.kind == 2:
+            sqrt_step(dt)  # a named error for non-positive (learned) steps
+    full = torch.empty(0, dtype=torch.int64)
+    spec = CellSpec(FORMS[drifts[0].form], noise, tuple(float(o[2]) for o in operands),
+                    tuple(float(o[3]) for o in operands), tuple(float(dt.detach().reshape(-1)[0]) for dt in deltas),
+                    tuple(full if L is None else L.to(torch.int64).contiguous() for L in lengths))
+    weight = torch.stack([o[0] for o in operands])
+    bias = torch.stack([o[1] if o[1] is not None else u.new_empty(0) for o in operands])
+    dt = torch.stack([d.reshape(-1) for d in deltas])
+    return cell_recurrence(u, h0, weight, dt, bias, spec, workspace)
 
 
 def cell_recurrence(u, h0, weight, dt, bias, spec: CellSpec, workspace):

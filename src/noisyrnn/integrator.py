@@ -87,26 +87,33 @@ def fused_applies(drift: Drift, scheme: NoiseScheme | None) -> bool:
     return getattr(drift, "form", None) == "lipschitz" and (scheme is None or scheme.affine)
 
 
-def _fused_final_state(drift, h0, u, dt, scheme, generator, lengths, workspace):
-    """h_M through :func:`noisyrnn.fused.lipschitz_recurrence`, or None when the scheme's
+def fused_members_final_state(drifts, h0, u, deltas, schemes, generators, lengths, workspace):
+    """h_M (S, B, N) of S eq (3) members as one :func:`noisyrnn.fused.lipschitz_recurrence` with
+    pre-drawn noise: h0 (S, B, N), u (S, B, M, N); per member its drift, step sizes (as
+    :func:`step_sizes` returns them), scheme, generator and lengths. None when a scheme's
     coefficients are not affine for these draws."""
     from .fused import lipschitz_recurrence
 
-    batch, steps, hidden = u.shape
-    deltas = step_sizes(dt, steps, hidden, h0)
-    coeffs = scheme.affine_coefficients(deltas, scheme.draw(steps, batch, hidden, h0, generator))
-    if coeffs is None:
-        return None
-    c, n = coeffs
-    mask = step_mask(lengths, batch, steps, h0)
-    if mask is not None:  # c = n = 0 on padded steps: h_{m+1} = h_m exactly
-        mask = mask.unsqueeze(-1)
-        c = c * mask
-        n = None if n is None else n * mask
-    c = c.unsqueeze(1)  # (M or 1, 1, B or 1, N or 1): add the model axis
-    n = None if n is None else n.unsqueeze(1)
-    weight = drift.stacked_weight().unsqueeze(0)
-    return lipschitz_recurrence(u.unsqueeze(0), h0.unsqueeze(0), weight, c, n, workspace)[0]
+    S, batch, steps, hidden = u.shape
+    cs, ns = [], []
+    for dt, scheme, gen, L in zip(deltas, schemes, generators, lengths):
+        coeffs = scheme.affine_coefficients(dt, scheme.draw(steps, batch, hidden, h0[0], gen))
+        if coeffs is None:
+            return None
+        c, n = coeffs
+        mask = step_mask(L, batch, steps, h0)
+        if mask is not None:  # c = n = 0 on padded steps: h_{m+1} = h_m exactly
+            c = c * mask.unsqueeze(-1)
+            n = None if n is None else n * mask.unsqueeze(-1)
+        cs.append(c)
+        ns.append(n)
+    common = torch.broadcast_shapes(*(c.shape for c in cs))  # masks may differ between members
+    c = torch.stack([v.expand(common) for v in cs]).transpose(0, 1)  # (M, S, B, N) view, model-major
+    n = None
+    if any(v is not None for v in ns):
+        n = torch.stack([u.new_zeros(steps, batch, hidden) if v is None else v for v in ns]).transpose(0, 1)
+    weight = torch.stack([d.stacked_weight() for d in drifts])
+    return lipschitz_recurrence(u, h0, weight, c, n, workspace)
 
 
 def integrate(
@@ -143,14 +150,15 @@ def integrate(
         from .fused_cells import cell_final_state, cells_apply
 
         deltas = step_sizes(dt, u.shape[1], h0.shape[-1], h0)
+        workspace = workspace if workspace is not None else Workspace(0)
         if cells_apply(drift, scheme, h0, u, deltas):
             lengths = check_lengths(lengths, u.shape[0], u.shape[1])
-            return cell_final_state(drift, h0, u, deltas, scheme, generator, lengths,
-                                    workspace if workspace is not None else Workspace(0))
+            return cell_final_state(drift, h0, u, deltas, scheme, generator, lengths, workspace)
         if fused_applies(drift, scheme):
-            out = _fused_final_state(drift, h0, u, dt, scheme, generator, lengths, workspace)
+            out = fused_members_final_state([drift], h0.unsqueeze(0), u.unsqueeze(0), [deltas], [scheme],
+                                            [generator], [lengths], workspace)
             if out is not None:
-                return out
+                return out[0]
     if backend == "fused":
         raise ConfigError(f"the fused recurrence does not apply to {type(drift).__name__} with "
                           f"{type(scheme).__name__}{' (states requested)' if return_states else ''}")

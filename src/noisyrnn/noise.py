@@ -19,12 +19,31 @@ reproducible.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from . import philox
 from .dynamics import Diffusion, PaperDiffusion
 from .errors import ConfigError, check_positive
+
+
+@dataclass(frozen=True)
+class LoopNoise:
+    """A scheme's coefficients as the C++ cell engine draws them inside its loop
+    (:mod:`noisyrnn.fused_cells`): ``kind`` 0 deterministic (c = dt), 1 the research scheme
+    (c = dt (mscale U + mshift), n = add Z), 2 eq (4)-(5) (c = dt + sqrt(dt) s2 xi,
+    n = sqrt(dt) s1 xi); ``key_u``/``key_n``: the Philox keys of the uniform and normal streams."""
+
+    kind: int
+    mscale: float = 0.0
+    mshift: float = 1.0
+    add: float = 0.0
+    s1: float = 0.0
+    s2: float = 0.0
+    key_u: int = 0
+    key_n: int = 0
 
 
 class NoiseScheme(nn.Module):
@@ -41,10 +60,8 @@ class NoiseScheme(nn.Module):
         return None
 
     def in_loop(self, generator):
-        """The :class:`noisyrnn.fused_cells.LoopNoise` of one sequence batch, drawing the same
+        """The :class:`LoopNoise` of one sequence batch, drawing the same
         Philox keys from ``generator`` as :meth:`draw` (so both paths see the same noise)."""
-        from .fused_cells import LoopNoise
-
         return LoopNoise(kind=0)
 
     def step(self, h, f, dt, u, noise_m):
@@ -89,13 +106,9 @@ class EulerMaruyama(NoiseScheme):
         """eq (4)'s diffusion eps (sigma1 + sigma2 f) keeps the step affine in f; others need not."""
         return isinstance(self.diffusion, PaperDiffusion)
 
-    @property
-    def draws_in_loop(self) -> bool:
-        return isinstance(self.diffusion, PaperDiffusion)
+    draws_in_loop = affine  # the cell engine draws eq (4)'s noise in its loop, as for the affine path
 
     def in_loop(self, generator):
-        from .fused_cells import LoopNoise
-
         d = self.diffusion
         return LoopNoise(kind=2, s1=d.eps * d.sigma1, s2=d.eps * d.sigma2, key_n=philox.draw_key(generator))
 
@@ -146,8 +159,6 @@ class ResearchCodeNoise(NoiseScheme):
         return h + dt * noise_m[0] * f + noise_m[1]
 
     def in_loop(self, generator):
-        from .fused_cells import LoopNoise
-
         key_u = philox.draw_key(generator)  # the order of draw(): the uniform factor, then the normal
         return LoopNoise(kind=1, mscale=self.mult_noise, mshift=1.0 - self.mult_noise, add=self.add_noise,
                          key_u=key_u, key_n=philox.draw_key(generator))

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from ..data.files import atomic_write_text
 from ..data.task import Task
 from ..ensemble import Ensemble
+from ..evaluation import evaluate
 from ..errors import ConfigError
 from ..models import build_model
 from .progress import EpochProgress
@@ -214,14 +215,4 @@ def _validation_under(task: Task, config: TrainConfig, seeds):
         configs = [TrainConfig(**{**config.to_dict(), "seed": s}) for s in seeds]
         return lambda ens, i: validation_under(ens.models[i], task, configs[i])
     splits = [perturbed_split(task, config, s) for s in seeds]
-    return lambda ens, i: _validate_one(ens.models[i], splits[i], config.eval_batch_size)
-
-
-@torch.no_grad()
-def _validate_one(model, split, batch_size: int) -> float:
-    correct = 0
-    device = next(model.parameters()).device
-    for start in range(0, len(split), batch_size):
-        x, y, lengths = split.batch(slice(start, start + batch_size), device)
-        correct += int((model(x, noise=False, lengths=lengths).argmax(-1) == y).sum())
-    return correct / len(split)
+    return lambda ens, i: evaluate(ens.models[i], splits[i], config.eval_batch_size)["accuracy"]
