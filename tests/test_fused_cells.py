@@ -155,3 +155,55 @@ def test_engine_benchmark_smoke_runs(tmp_path):
     result = json.loads((tmp_path / "be.json").read_text())
     assert set(result["shapes"]["ecg"]["cells"]) == set(bench.CELLS)
     assert "target >= 3x" in (tmp_path / "be.md").read_text()
+
+
+@pytest.mark.parametrize("form,width", [("lipschitz", 8), ("gated", 16), ("cornn", 8)])
+@pytest.mark.parametrize("channels", [1, 5])
+def test_in_loop_input_projection_equals_the_encoded_inputs(form, width, channels):
+    """LinearInputs: u_m = x_m U^T + b formed inside the C++ loop (dU, db summed there) gives
+    the recurrence on the materialised u, with the same gradients for x, U, b and the weight;
+    S = 3 members with padded lengths."""
+    from noisyrnn.dynamics import LinearInputs
+    from noisyrnn.fused import Workspace
+    from noisyrnn.fused_cells import FORMS, CellSpec, LoopNoise, cell_recurrence
+
+    torch.manual_seed(6)
+    S, M, B, N = 3, 11, 4, 8
+    H = 2 * N if form == "cornn" else N
+    P = {"lipschitz": 2 * N, "gated": 2 * N, "cornn": N}[form]
+    x, U, b = torch.randn(S, B, M, channels), torch.randn(S, width, channels), torch.randn(S, width)
+    h0, w, dt = 0.1 * torch.randn(S, B, H), 0.3 * torch.randn(S, H, P), torch.full((S, 1), 0.1)
+    noise = (LoopNoise(1, 0.2, 0.8, 0.1, key_u=1, key_n=2), LoopNoise(2, s1=0.3, s2=0.2, key_n=3), LoopNoise(0))
+    lengths = (torch.tensor([11, 3, 7, 11]), torch.empty(0, dtype=torch.int64), torch.tensor([1, 11, 11, 5]))
+    spec = CellSpec(FORMS[form], noise, (0.5,) * S, (0.3,) * S, (0.1,) * S, lengths)
+    probe = torch.randn(S, B, H)
+    results = []
+    for in_loop in (True, False):
+        leaves = [t.clone().requires_grad_() for t in (x, U, b, h0, w)]
+        lx, lU, lb, lh0, lw = leaves
+        u = LinearInputs(lx, lU, lb) if in_loop else LinearInputs(lx, lU, lb).materialise()
+        out = cell_recurrence(u, lh0, lw, dt, x.new_empty(S, 0), spec, Workspace())
+        (out * probe).sum().backward()
+        results.append([out.detach()] + [t.grad for t in leaves])
+    for k, name in enumerate(["h_M", "x", "U", "b", "h0", "weight"]):
+        a, ref = results[0][k], results[1][k]
+        assert (a - ref).norm() <= 1e-5 * ref.norm(), name
+
+
+def test_wide_inputs_are_encoded_once_and_still_run_on_the_engine():
+    """More than IN_LOOP_MAX_CHANNELS input channels: Drift.encoded materialises u (one GEMM
+    over every step) and the engine runs on it, equal to the reference loop."""
+    from noisyrnn.dynamics import IN_LOOP_MAX_CHANNELS, LinearInputs
+
+    torch.manual_seed(3)
+    d_x = IN_LOOP_MAX_CHANNELS + 1
+    model = build_model("antisymmetric", d_x, 3, hidden_size=8, **NOISE["research"])
+    x = torch.randn(4, 9, d_x)
+    assert not isinstance(model.drift.encoded(x), LinearInputs)
+    narrow = build_model("antisymmetric", IN_LOOP_MAX_CHANNELS, 3, hidden_size=8)
+    assert isinstance(narrow.drift.encoded(torch.randn(4, 9, IN_LOOP_MAX_CHANNELS)), LinearInputs)
+    y1, gx1, g1 = _run(model, x, True, None, fused=True)
+    y2, gx2, g2 = _run(model, x, True, None, fused=False)
+    assert _rel(y1, y2) < 1e-5 and _rel(gx1, gx2) < 1e-5
+    for key in g2:
+        assert _rel(g1[key], g2[key]) < 1e-5, key

@@ -258,9 +258,12 @@ struct Shape { int64_t M, B, N, H, P; };
 // states (M+1, B, H), acts (M, B, N), drifts (M, B, N) or empty, u (B, M, N), w (H, P), p (B, P) scratch.
 // Templated on every variant so that each row loop is branch-free and vectorises (a runtime
 // test inside the loop stops GCC from vectorising tanh: measured 1.5x slower steps).
+// u (B, M, UW) holds the encoded inputs, or, with a projection (ut (D, UW), ub (UW)), the raw
+// inputs x (B, M, D): then u_m = x_m ut + ub is formed here, row by row, and never stored.
 template <int64_t FORM, bool HAS_N, bool KEEP_F>
 void forward_rows(at::Tensor states, at::Tensor acts, at::Tensor drifts, at::Tensor u, at::Tensor w, at::Tensor p,
-                  const float* bias, const Coef& k, float gamma, float eps, float ystep, int64_t b0, int64_t b1) {
+                  const float* bias, const float* ut, const float* ubias, int64_t uw, const Coef& k, float gamma,
+                  float eps, float ystep, int64_t b0, int64_t b1) {
   // states/acts hold every step (M+1 / M rows, kept for the backward) or rotate (2 / 1 rows, inference)
   const Shape s{u.size(1), u.size(0), acts.size(2), states.size(2), p.size(1)};
   const int64_t N = s.N, H = s.H, rs = states.size(0), ra = acts.size(0), UW = u.size(2);
@@ -269,8 +272,8 @@ void forward_rows(at::Tensor states, at::Tensor acts, at::Tensor drifts, at::Ten
   float* F = KEEP_F ? drifts.data_ptr<float>() : nullptr;
   const float* U = u.data_ptr<float>();
   const float* PP = p.data_ptr<float>();
-  std::vector<float> scratch(3 * N);
-  float *c = scratch.data(), *n = c + N, *tmp = n + N;
+  std::vector<float> scratch(3 * N + uw);
+  float *c = scratch.data(), *n = c + N, *tmp = n + N, *urow = tmp + N;
   at::Tensor p_rows = p.narrow(0, b0, b1 - b0);
   for (int64_t m = 0; m < s.M; ++m) {
     at::mm_out(p_rows, states.select(0, m % rs).narrow(0, b0, b1 - b0), w);
@@ -279,6 +282,19 @@ void forward_rows(at::Tensor states, at::Tensor acts, at::Tensor drifts, at::Ten
       float* __restrict ho = S + (((m + 1) % rs) * s.B + b) * H;
       const float* __restrict pr = PP + b * s.P;
       const float* __restrict ub = U + (b * s.M + m) * UW;
+      if (ut != nullptr) {  // u_m = x_m ut + ub (a linear encoder with D = UW input channels)
+        const float* xr = ub;
+        float* __restrict ur = urow;
+#pragma omp simd
+        for (int64_t i = 0; i < uw; ++i) ur[i] = ubias[i] + xr[0] * ut[i];
+        for (int64_t j = 1; j < UW; ++j) {
+          const float xv = xr[j];
+          const float* __restrict wr = ut + j * uw;
+#pragma omp simd
+          for (int64_t i = 0; i < uw; ++i) ur[i] += xv * wr[i];
+        }
+        ub = urow;
+      }
       float* __restrict ar = A + ((m % ra) * s.B + b) * N;
       float* __restrict fr = KEEP_F ? F + (m * s.B + b) * N : nullptr;
       if (!k.live(m, b)) {  // padding: the state is frozen
@@ -338,8 +354,11 @@ void forward_rows(at::Tensor states, at::Tensor acts, at::Tensor drifts, at::Ten
 // g_all (rows, B, H) with g_all[M % rows] = dL/dh_M; dp_all (M, B, P) out; wt (P, H);
 // d_dt (B, N) and d_bias (B, N) accumulated when non-empty
 template <int64_t FORM, bool WANT_DT>
+// With the raw inputs x (B, M, D) of an in-loop projection (else nullptr), dL/du_m (the tail
+// uw of dp) is folded into per-row sums d_inw (B, D, uw) += x_m (x) dL/du_m and d_inb (B, uw).
 void backward_rows(at::Tensor g_all, at::Tensor dp_all, at::Tensor states, at::Tensor acts, at::Tensor drifts,
-                   at::Tensor wt, const float* bias, at::Tensor d_dt, at::Tensor d_bias, const Coef& k, float gamma,
+                   at::Tensor wt, const float* bias, at::Tensor d_dt, at::Tensor d_bias, const float* x_in,
+                   int64_t D, int64_t uw, float* d_inw, float* d_inb, const Coef& k, float gamma,
                    float eps, float ystep, int64_t b0, int64_t b1) {
   const Shape s{acts.size(0), acts.size(1), acts.size(2), states.size(2), dp_all.size(2)};
   const int64_t N = s.N, H = s.H, rows = g_all.size(0);
@@ -350,9 +369,8 @@ void backward_rows(at::Tensor g_all, at::Tensor dp_all, at::Tensor states, at::T
   float* DB = d_bias.numel() > 0 ? d_bias.data_ptr<float>() : nullptr;
   std::vector<float> scratch(4 * N);
   float *c = scratch.data(), *dcdt = c + N, *dndt = dcdt + N, *tmp = dndt + N;
-  constexpr bool PASS_G = FORM == LIPSCHITZ || FORM == TANH || FORM == GATED;  // dL/dh_m = g + dp W^T
+  // dL/dh_m = out + dp W^T, where the pass writes out = g (lipschitz, tanh, gated) or the local part
   for (int64_t m = s.M - 1; m >= 0; --m) {
-    at::Tensor g_rows = g_all.select(0, (m + 1) % rows).narrow(0, b0, b1 - b0);
     at::Tensor out_rows = g_all.select(0, m % rows).narrow(0, b0, b1 - b0);
     const float* G = g_all.select(0, (m + 1) % rows).data_ptr<float>();
     float* OUT = g_all.select(0, m % rows).data_ptr<float>();
@@ -365,7 +383,7 @@ void backward_rows(at::Tensor g_all, at::Tensor dp_all, at::Tensor states, at::T
       float* __restrict ddt = WANT_DT ? DDT + b * N : nullptr;
       if (!k.live(m, b)) {
         std::fill(dp, dp + s.P, 0.0f);
-        if (!PASS_G) std::copy(g, g + H, out);
+        std::copy(g, g + H, out);
         continue;
       }
       coef_row(k, m, b, c, nullptr, WANT_DT ? dcdt : nullptr, WANT_DT ? dndt : nullptr, tmp);
@@ -376,6 +394,7 @@ void backward_rows(at::Tensor g_all, at::Tensor dp_all, at::Tensor states, at::T
           const float df = c[i] * g[i], t = ar[i], sg = fr[i];
           dp[i] = df * sg * (1.0f - t * t);
           dp[N + i] = df * t * sg * (1.0f - sg);
+          out[i] = g[i];
           if constexpr (WANT_DT) ddt[i] += g[i] * (sg * t * dcdt[i] + dndt[i]);
         }
       } else if constexpr (FORM == LIPSCHITZ) {
@@ -385,6 +404,7 @@ void backward_rows(at::Tensor g_all, at::Tensor dp_all, at::Tensor states, at::T
           const float df = c[i] * g[i], t = ar[i];
           dp[i] = df;
           dp[N + i] = df * (1.0f - t * t);
+          out[i] = g[i];
           if constexpr (WANT_DT) ddt[i] += g[i] * (fr[i] * dcdt[i] + dndt[i]);
         }
       } else if constexpr (FORM == TANH) {
@@ -392,6 +412,7 @@ void backward_rows(at::Tensor g_all, at::Tensor dp_all, at::Tensor states, at::T
         for (int64_t i = 0; i < N; ++i) {
           const float t = ar[i];
           dp[i] = c[i] * g[i] * (1.0f - t * t);
+          out[i] = g[i];
           if constexpr (WANT_DT) ddt[i] += g[i] * (t * dcdt[i] + dndt[i]);
         }
       } else if constexpr (FORM == MODRELU) {
@@ -414,9 +435,24 @@ void backward_rows(at::Tensor g_all, at::Tensor dp_all, at::Tensor states, at::T
         }
       }
     }
+    if (x_in != nullptr) {
+      for (int64_t b = b0; b < b1; ++b) {
+        if (!k.live(m, b)) continue;
+        const float* __restrict du = dp_all.data_ptr<float>() + (m * s.B + b) * s.P + (s.P - uw);
+        const float* xr = x_in + (b * s.M + m) * D;
+        float* __restrict db = d_inb + b * uw;
+#pragma omp simd
+        for (int64_t i = 0; i < uw; ++i) db[i] += du[i];
+        for (int64_t j = 0; j < D; ++j) {
+          const float xv = xr[j];
+          float* __restrict dw = d_inw + (b * D + j) * uw;
+#pragma omp simd
+          for (int64_t i = 0; i < uw; ++i) dw[i] += xv * du[i];
+        }
+      }
+    }
     at::Tensor dp_rows = dp_all.select(0, m).narrow(0, b0, b1 - b0);
-    if constexpr (PASS_G) at::addmm_out(out_rows, g_rows, dp_rows, wt);
-    else at::addmm_out(out_rows, out_rows, dp_rows, wt);
+    at::addmm_out(out_rows, out_rows, dp_rows, wt);  // in place: out holds g (or its local part) already
   }
 }
 
@@ -467,7 +503,8 @@ void with_form(int64_t form, const Fn& fn) {
 
 // S members (list entries), one task per (member, block of rows) as for_each_task splits them
 void cells_forward(at::TensorList states, at::TensorList acts, at::TensorList drifts, at::TensorList u,
-                   at::TensorList w, at::TensorList p, at::TensorList bias, at::TensorList dt, at::TensorList lengths,
+                   at::TensorList w, at::TensorList p, at::TensorList bias, at::TensorList in_wt, at::TensorList in_b,
+                   at::TensorList dt, at::TensorList lengths,
                    int64_t form, at::IntArrayRef kind, at::ArrayRef<double> mscale, at::ArrayRef<double> mshift,
                    at::ArrayRef<double> add, at::ArrayRef<double> s1, at::ArrayRef<double> s2, at::IntArrayRef key_u,
                    at::IntArrayRef key_n, at::ArrayRef<double> gamma, at::ArrayRef<double> eps,
@@ -476,11 +513,15 @@ void cells_forward(at::TensorList states, at::TensorList acts, at::TensorList dr
   const auto coef = cells::make_coefs(dt, lengths, kind, mscale, mshift, add, s1, s2, key_u, key_n, B, N);
   for_each_task(S, B, [&](int64_t s, int64_t b0, int64_t b1) {
     const float* bi = bias[s].numel() > 0 ? bias[s].data_ptr<float>() : nullptr;
+    const bool proj = in_wt[s].numel() > 0;
+    const float* ut = proj ? in_wt[s].data_ptr<float>() : nullptr;
+    const float* ub = proj ? in_b[s].data_ptr<float>() : nullptr;
+    const int64_t uw = proj ? in_wt[s].size(1) : 0;
     const float g = static_cast<float>(gamma[s]), e = static_cast<float>(eps[s]), ys = static_cast<float>(ystep[s]);
     const bool has_n = coef[s].has_n(), keep_f = drifts[s].numel() > 0;
     auto run = [&](auto form_c, auto n_c, auto f_c) {
       cells::forward_rows<decltype(form_c)::value, decltype(n_c)::value, decltype(f_c)::value>(
-          states[s], acts[s], drifts[s], u[s], w[s], p[s], bi, coef[s], g, e, ys, b0, b1);
+          states[s], acts[s], drifts[s], u[s], w[s], p[s], bi, ut, ub, uw, coef[s], g, e, ys, b0, b1);
     };
     auto by_flags = [&](auto form_c) {
       using T = std::true_type;
@@ -494,7 +535,8 @@ void cells_forward(at::TensorList states, at::TensorList acts, at::TensorList dr
 
 void cells_backward(at::TensorList g_all, at::TensorList dp_all, at::TensorList states, at::TensorList acts,
                     at::TensorList drifts, at::TensorList wt, at::TensorList bias, at::TensorList d_dt,
-                    at::TensorList d_bias, at::TensorList dt, at::TensorList lengths, int64_t form,
+                    at::TensorList d_bias, at::TensorList x_in, at::TensorList d_inw, at::TensorList d_inb,
+                    at::TensorList dt, at::TensorList lengths, int64_t form,
                     at::IntArrayRef kind, at::ArrayRef<double> mscale, at::ArrayRef<double> mshift,
                     at::ArrayRef<double> add, at::ArrayRef<double> s1, at::ArrayRef<double> s2,
                     at::IntArrayRef key_u, at::IntArrayRef key_n, at::ArrayRef<double> gamma,
@@ -504,10 +546,15 @@ void cells_backward(at::TensorList g_all, at::TensorList dp_all, at::TensorList 
   for_each_task(S, B, [&](int64_t s, int64_t b0, int64_t b1) {
     const float* bi = bias[s].numel() > 0 ? bias[s].data_ptr<float>() : nullptr;
     const float g = static_cast<float>(gamma[s]), e = static_cast<float>(eps[s]), ys = static_cast<float>(ystep[s]);
-    const bool want_dt = d_dt[s].numel() > 0;
+    const bool want_dt = d_dt[s].numel() > 0, proj = x_in[s].numel() > 0;
+    const float* xs = proj ? x_in[s].data_ptr<float>() : nullptr;
+    const int64_t D = proj ? x_in[s].size(2) : 0, uw = proj ? d_inb[s].size(1) : 0;
+    float* dw = proj ? d_inw[s].data_ptr<float>() : nullptr;
+    float* db = proj ? d_inb[s].data_ptr<float>() : nullptr;
     auto run = [&](auto form_c, auto dt_c) {
       cells::backward_rows<decltype(form_c)::value, decltype(dt_c)::value>(
-          g_all[s], dp_all[s], states[s], acts[s], drifts[s], wt[s], bi, d_dt[s], d_bias[s], coef[s], g, e, ys, b0, b1);
+          g_all[s], dp_all[s], states[s], acts[s], drifts[s], wt[s], bi, d_dt[s], d_bias[s], xs, D, uw, dw, db,
+          coef[s], g, e, ys, b0, b1);
     };
     auto by_flags = [&](auto form_c) {
       if (want_dt) run(form_c, std::true_type{}); else run(form_c, std::false_type{});
@@ -519,11 +566,12 @@ void cells_backward(at::TensorList g_all, at::TensorList dp_all, at::TensorList 
 TORCH_LIBRARY(noisyrnn_cpu, lib) {
   lib.def("philox_fill(Tensor(a!) out, int key, int offset, int stream, int kind, float scale, float shift) -> ()");
   lib.def("cells_forward(Tensor(a!)[] states, Tensor(b!)[] acts, Tensor(c!)[] drifts, Tensor[] u, Tensor[] w, "
-          "Tensor(d!)[] p, Tensor[] bias, Tensor[] dt, Tensor[] lengths, int form, int[] kind, float[] mscale, "
+          "Tensor(d!)[] p, Tensor[] bias, Tensor[] in_wt, Tensor[] in_b, Tensor[] dt, Tensor[] lengths, int form, int[] kind, float[] mscale, "
           "float[] mshift, float[] add, float[] s1, float[] s2, int[] key_u, int[] key_n, float[] gamma, "
           "float[] eps, float[] ystep) -> ()");
   lib.def("cells_backward(Tensor(a!)[] g_all, Tensor(b!)[] dp_all, Tensor[] states, Tensor[] acts, Tensor[] drifts, "
-          "Tensor[] wt, Tensor[] bias, Tensor(c!)[] d_dt, Tensor(d!)[] d_bias, Tensor[] dt, Tensor[] lengths, "
+          "Tensor[] wt, Tensor[] bias, Tensor(c!)[] d_dt, Tensor(d!)[] d_bias, Tensor[] x_in, Tensor(e!)[] d_inw, "
+          "Tensor(f!)[] d_inb, Tensor[] dt, Tensor[] lengths, "
           "int form, int[] kind, float[] mscale, float[] mshift, float[] add, float[] s1, float[] s2, "
           "int[] key_u, int[] key_n, float[] gamma, float[] eps, float[] ystep) -> ()");
 }
@@ -550,7 +598,7 @@ def _build_name() -> str:
     except OSError:
         pass
     digest = hashlib.sha1((platform.machine() + flags).encode()).hexdigest()[:12]
-    return f"noisyrnn_cpu_kernels_v15_{digest}"
+    return f"noisyrnn_cpu_kernels_v16_{digest}"
 
 
 def enabled() -> bool:
@@ -567,7 +615,7 @@ def kernels():
             from torch.utils.cpp_extension import load_inline
 
             load_inline(_build_name(), cpp_sources=[_SOURCE], is_python_module=False,
-                        extra_cflags=["-O3", "-march=native", "-ffast-math", "-fopenmp"],
+                        extra_cflags=["-O3", "-march=native", "-mprefer-vector-width=512", "-ffast-math", "-fopenmp"],
                         extra_ldflags=["-fopenmp"], verbose=False)
             _STATE["ops"] = torch.ops.noisyrnn_cpu
         except Exception as err:  # noqa: BLE001 - any build failure falls back to the ATen loop

@@ -16,11 +16,53 @@ drift value too, so state-dependent noise such as eq (4) costs no second drift.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError, check_positive
+
+
+# Inputs with at most this many channels are projected inside the cell engine's step loop
+# (``LinearInputs``); wider inputs are encoded once, as one GEMM over every step.
+IN_LOOP_MAX_CHANNELS = 32
+
+
+@dataclass(frozen=True)
+class LinearInputs:
+    """Encoded inputs u = x U^T + b left unevaluated: the cell engine (noisyrnn.fused_cells)
+    forms u_m inside its step loop from the raw inputs x (B, M, d_x), so the (B, M, d_u) tensor
+    of drives (128x the input for one channel) is never written and read back; every other
+    path calls :meth:`materialise`. Built by :meth:`Drift.encoded`; with a leading member axis
+    (x (S, B, M, d_x), U (S, d_u, d_x), b (S, d_u)) for an ensemble's members."""
+
+    x: torch.Tensor
+    weight: torch.Tensor  # U (d_u, d_x), or (S, d_u, d_x)
+    bias: torch.Tensor | None  # b (d_u), or (S, d_u)
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((*self.x.shape[:-1], self.weight.shape[-2]))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.x.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.x.device
+
+    def member(self, s: int) -> "LinearInputs":
+        """Member ``s`` of inputs with a member axis."""
+        return LinearInputs(self.x[s], self.weight[s], None if self.bias is None else self.bias[s])
+
+    def materialise(self) -> torch.Tensor:
+        if self.weight.dim() == 2:
+            return F.linear(self.x, self.weight, self.bias)
+        u = torch.matmul(self.x, self.weight.transpose(1, 2).unsqueeze(1))  # (S, B, M, d_u)
+        return u if self.bias is None else u + self.bias[:, None, None]
 
 
 class Drift(nn.Module):
@@ -54,6 +96,19 @@ class Drift(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return x
+
+    def input_projection(self):
+        """(U (d_u, d_x), b (d_u)) when ``encode(x) = x U^T + b``, else None (the default: any
+        encoding). Declared so the cell engine can apply U inside its step loop."""
+        return None
+
+    def encoded(self, x: torch.Tensor):
+        """``encode(x)``, or the same as :class:`LinearInputs` (evaluated inside the engine's
+        loop) for a declared linear encoder and at most ``IN_LOOP_MAX_CHANNELS`` input channels."""
+        projection = self.input_projection()
+        if projection is None or x.shape[-1] > IN_LOOP_MAX_CHANNELS:
+            return self.encode(x)
+        return LinearInputs(x, *projection)
 
     def step_function(self):
         """A callable (h, u_m) -> f used inside the loop; override to hoist per-sequence work."""
@@ -140,6 +195,9 @@ class LipschitzDrift(Drift):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
+
+    def input_projection(self):
+        return self.encoder.weight, self.encoder.bias
 
     def stacked_weight(self) -> torch.Tensor:
         """[alpha*A^T | W^T] of shape (d_h, 2 d_h): both products of a step in one GEMM."""

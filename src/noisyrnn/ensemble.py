@@ -25,6 +25,7 @@ from torch import nn
 
 from .errors import ConfigError, check_sequences
 from .fused import Workspace
+from .dynamics import LinearInputs
 from .integrator import step_sizes
 from .models.recurrent import RecurrentClassifier
 from .noise import Deterministic
@@ -82,8 +83,8 @@ class Ensemble(nn.Module):
         lens = [None if lengths is None else lengths[s] for s in range(S)]
         first = self.models[0]
         if isinstance(first, RecurrentClassifier) and first.fused:
-            u = torch.stack([m.drift.encode(x[s]) for s, m in enumerate(self.models)])  # (S, B, M, d_u)
-            h0 = u.new_zeros(S, x.shape[1], first.hidden_size)
+            u = self._encoded(x)
+            h0 = x.new_zeros(S, x.shape[1], first.hidden_size)
             schemes = [m.scheme if (noise and m.scheme is not None) else Deterministic() for m in self.models]
             hM = self._cells(u, h0, schemes, gens, lens)
             if hM is None:
@@ -93,13 +94,24 @@ class Ensemble(nn.Module):
         return torch.stack([m(x[s], noise=noise, generator=gens[s], lengths=lens[s])
                             for s, m in enumerate(self.models)])
 
+    def _encoded(self, x):
+        """The members' encoded inputs: LinearInputs with x (S, B, M, d_x) and the stacked U, b
+        (projected in the cell engine's loop) where every member declares a linear encoder,
+        else the stacked (S, B, M, d_u) drives."""
+        encoded = [m.drift.encoded(x[s]) for s, m in enumerate(self.models)]
+        if all(isinstance(e, LinearInputs) for e in encoded):
+            biases = [e.bias if e.bias is not None else e.weight.new_zeros(e.weight.shape[0]) for e in encoded]
+            return LinearInputs(x, torch.stack([e.weight for e in encoded]), torch.stack(biases))
+        return torch.stack([e.materialise() if isinstance(e, LinearInputs) else e for e in encoded])
+
     def _cells(self, u, h0, schemes, gens, lens):
         """All members' h_M in one cell-engine call (noise drawn in the C++ loop), or None."""
-        from .fused_cells import cell_members_final_state, cells_apply
+        from .fused_cells import cell_members_final_state, cells_apply, member_inputs
 
         drifts = [m.drift for m in self.models]
         deltas = [step_sizes(m.step, u.shape[2], h0.shape[-1], h0) for m in self.models]
-        if not all(cells_apply(d, sc, h0[0], u[0], dt) for d, sc, dt in zip(drifts, schemes, deltas)):
+        first = member_inputs(u, 0)
+        if not all(cells_apply(d, sc, h0[0], first, dt) for d, sc, dt in zip(drifts, schemes, deltas)):
             return None
         return cell_members_final_state(drifts, h0, u, deltas, schemes, gens, lens, self.workspace)
 
@@ -110,6 +122,8 @@ class Ensemble(nn.Module):
         drifts = [m.drift for m in self.models]
         if not all(fused_applies(d, sc) for d, sc in zip(drifts, schemes)):
             return None
+        if isinstance(u, LinearInputs):
+            u = u.materialise()
         deltas = [step_sizes(m.step, u.shape[2], h0.shape[-1], h0) for m in self.models]
         return fused_members_final_state(drifts, h0, u, deltas, schemes, gens, lens, self.workspace)
 

@@ -39,10 +39,11 @@ from dataclasses import dataclass
 
 import torch
 
+from .dynamics import LinearInputs
 from .noise import LoopNoise, sqrt_step
 
 __all__ = ["FORMS", "CellSpec", "LoopNoise", "cells_apply", "cell_final_state", "cell_members_final_state",
-           "cell_recurrence"]
+           "cell_recurrence", "member_inputs"]
 
 FORMS = {"lipschitz": 0, "tanh": 1, "modrelu": 2, "cornn": 3, "gated": 4}
 
@@ -94,15 +95,28 @@ class CellSpec:
                 [x.key_n for x in n], list(self.gamma), list(self.eps), list(self.ystep))
 
 
+def _member_axis(u):
+    """u (B, M, d_u) or its LinearInputs with a leading member axis of one."""
+    if isinstance(u, LinearInputs):
+        return LinearInputs(u.x.unsqueeze(0), u.weight.unsqueeze(0), None if u.bias is None else u.bias.unsqueeze(0))
+    return u.unsqueeze(0)
+
+
+def member_inputs(u, s: int):
+    """Member ``s`` of inputs with a member axis (a tensor or LinearInputs)."""
+    return u.member(s) if isinstance(u, LinearInputs) else u[s]
+
+
 def cell_final_state(drift, h0, u, deltas, scheme, generator, lengths, workspace):
     """h_M of one model's recurrence through the cell engine (see :func:`cells_apply`)."""
-    return cell_members_final_state([drift], h0.unsqueeze(0), u.unsqueeze(0), [deltas], [scheme], [generator],
+    return cell_members_final_state([drift], h0.unsqueeze(0), _member_axis(u), [deltas], [scheme], [generator],
                                     [lengths], workspace)[0]
 
 
 def cell_members_final_state(drifts, h0, u, deltas, schemes, generators, lengths, workspace):
     """h_M (S, B, H) of S members of one form through the cell engine, in one C++ call: h0
-    (S, B, H), u (S, B, M, d_u); per member its drift, step sizes (1, 1 or N), scheme,
+    (S, B, H), u (S, B, M, d_u) or :class:`~noisyrnn.dynamics.LinearInputs` with x (S, B, M, d_x),
+    U (S, d_u, d_x), b (S, d_u); per member its drift, step sizes (1, 1 or N), scheme,
     generator and lengths (B,) or None. Each scheme draws its keys from its generator here."""
     operands = [d.cell_operands() for d in drifts]
     noise = tuple(sc.in_loop(g) for sc, g in zip(schemes, generators))
@@ -114,22 +128,28 @@ def cell_members_final_state(drifts, h0, u, deltas, schemes, generators, lengths
                     tuple(float(o[3]) for o in operands), tuple(float(dt.detach().reshape(-1)[0]) for dt in deltas),
                     tuple(full if L is None else L.to(torch.int64).contiguous() for L in lengths))
     weight = torch.stack([o[0] for o in operands])
-    bias = torch.stack([o[1] if o[1] is not None else u.new_empty(0) for o in operands])
+    bias = torch.stack([o[1] if o[1] is not None else h0.new_empty(0) for o in operands])
     dt = torch.stack([d.reshape(-1) for d in deltas])
     return cell_recurrence(u, h0, weight, dt, bias, spec, workspace)
 
 
 def cell_recurrence(u, h0, weight, dt, bias, spec: CellSpec, workspace):
-    """h_M (S, B, H) of S members at once: u (S, B, M, N), h0 (S, B, H), weight (S, H, P),
-    dt (S, 1 or N), bias (S, N) (modReLU) or (S, 0); the members run in parallel in C++."""
-    return _CellRecurrence.apply(u, h0, weight, dt, bias, spec, workspace)
+    """h_M (S, B, H) of S members at once: u (S, B, M, d_u) or LinearInputs (x (S, B, M, d_x),
+    U (S, d_u, d_x), b (S, d_u) or None; projected inside the loop), h0 (S, B, H), weight
+    (S, H, P), dt (S, 1 or N), bias (S, N) (modReLU) or (S, 0); the members run in parallel in C++."""
+    if isinstance(u, LinearInputs):
+        in_b = u.bias if u.bias is not None else u.x.new_zeros(u.weight.shape[:2])
+        return _CellRecurrence.apply(u.x, h0, weight, dt, bias, u.weight, in_b, spec, workspace)
+    return _CellRecurrence.apply(u, h0, weight, dt, bias, None, None, spec, workspace)
 
 
 class _CellRecurrence(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, u, h0, weight, dt, bias, spec, workspace):
-        S, batch, steps, units = u.shape
+    def forward(ctx, u, h0, weight, dt, bias, in_w, in_b, spec, workspace):
+        S, batch, steps = u.shape[:3]
         hidden, width = h0.shape[2], weight.shape[2]
+        proj = in_w is not None  # u holds the raw inputs x, projected by in_w, in_b inside the loop
+        in_wt = in_w.transpose(1, 2).contiguous() if proj else None  # (S, d_x, d_u)
         need_dt = ctx.needs_input_grad[3]
         keep = any(ctx.needs_input_grad)  # else inference: two rotating state rows, no saved steps
         keep_f = keep and ((need_dt and spec.form == FORMS["lipschitz"]) or spec.form == FORMS["gated"])
@@ -143,21 +163,24 @@ class _CellRecurrence(torch.autograd.Function):
         p = h0.new_empty((S, batch, width))
         _ops().cells_forward(list(states), list(acts), [drifts[s] if keep_f else empty for s in members],
                              [u[s].contiguous() for s in members], [weight[s].contiguous() for s in members],
-                             list(p), [bias[s].contiguous() for s in members], [dt[s].contiguous() for s in members],
-                             *spec.call_args())
+                             list(p), [bias[s].contiguous() for s in members],
+                             list(in_wt) if proj else [empty] * S,
+                             [in_b[s].contiguous() for s in members] if proj else [empty] * S,
+                             [dt[s].contiguous() for s in members], *spec.call_args())
         out = states[:, steps % states.shape[1]].clone()
         if not keep:
             workspace.give(states, acts)
             return out
-        ctx.save_for_backward(weight, dt, bias)
+        ctx.save_for_backward(weight, dt, bias, u if proj else None, in_w)
         ctx.buffers = (states, acts, drifts)
-        ctx.spec, ctx.workspace, ctx.u_width = spec, workspace, u.shape[-1]
+        ctx.spec, ctx.workspace = spec, workspace
+        ctx.u_width = in_w.shape[1] if proj else u.shape[-1]
         weakref.finalize(ctx, workspace.give, states, acts, drifts)
         return out
 
     @staticmethod
     def backward(ctx, grad_h):
-        weight, dt, bias = ctx.saved_tensors
+        weight, dt, bias, x, in_w = ctx.saved_tensors
         states, acts, drifts = ctx.buffers
         S, steps, batch, units = acts.shape
         hidden, width = states.shape[3], weight.shape[2]
@@ -170,23 +193,38 @@ class _CellRecurrence(torch.autograd.Function):
         modrelu = ctx.spec.form == FORMS["modrelu"]
         d_bias_rows = grad_h.new_zeros((S, batch, units)) if modrelu else None
         wt = weight.transpose(1, 2).contiguous()
+        fold = in_w is not None and (ctx.needs_input_grad[5] or ctx.needs_input_grad[6])  # dU, db in the loop
+        d_inw_rows = grad_h.new_zeros((S, batch, x.shape[-1], ctx.u_width)) if fold else None
+        d_inb_rows = grad_h.new_zeros((S, batch, ctx.u_width)) if fold else None
         _ops().cells_backward(list(g_all), list(dp_all), list(states), list(acts),
                               [drifts[s] if drifts is not None else empty for s in members], list(wt),
                               [bias[s].contiguous() for s in members],
                               list(d_dt_rows) if need_dt else [empty] * S,
                               list(d_bias_rows) if modrelu else [empty] * S,
+                              [x[s].contiguous() for s in members] if fold else [empty] * S,
+                              list(d_inw_rows) if fold else [empty] * S, list(d_inb_rows) if fold else [empty] * S,
                               [dt[s].contiguous() for s in members], *ctx.spec.call_args())
         d_weight = grad_h.new_empty(weight.shape)
         for s in members:  # per member one GEMM over all steps: sum_m h_m^T dp_m
             torch.mm(states[s, :-1].reshape(-1, hidden).T, dp_all[s].reshape(-1, width), out=d_weight[s])
-        d_u = dp_all[..., width - ctx.u_width:].transpose(1, 2) if ctx.needs_input_grad[0] else None  # (S, B, M, d_u)
-        if d_u is None:
+        drive = dp_all[..., width - ctx.u_width:]  # dL/du_m (S, M, B, d_u): the tail of dp
+        d_u = d_in_w = d_in_b = None
+        if in_w is not None:  # u = x U^T + b formed in the loop: dU, db summed there, dL/dx here
+            if ctx.needs_input_grad[0]:
+                d_u = torch.matmul(drive, in_w.unsqueeze(1)).transpose(1, 2)  # dL/dx (S, B, M, d_x)
+            if ctx.needs_input_grad[5]:
+                d_in_w = d_inw_rows.sum(1).transpose(1, 2)  # (S, d_u, d_x)
+            if ctx.needs_input_grad[6]:
+                d_in_b = d_inb_rows.sum(1)
             ctx.workspace.give(dp_all)
-        else:  # back to the pool once autograd is done with the input gradient (a view of it)
+        elif ctx.needs_input_grad[0]:  # back to the pool once autograd is done with it (a view of it)
+            d_u = drive.transpose(1, 2)  # (S, B, M, d_u)
             weakref.finalize(d_u, ctx.workspace.give, dp_all)
+        else:
+            ctx.workspace.give(dp_all)
         d_dt = None
         if need_dt:
             d_dt = d_dt_rows.sum(1)  # (S, N)
             d_dt = d_dt.sum(1, keepdim=True) if dt.shape[1] == 1 else d_dt
         d_bias = d_bias_rows.sum(1) if ctx.needs_input_grad[4] else None
-        return d_u, g_all[:, 0].clone(), d_weight, d_dt, d_bias, None, None
+        return d_u, g_all[:, 0].clone(), d_weight, d_dt, d_bias, d_in_w, d_in_b, None, None

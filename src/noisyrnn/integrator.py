@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from .dynamics import Drift
+from .dynamics import Drift, LinearInputs
 from .errors import ConfigError, InputError
 from .fused import Workspace
 from .noise import Deterministic, NoiseScheme
@@ -130,7 +130,9 @@ def integrate(
     workspace=None,
 ):
     """Run the recurrence from h0 (B, d_h) over encoded inputs u (B, M, d_u): the one entry
-    point every model's recurrence goes through.
+    point every model's recurrence goes through. ``u`` may be
+    :class:`~noisyrnn.dynamics.LinearInputs` (``Drift.encoded``): the cell engine then forms
+    u_m inside its loop; every other path materialises it first.
 
     Returns h_M, or the states (B, M+1, d_h) including h_0 when ``return_states``.
     With ``noise=False`` (or no scheme) the update is exactly eq (6). With ``lengths``,
@@ -155,10 +157,13 @@ def integrate(
             lengths = check_lengths(lengths, u.shape[0], u.shape[1])
             return cell_final_state(drift, h0, u, deltas, scheme, generator, lengths, workspace)
         if fused_applies(drift, scheme):
+            u = u.materialise() if isinstance(u, LinearInputs) else u
             out = fused_members_final_state([drift], h0.unsqueeze(0), u.unsqueeze(0), [deltas], [scheme],
                                             [generator], [lengths], workspace)
             if out is not None:
                 return out[0]
+    if isinstance(u, LinearInputs):  # every path below takes the encoded inputs as a tensor
+        u = u.materialise()
     if backend == "fused":
         raise ConfigError(f"the fused recurrence does not apply to {type(drift).__name__} with "
                           f"{type(scheme).__name__}{' (states requested)' if return_states else ''}")

@@ -57,6 +57,9 @@ class AntisymmetricDrift(Drift):
     def encode(self, x):
         return self.encoder(x)
 
+    def input_projection(self):
+        return self.encoder.weight, self.encoder.bias
+
     def cell_operands(self):
         wt = self.W.T  # gated: both products share W h, so [W^T | W^T] gives (W h, W h) in one GEMM
         return (torch.cat([wt, wt], dim=1) if self.gated else wt), None, 0.0, 0.0
@@ -104,6 +107,9 @@ class CoRNNDrift(Drift):
 
     def encode(self, x):
         return self.encoder(x)
+
+    def input_projection(self):
+        return self.encoder.weight, self.encoder.bias
 
     def forward(self, h, u):
         y, z = h.split(self.units, dim=-1)
@@ -175,6 +181,9 @@ class ExpRNNDrift(Drift):
 
     def encode(self, x):
         return self.encoder(x)
+
+    def input_projection(self):
+        return self.encoder.weight, self.encoder.bias
 
     def step_function(self):
         qt = self.Q.T

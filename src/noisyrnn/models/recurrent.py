@@ -73,7 +73,7 @@ class RecurrentClassifier(nn.Module):
     def final_state(self, x: torch.Tensor, noise: bool = False, generator=None, lengths=None) -> torch.Tensor:
         check_sequences(x, self.input_size)
         return integrate(
-            self.drift, self.initial_state(x), self.drift.encode(x), self.step,
+            self.drift, self.initial_state(x), self.drift.encoded(x), self.step,
             self.scheme, noise, generator, lengths=lengths,
             backend="auto" if self.fused else "loop", workspace=self.workspace,
         )
