@@ -21,7 +21,7 @@ install: $(VENV)/.installed
 
 # Table 3 (ECG5000): $(MODELS), $(SEEDS) seeds, bundled data, offline.
 reproduce: install
-	$(VENV)/bin/noisyrnn --keep-freed-memory reproduce ecg --seeds $(SEEDS) --models $(MODELS) --out $(OUT)
+	$(VENV)/bin/noisyrnn --keep-freed-memory reproduce ecg --seeds $(SEEDS) --models $(MODELS) --out $(OUT) --workers 2 --threads 1
 
 MNIST_DATA = $(if $(wildcard ../shared/data/mnist),--data-dir ../shared/data,--download)
 # Tables 1-2 at CPU scale on the pixel task (T=784, 5 epochs, 2/1 seeds; 8444 s on 2 cores in docs/results/mnist_pixel)

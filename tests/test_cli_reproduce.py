@@ -145,3 +145,25 @@ def test_allocator_tuning_only_when_asked_for(monkeypatch, tmp_path):
     monkeypatch.setattr(runtime, "keep_freed_memory", lambda: calls.append(1) or True)
     assert main(["report", str(tmp_path / "missing")]) == 2 and calls == []
     assert main(["--keep-freed-memory", "report", str(tmp_path / "missing")]) == 2 and calls == [1]
+
+
+def test_allocator_tuning_reaches_the_local_pool_workers(monkeypatch):
+    """--keep-freed-memory applies to the worker processes a local pool starts (their
+    initializer), and only when asked for."""
+    import torch
+
+    import noisyrnn.runtime as runtime
+    from noisyrnn.experiments.executors import _init_worker, make_executor
+
+    calls = []
+    monkeypatch.setattr(runtime, "keep_freed_memory", lambda: calls.append(1) or True)
+    threads = torch.get_num_threads()
+    try:
+        _init_worker(1, False)
+        assert calls == [] and torch.get_num_threads() == 1
+        _init_worker(1, True)
+        assert calls == [1]
+    finally:
+        torch.set_num_threads(threads)
+    assert make_executor("local", 2, threads=1, keep_freed_memory=True).keep_freed_memory
+    assert not make_executor("local", 2, threads=1).keep_freed_memory

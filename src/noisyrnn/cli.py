@@ -198,7 +198,7 @@ def cmd_search(args) -> int:
         overrides["train.epochs"] = args.epochs
     result = search(task_name, args.model, args.out, grid=parse_grid(args.grid), select_under=args.select_under,
                     seeds=args.seeds, overrides=overrides, splits=args.splits,
-                    executor=make_executor(args.executor, args.workers, args.address, args.threads), data_dir=args.data_dir,
+                    executor=make_executor(args.executor, args.workers, args.address, args.threads, args.keep_freed_memory), data_dir=args.data_dir,
                     download=args.download, progress=not args.no_progress)
     print(json.dumps({"best": result["best"], "written": str(args.out / "best.json")}, indent=2))
     return 0
@@ -215,7 +215,7 @@ def cmd_reproduce(args) -> int:
     results = reproduce(args.task, args.models, args.seeds, out, data_dir=args.data_dir,
                         config_dir=args.config_dir, progress=not args.no_progress, download=args.download,
                         batch_seeds=not args.no_batch_seeds, executor=args.executor, workers=args.workers, threads=args.threads,
-                        address=args.address, protocol=args.protocol)
+                        address=args.address, protocol=args.protocol, keep_freed_memory=args.keep_freed_memory)
     print(markdown_table(results))
     print(f"\nwrote {args.out / 'report.md'}, {args.out / 'figure.png'}, {args.out / 'results.json'} "
           f"in {results['meta']['wall_seconds']:.0f} s")
@@ -229,7 +229,7 @@ def cmd_sweep(args) -> int:
     from .experiments.sweep import load_sweep
 
     sweep = load_sweep(args.config, config_dir=args.config_dir)
-    run_sweep(sweep, args.out, make_executor(args.executor, args.workers, args.address, args.threads), data_dir=args.data_dir,
+    run_sweep(sweep, args.out, make_executor(args.executor, args.workers, args.address, args.threads, args.keep_freed_memory), data_dir=args.data_dir,
               download=args.download, progress=not args.no_progress)
     results = report_store(args.out)
     print(markdown_table(results))

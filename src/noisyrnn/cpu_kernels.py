@@ -306,19 +306,26 @@ void forward_rows(at::Tensor states, at::Tensor acts, at::Tensor drifts, at::Ten
                   const float* bias, const float* ut, const float* ubias, int64_t uw, const Coef& k, float gamma,
                   float eps, float ystep, int64_t b0, int64_t b1) {
   // states/acts hold every step (M+1 / M rows, kept for the backward) or rotate (2 / 1 rows, inference)
-  const Shape s{u.size(1), u.size(0), acts.size(2), states.size(2), p.size(1)};
-  const int64_t N = s.N, H = s.H, rs = states.size(0), ra = acts.size(0), UW = u.size(2);
+  // acts empty: inference, the activations go to a scratch row (nothing reads them back)
+  const bool keep_a = acts.numel() > 0;
+  const int64_t units = FORM == CORNN ? states.size(2) / 2 : states.size(2);
+  const Shape s{u.size(1), u.size(0), units, states.size(2), p.size(1)};
+  const int64_t N = s.N, H = s.H, rs = states.size(0), ra = keep_a ? acts.size(0) : 1, UW = u.size(2);
   float* S = states.data_ptr<float>();
-  float* A = acts.data_ptr<float>();
   float* F = KEEP_F ? drifts.data_ptr<float>() : nullptr;
   const float* U = u.data_ptr<float>();
   const float* PP = p.data_ptr<float>();
-  std::vector<float> scratch(3 * N + uw);
-  float *c = scratch.data(), *n = c + N, *tmp = n + N, *urow = tmp + N;
-  at::Tensor p_rows = p.narrow(0, b0, b1 - b0);
-  for (int64_t m = 0; m < s.M; ++m) {
-    at::mm_out(p_rows, states.select(0, m % rs).narrow(0, b0, b1 - b0), w);
-    for (int64_t b = b0; b < b1; ++b) {
+  std::vector<float> scratch(4 * N + uw);
+  float *c = scratch.data(), *n = c + N, *tmp = n + N, *urow = tmp + N, *arow = urow + uw;
+  float* A = keep_a ? acts.data_ptr<float>() : nullptr;
+  // rows in blocks of ROWS: each block's GEMM output is read back while it is still in cache
+  constexpr int64_t ROWS = 128;
+  for (int64_t m = 0; m < s.M; ++m)
+   for (int64_t r0 = b0; r0 < b1; r0 += ROWS) {
+    const int64_t r1 = std::min(b1, r0 + ROWS);
+    at::Tensor p_rows = p.narrow(0, r0, r1 - r0);
+    at::mm_out(p_rows, states.select(0, m % rs).narrow(0, r0, r1 - r0), w);
+    for (int64_t b = r0; b < r1; ++b) {
       const float* __restrict h = S + ((m % rs) * s.B + b) * H;
       float* __restrict ho = S + (((m + 1) % rs) * s.B + b) * H;
       const float* __restrict pr = PP + b * s.P;
@@ -336,7 +343,7 @@ void forward_rows(at::Tensor states, at::Tensor acts, at::Tensor drifts, at::Ten
         }
         ub = urow;
       }
-      float* __restrict ar = A + ((m % ra) * s.B + b) * N;
+      float* __restrict ar = keep_a ? A + ((m % ra) * s.B + b) * N : arow;
       float* __restrict fr = KEEP_F ? F + (m * s.B + b) * N : nullptr;
       if (!k.live(m, b)) {  // padding: the state is frozen
         std::copy(h, h + H, ho);
@@ -550,7 +557,8 @@ void cells_forward(at::TensorList states, at::TensorList acts, at::TensorList dr
                    at::ArrayRef<double> add, at::ArrayRef<double> s1, at::ArrayRef<double> s2, at::IntArrayRef key_u,
                    at::IntArrayRef key_n, at::ArrayRef<double> gamma, at::ArrayRef<double> eps,
                    at::ArrayRef<double> ystep) {
-  const int64_t S = static_cast<int64_t>(states.size()), B = u[0].size(0), N = acts[0].size(2);
+  const int64_t S = static_cast<int64_t>(states.size()), B = u[0].size(0);
+  const int64_t N = form == cells::CORNN ? states[0].size(2) / 2 : states[0].size(2);  // units (acts may be empty)
   const auto coef = cells::make_coefs(dt, lengths, kind, mscale, mshift, add, s1, s2, key_u, key_n, B, N);
   for_each_task(S, B, [&](int64_t s, int64_t b0, int64_t b1) {
     const float* bi = bias[s].numel() > 0 ? bias[s].data_ptr<float>() : nullptr;
@@ -639,7 +647,7 @@ def _build_name() -> str:
     except OSError:
         pass
     digest = hashlib.sha1((platform.machine() + flags).encode()).hexdigest()[:12]
-    return f"noisyrnn_cpu_kernels_v17_{digest}"
+    return f"noisyrnn_cpu_kernels_v21_{digest}"
 
 
 def enabled() -> bool:

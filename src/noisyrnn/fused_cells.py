@@ -156,12 +156,13 @@ class _CellRecurrence(torch.autograd.Function):
         empty = h0.new_empty(0)
         states = workspace.take((S, steps + 1 if keep else 2, batch, hidden), h0)
         units = hidden // 2 if spec.form == FORMS["cornn"] else hidden  # one activation per unit
-        acts = workspace.take((S, steps if keep else 1, batch, units), h0)
+        acts = workspace.take((S, steps, batch, units), h0) if keep else None  # inference: none kept
         drifts = workspace.take((S, steps, batch, units), h0) if keep_f else None
         states[:, 0] = h0
         members = range(S)
         p = h0.new_empty((S, batch, width))
-        _ops().cells_forward(list(states), list(acts), [drifts[s] if keep_f else empty for s in members],
+        _ops().cells_forward(list(states), list(acts) if keep else [empty] * S,
+                             [drifts[s] if keep_f else empty for s in members],
                              [u[s].contiguous() for s in members], [weight[s].contiguous() for s in members],
                              list(p), [bias[s].contiguous() for s in members],
                              list(in_wt) if proj else [empty] * S,
@@ -169,7 +170,7 @@ class _CellRecurrence(torch.autograd.Function):
                              [dt[s].contiguous() for s in members], *spec.call_args())
         out = states[:, steps % states.shape[1]].clone()
         if not keep:
-            workspace.give(states, acts)
+            workspace.give(states)
             return out
         ctx.save_for_backward(weight, dt, bias, u if proj else None, in_w)
         ctx.buffers = (states, acts, drifts)

@@ -17,10 +17,16 @@ from .worker import execute_job
 EXECUTORS = ("local", "ray")
 
 
-def _set_threads(threads: int) -> None:
+def _init_worker(threads: int, keep_freed_memory: bool = False) -> None:
+    """A pool worker's set-up: its torch threads, and the allocator tuning when the caller
+    asked for it (``noisyrnn --keep-freed-memory``: it applies to each process it starts)."""
     import torch
 
     torch.set_num_threads(threads)
+    if keep_freed_memory:
+        from ..runtime import keep_freed_memory as tune_allocator
+
+        tune_allocator()
 
 
 def threads_per_worker(workers: int, cores: int | None = None, threads: int | None = None) -> int:
@@ -35,11 +41,12 @@ def threads_per_worker(workers: int, cores: int | None = None, threads: int | No
 class LocalExecutor:
     """``workers`` processes on this machine (1: run in this process)."""
 
-    def __init__(self, workers: int = 1, threads: int | None = None) -> None:
+    def __init__(self, workers: int = 1, threads: int | None = None, keep_freed_memory: bool = False) -> None:
         if int(workers) < 1:
             raise ConfigError(f"--workers must be >= 1, got {workers}")
         self.workers = int(workers)
         self.threads = threads_per_worker(self.workers, threads=threads)
+        self.keep_freed_memory = bool(keep_freed_memory)
 
     def run(self, jobs):
         for job in jobs:
@@ -49,8 +56,8 @@ class LocalExecutor:
                 yield job, execute_job(job)
             return
         ctx = mp.get_context("spawn")
-        with cf.ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_set_threads,
-                                    initargs=(self.threads,)) as pool:
+        with cf.ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
+                                    initargs=(self.threads, self.keep_freed_memory)) as pool:
             futures = {pool.submit(execute_job, job): job for job in jobs}
             for fut in cf.as_completed(futures):
                 yield futures[fut], fut.result()
@@ -91,7 +98,12 @@ class RayExecutor:
                 ray.shutdown()
 
 
-def make_executor(name: str, workers: int = 1, address: str | None = None, threads: int | None = None):
-    """``threads``: torch threads per worker (default cores // workers)."""
+def make_executor(name: str, workers: int = 1, address: str | None = None, threads: int | None = None,
+                  keep_freed_memory: bool = False):
+    """``threads``: torch threads per worker (default cores // workers); ``keep_freed_memory``:
+    tune the allocator of each local worker process too (the caller's own process is tuned by
+    the command line)."""
     check_choice(name, set(EXECUTORS), "executor")
-    return LocalExecutor(workers, threads) if name == "local" else RayExecutor(workers, address, threads)
+    if name == "local":
+        return LocalExecutor(workers, threads, keep_freed_memory)
+    return RayExecutor(workers, address, threads)
