@@ -15,6 +15,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	# torchattacks (the reference for the FGSM test) declares torchvision, which does not
 	# import beside this torch build and which it does not need here: install it alone.
 	$(PY) -m pip install --quiet -c constraints.txt --no-deps torchattacks
+	# the C++ cell engine is compiled here, once, not inside the first run (a failure only warns)
+	-$(PY) -m noisyrnn.cpu_kernels
 	touch $@
 
 install: $(VENV)/.installed

@@ -672,3 +672,15 @@ def kernels():
                           "using the slower Python loop", RuntimeWarning, stacklevel=2)
             _STATE["ops"] = None
     return _STATE["ops"]
+
+
+def main() -> int:
+    """``python -m noisyrnn.cpu_kernels``: compile the extension now (``make install`` does, so
+    the first training run does not spend the ~40 s compile); exit status 1 if unavailable."""
+    ops = kernels()
+    print(f"noisyrnn C++ kernels {_build_name()}: " + ("ready" if ops is not None else "unavailable (Python loop)"))
+    return 0 if ops is not None else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
