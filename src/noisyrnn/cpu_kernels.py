@@ -9,10 +9,14 @@ modReLU, coRNN's IMEX step), forward and hand-written backward, with the noise s
 coefficients computed in that pass from Philox keys (the numbers ``philox_fill`` would write
 into a (M, B, N) tensor; regenerated in the backward pass).
 
-The extension is compiled on first use with the machine's C++ compiler
-(``torch.utils.cpp_extension.load_inline``, about 24 s once, cached by torch in
-``~/.cache/torch_extensions``) with ``-O3 -march=native -ffast-math -fopenmp``: glibc's vector
-``tanhf``, and OpenMP for the parallel tasks (the libgomp torch itself loads, so one thread pool). Results agree with the ATen path to float32 rounding (tested). If no
+The extension is compiled on first use (or by ``python -m noisyrnn.cpu_kernels``, which
+``make install`` runs) with the machine's C++ compiler (``torch.utils.cpp_extension.load_inline``,
+about 40 s once, cached by torch in ``~/.cache/torch_extensions``) with ``-O3 -march=native
+-mprefer-vector-width=512 -ffast-math -fopenmp``: glibc's vector ``tanhf`` (16 lanes where
+AVX-512 exists), the Philox rounds in AVX-512 intrinsics (a portable loop elsewhere), and OpenMP
+for the parallel tasks (the libgomp torch itself loads, so one thread pool). Linear encoders are
+applied inside the step loop (``u`` holds the raw inputs and ``in_wt``, ``in_b`` the projection).
+Results agree with the ATen path to float32 rounding (tested). If no
 compiler is available, compilation fails, or ``NOISYRNN_NO_CPP=1`` is set, :func:`kernels`
 returns None and the Python loop runs instead.
 
