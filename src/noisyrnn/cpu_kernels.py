@@ -309,12 +309,12 @@ template <int64_t FORM, bool HAS_N, bool KEEP_F>
 void forward_rows(at::Tensor states, at::Tensor acts, at::Tensor drifts, at::Tensor u, at::Tensor w, at::Tensor p,
                   const float* bias, const float* ut, const float* ubias, int64_t uw, const Coef& k, float gamma,
                   float eps, float ystep, int64_t b0, int64_t b1) {
-  // states/acts hold every step (M+1 / M rows, kept for the backward) or rotate (2 / 1 rows, inference)
-  // acts empty: inference, the activations go to a scratch row (nothing reads them back)
+  // states hold every step (M+1 rows, kept for the backward) or rotate (2 rows, inference);
+  // acts hold every step, or are empty (inference: the activations go to a scratch row)
   const bool keep_a = acts.numel() > 0;
   const int64_t units = FORM == CORNN ? states.size(2) / 2 : states.size(2);
   const Shape s{u.size(1), u.size(0), units, states.size(2), p.size(1)};
-  const int64_t N = s.N, H = s.H, rs = states.size(0), ra = keep_a ? acts.size(0) : 1, UW = u.size(2);
+  const int64_t N = s.N, H = s.H, rs = states.size(0), UW = u.size(2);
   float* S = states.data_ptr<float>();
   float* F = KEEP_F ? drifts.data_ptr<float>() : nullptr;
   const float* U = u.data_ptr<float>();
@@ -347,7 +347,7 @@ void forward_rows(at::Tensor states, at::Tensor acts, at::Tensor drifts, at::Ten
         }
         ub = urow;
       }
-      float* __restrict ar = keep_a ? A + ((m % ra) * s.B + b) * N : arow;
+      float* __restrict ar = keep_a ? A + (m * s.B + b) * N : arow;
       float* __restrict fr = KEEP_F ? F + (m * s.B + b) * N : nullptr;
       if (!k.live(m, b)) {  // padding: the state is frozen
         std::copy(h, h + H, ho);
@@ -651,7 +651,7 @@ def _build_name() -> str:
     except OSError:
         pass
     digest = hashlib.sha1((platform.machine() + flags).encode()).hexdigest()[:12]
-    return f"noisyrnn_cpu_kernels_v21_{digest}"
+    return f"noisyrnn_cpu_kernels_v23_{digest}"
 
 
 def enabled() -> bool:

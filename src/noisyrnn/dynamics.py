@@ -128,6 +128,20 @@ class Drift(nn.Module):
         raise NotImplementedError
 
 
+class LinearEncoderDrift(Drift):
+    """A drift whose drive is linear in the input, u = U x + b with ``self.encoder`` an
+    ``nn.Linear`` (eq 3's encoder, and the baselines'): it declares that projection
+    (``input_projection``) so the cell engine applies it inside its step loop."""
+
+    encoder: nn.Linear
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def input_projection(self):
+        return self.encoder.weight, self.encoder.bias
+
+
 def lipschitz_matrix(base: torch.Tensor, beta: float, gamma: float) -> torch.Tensor:
     """beta*(B - B^T) + (1 - beta)*(B + B^T) - gamma*I (Lipschitz RNN parametrisation)."""
     eye = torch.eye(base.shape[0], dtype=base.dtype, device=base.device)
@@ -143,7 +157,7 @@ def eq3_drift(h: torch.Tensor, weight: torch.Tensor, u: torch.Tensor) -> torch.T
     return ah + torch.tanh(wh + u)
 
 
-class LipschitzDrift(Drift):
+class LipschitzDrift(LinearEncoderDrift):
     """The paper's drift, eq (3): f(h, x) = alpha * A h + a(W h + U x + b).
 
     A and W are built from free matrices B and C with the Lipschitz RNN
@@ -192,12 +206,6 @@ class LipschitzDrift(Drift):
     @property
     def W(self) -> torch.Tensor:
         return lipschitz_matrix(self.C, self.beta, self.gamma_w)
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
-
-    def input_projection(self):
-        return self.encoder.weight, self.encoder.bias
 
     def stacked_weight(self) -> torch.Tensor:
         """[alpha*A^T | W^T] of shape (d_h, 2 d_h): both products of a step in one GEMM."""

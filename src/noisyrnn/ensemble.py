@@ -99,9 +99,9 @@ class Ensemble(nn.Module):
         (projected in the cell engine's loop) where every member declares a linear encoder,
         else the stacked (S, B, M, d_u) drives."""
         encoded = [m.drift.encoded(x[s]) for s, m in enumerate(self.models)]
-        if all(isinstance(e, LinearInputs) for e in encoded):
-            biases = [e.bias if e.bias is not None else e.weight.new_zeros(e.weight.shape[0]) for e in encoded]
-            return LinearInputs(x, torch.stack([e.weight for e in encoded]), torch.stack(biases))
+        if all(isinstance(e, LinearInputs) for e in encoded):  # one architecture: all with a bias, or none
+            bias = None if encoded[0].bias is None else torch.stack([e.bias for e in encoded])
+            return LinearInputs(x, torch.stack([e.weight for e in encoded]), bias)
         return torch.stack([e.materialise() if isinstance(e, LinearInputs) else e for e in encoded])
 
     def _cells(self, u, h0, schemes, gens, lens):

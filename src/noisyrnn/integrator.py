@@ -148,7 +148,8 @@ def integrate(
         raise ConfigError(f"unknown recurrence backend {backend!r}; known: {', '.join(BACKENDS)}")
     if scheme is None or not noise:
         scheme = Deterministic()
-    if backend != "loop" and not return_states:
+    fast = backend != "loop" and not return_states
+    if fast:
         from .fused_cells import cell_final_state, cells_apply
 
         deltas = step_sizes(dt, u.shape[1], h0.shape[-1], h0)
@@ -156,14 +157,13 @@ def integrate(
         if cells_apply(drift, scheme, h0, u, deltas):
             lengths = check_lengths(lengths, u.shape[0], u.shape[1])
             return cell_final_state(drift, h0, u, deltas, scheme, generator, lengths, workspace)
-        if fused_applies(drift, scheme):
-            u = u.materialise() if isinstance(u, LinearInputs) else u
-            out = fused_members_final_state([drift], h0.unsqueeze(0), u.unsqueeze(0), [deltas], [scheme],
-                                            [generator], [lengths], workspace)
-            if out is not None:
-                return out[0]
     if isinstance(u, LinearInputs):  # every path below takes the encoded inputs as a tensor
         u = u.materialise()
+    if fast and fused_applies(drift, scheme):
+        out = fused_members_final_state([drift], h0.unsqueeze(0), u.unsqueeze(0), [deltas], [scheme],
+                                        [generator], [lengths], workspace)
+        if out is not None:
+            return out[0]
     if backend == "fused":
         raise ConfigError(f"the fused recurrence does not apply to {type(drift).__name__} with "
                           f"{type(scheme).__name__}{' (states requested)' if return_states else ''}")

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrizations
 
-from ..dynamics import Drift
+from ..dynamics import LinearEncoderDrift
 from ..errors import check_positive
 
 
@@ -30,7 +30,7 @@ def antisymmetric_matrix(base: torch.Tensor, gamma: float) -> torch.Tensor:
     return base - base.T - gamma * eye
 
 
-class AntisymmetricDrift(Drift):
+class AntisymmetricDrift(LinearEncoderDrift):
     """f(h, x) = tanh((W - W^T - gamma I) h + V x + b), gated: times sigmoid(... V_z x + b_z)."""
 
     def __init__(self, input_size: int, hidden_size: int, gamma: float = 0.01, gated: bool = False,
@@ -54,12 +54,6 @@ class AntisymmetricDrift(Drift):
     def W(self) -> torch.Tensor:
         return antisymmetric_matrix(self.C, self.gamma)
 
-    def encode(self, x):
-        return self.encoder(x)
-
-    def input_projection(self):
-        return self.encoder.weight, self.encoder.bias
-
     def cell_operands(self):
         wt = self.W.T  # gated: both products share W h, so [W^T | W^T] gives (W h, W h) in one GEMM
         return (torch.cat([wt, wt], dim=1) if self.gated else wt), None, 0.0, 0.0
@@ -79,7 +73,7 @@ class AntisymmetricDrift(Drift):
         return f"input_size={self.input_size}, hidden_size={self.hidden_size}, gamma={self.gamma}, gated={self.gated}"
 
 
-class CoRNNDrift(Drift):
+class CoRNNDrift(LinearEncoderDrift):
     """coRNN's IMEX update as an Euler step of a dt-dependent drift on h = (y, z)."""
 
     def __init__(self, input_size: int, hidden_size: int, dt: float = 0.042, gamma: float = 2.7,
@@ -104,12 +98,6 @@ class CoRNNDrift(Drift):
 
     def readout(self, h):
         return h[..., : self.units]
-
-    def encode(self, x):
-        return self.encoder(x)
-
-    def input_projection(self):
-        return self.encoder.weight, self.encoder.bias
 
     def forward(self, h, u):
         y, z = h.split(self.units, dim=-1)
@@ -151,7 +139,7 @@ def henaff_skew(n: int, generator=None) -> torch.Tensor:
     return S
 
 
-class ExpRNNDrift(Drift):
+class ExpRNNDrift(LinearEncoderDrift):
     """h' = modReLU(W_in x + b_in + Q h, b), Q = expm(S) kept orthogonal by
     ``torch.nn.utils.parametrizations.orthogonal`` with the matrix-exponential map."""
 
@@ -178,12 +166,6 @@ class ExpRNNDrift(Drift):
     def orthogonal_parameters(self):
         """The parameters of the orthogonal map (trained with their own learning rate)."""
         return list(self.recurrent.parametrizations.weight.parameters())
-
-    def encode(self, x):
-        return self.encoder(x)
-
-    def input_projection(self):
-        return self.encoder.weight, self.encoder.bias
 
     def step_function(self):
         qt = self.Q.T
