@@ -38,6 +38,8 @@ from __future__ import annotations
 import os
 import warnings
 
+from .cpu_gemm import GEMM_SOURCE
+
 _SOURCE = r"""
 #include <ATen/ATen.h>
 #include <torch/library.h>
@@ -318,7 +320,9 @@ void forward_rows(at::Tensor states, at::Tensor acts, at::Tensor drifts, at::Ten
   float* S = states.data_ptr<float>();
   float* F = KEEP_F ? drifts.data_ptr<float>() : nullptr;
   const float* U = u.data_ptr<float>();
-  const float* PP = p.data_ptr<float>();
+  float* P_OUT = p.data_ptr<float>();
+  const float* PP = P_OUT;
+  const gemm::RightFactor wf(w);  // packed once for the M steps
   std::vector<float> scratch(4 * N + uw);
   float *c = scratch.data(), *n = c + N, *tmp = n + N, *urow = tmp + N, *arow = urow + uw;
   float* A = keep_a ? acts.data_ptr<float>() : nullptr;
@@ -327,8 +331,7 @@ void forward_rows(at::Tensor states, at::Tensor acts, at::Tensor drifts, at::Ten
   for (int64_t m = 0; m < s.M; ++m)
    for (int64_t r0 = b0; r0 < b1; r0 += ROWS) {
     const int64_t r1 = std::min(b1, r0 + ROWS);
-    at::Tensor p_rows = p.narrow(0, r0, r1 - r0);
-    at::mm_out(p_rows, states.select(0, m % rs).narrow(0, r0, r1 - r0), w);
+    wf.apply(r1 - r0, S + ((m % rs) * s.B + r0) * H, H, P_OUT + r0 * s.P, s.P, false);  // p = h w
     for (int64_t b = r0; b < r1; ++b) {
       const float* __restrict h = S + ((m % rs) * s.B + b) * H;
       float* __restrict ho = S + (((m + 1) % rs) * s.B + b) * H;
@@ -421,9 +424,9 @@ void backward_rows(at::Tensor g_all, at::Tensor dp_all, at::Tensor states, at::T
   float* DB = d_bias.numel() > 0 ? d_bias.data_ptr<float>() : nullptr;
   std::vector<float> scratch(4 * N);
   float *c = scratch.data(), *dcdt = c + N, *dndt = dcdt + N, *tmp = dndt + N;
+  const gemm::RightFactor wr(wt);  // packed once for the M steps
   // dL/dh_m = out + dp W^T, where the pass writes out = g (lipschitz, tanh, gated) or the local part
   for (int64_t m = s.M - 1; m >= 0; --m) {
-    at::Tensor out_rows = g_all.select(0, m % rows).narrow(0, b0, b1 - b0);
     const float* G = g_all.select(0, (m + 1) % rows).data_ptr<float>();
     float* OUT = g_all.select(0, m % rows).data_ptr<float>();
     for (int64_t b = b0; b < b1; ++b) {
@@ -503,8 +506,8 @@ void backward_rows(at::Tensor g_all, at::Tensor dp_all, at::Tensor states, at::T
         }
       }
     }
-    at::Tensor dp_rows = dp_all.select(0, m).narrow(0, b0, b1 - b0);
-    at::addmm_out(out_rows, out_rows, dp_rows, wt);  // in place: out holds g (or its local part) already
+    // in place: out holds g (or its local part) already
+    wr.apply(b1 - b0, dp_all.data_ptr<float>() + (m * s.B + b0) * s.P, s.P, OUT + b0 * H, H, true);
   }
 }
 
@@ -627,11 +630,16 @@ TORCH_LIBRARY(noisyrnn_cpu, lib) {
           "Tensor(f!)[] d_inb, Tensor[] dt, Tensor[] lengths, "
           "int form, int[] kind, float[] mscale, float[] mshift, float[] add, float[] s1, float[] s2, "
           "int[] key_u, int[] key_n, float[] gamma, float[] eps, float[] ystep) -> ()");
+  lib.def("gemm_tn(Tensor[] a, Tensor[] b, Tensor(a!)[] out) -> ()");
+  lib.def("gemm_nn(Tensor a, Tensor b, Tensor(a!) out, bool accumulate, int repeat) -> ()");
+  lib.def("gemm_kernel() -> str", &gemm_kernel);
 }
 TORCH_LIBRARY_IMPL(noisyrnn_cpu, CPU, lib) {
   lib.impl("philox_fill", &philox_fill);
   lib.impl("cells_forward", &cells_forward);
   lib.impl("cells_backward", &cells_backward);
+  lib.impl("gemm_tn", &gemm_tn);
+  lib.impl("gemm_nn", &gemm_nn);
 }
 """
 
@@ -651,7 +659,7 @@ def _build_name() -> str:
     except OSError:
         pass
     digest = hashlib.sha1((platform.machine() + flags).encode()).hexdigest()[:12]
-    return f"noisyrnn_cpu_kernels_v23_{digest}"
+    return f"noisyrnn_cpu_kernels_v24_{digest}"
 
 
 def enabled() -> bool:
@@ -667,7 +675,7 @@ def kernels():
             import torch
             from torch.utils.cpp_extension import load_inline
 
-            load_inline(_build_name(), cpp_sources=[_SOURCE], is_python_module=False,
+            load_inline(_build_name(), cpp_sources=[GEMM_SOURCE, _SOURCE], is_python_module=False,
                         extra_cflags=["-O3", "-march=native", "-mprefer-vector-width=512", "-ffast-math", "-fopenmp"],
                         extra_ldflags=["-fopenmp"], verbose=False)
             _STATE["ops"] = torch.ops.noisyrnn_cpu

@@ -205,9 +205,9 @@ class _CellRecurrence(torch.autograd.Function):
                               [x[s].contiguous() for s in members] if fold else [empty] * S,
                               list(d_inw_rows) if fold else [empty] * S, list(d_inb_rows) if fold else [empty] * S,
                               [dt[s].contiguous() for s in members], *ctx.spec.call_args())
-        d_weight = grad_h.new_empty(weight.shape)
-        for s in members:  # per member one GEMM over all steps: sum_m h_m^T dp_m
-            torch.mm(states[s, :-1].reshape(-1, hidden).T, dp_all[s].reshape(-1, width), out=d_weight[s])
+        d_weight = grad_h.new_empty(weight.shape)  # per member one GEMM over all steps: sum_m h_m^T dp_m
+        _ops().gemm_tn([states[s, :-1].reshape(-1, hidden) for s in members],
+                       [dp_all[s].reshape(-1, width) for s in members], list(d_weight))
         drive = dp_all[..., width - ctx.u_width:]  # dL/du_m (S, M, B, d_u): the tail of dp
         d_u = d_in_w = d_in_b = None
         if in_w is not None:  # u = x U^T + b formed in the loop: dU, db summed there, dL/dx here

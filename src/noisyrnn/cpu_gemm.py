@@ -1,0 +1,212 @@
+"""The cell engine's matrix products on the CPU: an AVX-512 float32 GEMM (C++ source).
+
+Each step of the cell engine (:mod:`noisyrnn.cpu_kernels`) multiplies a block of batch rows
+by the same right factor (the recurrent weight forward, its transpose backward), and the
+weight gradient is one product over all steps. These are small products (64-1000 rows, 128-256
+columns) repeated thousands of times. The BLAS that PyTorch's CPU wheels link (oneMKL) chooses
+its code path by CPU vendor: on AMD processors with AVX-512 it runs its AVX2 kernels.
+Measured on the project's AMD EPYC (Zen 5) 2-core machine, one thread
+(``benchmarks/bench_gemm.py``): MKL 88-96 GFLOP/s at these shapes, against a 228 GFLOP/s
+AVX-512 FMA peak; this kernel 170-215 GFLOP/s with the right factor packed once.
+
+The kernel: the right factor B (K x N) packed into panels of 32 columns (K x 32 contiguous,
+zero-padded), a 12 x 32 register tile (24 accumulators) with A broadcast element by element,
+rows split into tiles of 12 and a remainder tile. Every output element is one FMA chain over
+k = 0 .. K-1 (blocks of 256 for long K, added in order), so a product does not depend on how
+the rows are split among tasks or threads, and results are deterministic. Without AVX-512 the
+same entry points call ATen (``at::mm_out``/``at::addmm_out``).
+
+``RightFactor`` serves the step loops (pack once, multiply every step); ``gemm_tn`` is the op
+``out[s] = a[s]^T b[s]`` of the weight gradient; ``gemm_nn`` exposes ``RightFactor`` (for tests
+and the benchmark); ``gemm_kernel`` names the path compiled here.
+"""
+
+GEMM_SOURCE = r"""
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace gemm {
+#if defined(__AVX512F__)
+constexpr int64_t NR = 32;   // columns per panel: two zmm registers
+constexpr int64_t MR = 12;   // rows per register tile: 24 accumulators of the 32 registers
+constexpr int64_t KC = 256;  // depth of one packed block of a long product (A and B blocks in L2)
+
+inline int64_t panels(int64_t N) { return (N + NR - 1) / NR; }
+inline int64_t packed_size(int64_t K, int64_t N) { return panels(N) * NR * K; }
+
+// B (K x N, row stride ldb) -> panels of NR columns, each K x NR contiguous, the tail zero-padded
+inline void pack_b(int64_t K, int64_t N, const float* B, int64_t ldb, float* out) {
+  for (int64_t jp = 0; jp < panels(N); ++jp) {
+    const int64_t j0 = jp * NR, w = std::min(NR, N - j0);
+    float* o = out + jp * NR * K;
+    for (int64_t k = 0; k < K; ++k) {
+      const float* b = B + k * ldb + j0;
+      int64_t j = 0;
+      for (; j < w; ++j) o[k * NR + j] = b[j];
+      for (; j < NR; ++j) o[k * NR + j] = 0.0f;
+    }
+  }
+}
+
+// C[r, 0:32] (+)= sum_k A[r rsa + k csa] Bp[k, 0:32] for r < R; columns masked by m0, m1
+template <int R>
+inline void tile(int64_t K, const float* __restrict A, int64_t rsa, int64_t csa, const float* __restrict Bp,
+                 float* __restrict C, int64_t ldc, bool acc, __mmask16 m0, __mmask16 m1) {
+  __m512 c0[R], c1[R];
+  for (int r = 0; r < R; ++r) {
+    c0[r] = _mm512_setzero_ps();
+    c1[r] = _mm512_setzero_ps();
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    const __m512 b0 = _mm512_loadu_ps(Bp + k * NR), b1 = _mm512_loadu_ps(Bp + k * NR + 16);
+    const float* a = A + k * csa;
+    for (int r = 0; r < R; ++r) {
+      const __m512 av = _mm512_set1_ps(a[r * rsa]);
+      c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
+      c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    float* c = C + r * ldc;
+    if (acc) {
+      c0[r] = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, c), c0[r]);
+      c1[r] = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, c + 16), c1[r]);
+    }
+    _mm512_mask_storeu_ps(c, m0, c0[r]);
+    _mm512_mask_storeu_ps(c + 16, m1, c1[r]);
+  }
+}
+
+// tile<rows> for a runtime rows <= R
+template <int R>
+inline void tile_rows(int64_t rows, int64_t K, const float* A, int64_t rsa, int64_t csa, const float* Bp, float* C,
+                      int64_t ldc, bool acc, __mmask16 m0, __mmask16 m1) {
+  if constexpr (R > 0) {
+    if (rows == R) tile<R>(K, A, rsa, csa, Bp, C, ldc, acc, m0, m1);
+    else tile_rows<R - 1>(rows, K, A, rsa, csa, Bp, C, ldc, acc, m0, m1);
+  }
+}
+
+// C (M x N, row stride ldc) = [C +] A Bp with A(i, k) = A[i rsa + k csa] and Bp = pack_b(B (K x N))
+inline void multiply_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t rsa, int64_t csa,
+                            const float* Bp, float* C, int64_t ldc, bool acc) {
+  for (int64_t jp = 0; jp < panels(N); ++jp) {
+    const int64_t j0 = jp * NR, w = std::min(NR, N - j0);
+    const __mmask16 m0 = w >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << w) - 1u);
+    const __mmask16 m1 = w >= 32 ? 0xFFFF : (w <= 16 ? 0 : static_cast<__mmask16>((1u << (w - 16)) - 1u));
+    const float* bp = Bp + jp * NR * K;
+    for (int64_t i = 0; i < M; i += MR)
+      tile_rows<MR>(std::min(MR, M - i), K, A + i * rsa, rsa, csa, bp, C + i * ldc + j0, ldc, acc, m0, m1);
+  }
+}
+
+// C (M x N) = [C +] A B for any depth K: B packed KC rows at a time into scratch (packed_size(KC, N))
+inline void multiply(int64_t M, int64_t N, int64_t K, const float* A, int64_t rsa, int64_t csa, const float* B,
+                     int64_t ldb, float* C, int64_t ldc, bool acc, float* scratch) {
+  if (K == 0 && !acc) {
+    for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, 0.0f);
+    return;
+  }
+  for (int64_t k0 = 0; k0 < K; k0 += KC) {
+    const int64_t kc = std::min(KC, K - k0);
+    pack_b(kc, N, B + k0 * ldb, ldb, scratch);
+    multiply_packed(M, N, kc, A + k0 * csa, rsa, csa, scratch, C, ldc, acc || k0 > 0);
+  }
+}
+#endif
+
+// The right factor B (K x N, float32) of many products a B, packed once
+class RightFactor {
+ public:
+  explicit RightFactor(const at::Tensor& b) : b_(b.contiguous()), K_(b.size(0)), N_(b.size(1)) {
+#if defined(__AVX512F__)
+    packed_.resize(packed_size(K_, N_));
+    pack_b(K_, N_, b_.data_ptr<float>(), N_, packed_.data());
+#endif
+  }
+  // c (M x N, row stride ldc) = a (M x K, row stride lda) B, or c += a B
+  void apply(int64_t M, const float* a, int64_t lda, float* c, int64_t ldc, bool accumulate) const {
+    if (M == 0) return;
+#if defined(__AVX512F__)
+    multiply_packed(M, N_, K_, a, lda, 1, packed_.data(), c, ldc, accumulate);
+#else
+    const auto opts = b_.options();
+    at::Tensor av = at::from_blob(const_cast<float*>(a), {M, K_}, {lda, 1}, opts);
+    at::Tensor cv = at::from_blob(c, {M, N_}, {ldc, 1}, opts);
+    if (accumulate) at::addmm_out(cv, cv, av, b_); else at::mm_out(cv, av, b_);
+#endif
+  }
+
+ private:
+  at::Tensor b_;
+  int64_t K_, N_;
+  std::vector<float> packed_;
+};
+}  // namespace gemm
+
+// out = [out +] a b for a (M x K), b (K x N), out (M x N), contiguous float32, single-threaded:
+// b packed once and the product formed `repeat` times, as a step loop does (for tests and
+// benchmarks/bench_gemm.py)
+void gemm_nn(at::Tensor a, at::Tensor b, at::Tensor out, bool accumulate, int64_t repeat) {
+  TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && out.dim() == 2 && a.size(1) == b.size(0) &&
+              out.size(0) == a.size(0) && out.size(1) == b.size(1), "gemm_nn: shapes a (M, K), b (K, N), out (M, N)");
+  TORCH_CHECK(a.is_contiguous() && b.is_contiguous() && out.is_contiguous() && a.scalar_type() == at::kFloat &&
+              b.scalar_type() == at::kFloat && out.scalar_type() == at::kFloat, "gemm_nn: contiguous float32 tensors");
+  TORCH_CHECK(repeat >= 1, "gemm_nn: repeat must be >= 1");
+  at::NoGradGuard no_grad;
+  const gemm::RightFactor factor(b);
+  for (int64_t r = 0; r < repeat; ++r)
+    factor.apply(a.size(0), a.data_ptr<float>(), a.size(1), out.data_ptr<float>(), out.size(1), accumulate);
+}
+
+// which kernel the products use here: "avx512" (this file's) or "aten" (the BLAS torch links)
+std::string gemm_kernel() {
+#if defined(__AVX512F__)
+  return "avx512";
+#else
+  return "aten";
+#endif
+}
+
+// out[s] (M x N) = a[s]^T b[s] for a[s] (K x M), b[s] (K x N), contiguous float32: tasks of
+// (member, block of output rows) in parallel, each single-threaded (the weight gradient)
+void gemm_tn(at::TensorList a, at::TensorList b, at::TensorList out) {
+  const int64_t S = static_cast<int64_t>(a.size());
+  TORCH_CHECK(static_cast<int64_t>(b.size()) == S && static_cast<int64_t>(out.size()) == S,
+              "gemm_tn: one a, b and out per member");
+  for (int64_t s = 0; s < S; ++s) {
+    TORCH_CHECK(a[s].dim() == 2 && b[s].dim() == 2 && out[s].dim() == 2 && a[s].size(0) == b[s].size(0) &&
+                out[s].size(0) == a[s].size(1) && out[s].size(1) == b[s].size(1),
+                "gemm_tn: shapes a (K, M), b (K, N), out (M, N)");
+    TORCH_CHECK(a[s].is_contiguous() && b[s].is_contiguous() && out[s].is_contiguous() &&
+                a[s].scalar_type() == at::kFloat && b[s].scalar_type() == at::kFloat &&
+                out[s].scalar_type() == at::kFloat, "gemm_tn: contiguous float32 tensors");
+  }
+  if (S == 0) return;
+  const int64_t M = out[0].size(0);
+  const int64_t threads = at::get_num_threads();
+  const int64_t blocks = S >= threads ? 1 : std::min<int64_t>(M, (threads + S - 1) / S);
+  at::parallel_for(0, S * blocks, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t s = t / blocks, i0 = (t % blocks) * M / blocks, i1 = (t % blocks + 1) * M / blocks;
+      const int64_t K = a[s].size(0), N = b[s].size(1);
+#if defined(__AVX512F__)
+      std::vector<float> scratch(gemm::packed_size(gemm::KC, N));
+      gemm::multiply(i1 - i0, N, K, a[s].data_ptr<float>() + i0, 1, M, b[s].data_ptr<float>(), N,
+                     out[s].data_ptr<float>() + i0 * N, N, false, scratch.data());
+#else
+      at::NoGradGuard no_grad;
+      at::Tensor o = out[s].narrow(0, i0, i1 - i0);
+      at::mm_out(o, a[s].narrow(1, i0, i1 - i0).t(), b[s]);
+#endif
+    }
+  });
+}
+"""
