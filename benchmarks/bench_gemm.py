@@ -2,7 +2,7 @@
 
     python benchmarks/bench_gemm.py --out docs/results/bench_gemm
 
-One thread (what each worker of ``make reproduce`` runs), float32, in one run: for each shape
+One thread (``torch.set_num_threads(1)``: what each worker of ``make reproduce`` runs), float32, in one run: for each shape
 the engine multiplies by, the time of ``repeat`` products with one right factor (the step
 loop: ``torch.mm(a, b, out=c)`` / ``torch.addmm`` against ``gemm_nn``, which packs b once), and
 the weight gradient a^T b over all steps (``torch.mm(a.T, b)`` against ``gemm_tn``); median of

@@ -11,7 +11,8 @@
     tensor, with torch's CPU generator (``torch.rand`` + ``torch.randn``) and with
     noisyrnn.philox (what (b) uses).
 (d) `gemm floor`: the same GEMMs a forward + backward needs (per step h@[A|W] and
-    dp@[A|W]^T, and one weight-gradient GEMM over all steps), timed alone.
+    dp@[A|W]^T, and one weight-gradient GEMM over all steps), timed alone, with torch's BLAS
+    (what the eager loop and (b-py) use) and with the engine's own kernel (what (b) uses).
 
 Usage: python benchmarks/bench_recurrence.py [--shapes mnist ecg] [--repeats 5] [--threads N]
 Prints one table; the figures of merit are the ratios, measured in this one run.
@@ -93,20 +94,34 @@ def noise_draw(B, T, N, repeats):
     return result
 
 
-def gemm_floor(B, T, N, repeats):
-    h = torch.randn(B, N)
-    w = torch.randn(N, 2 * N)
-    dp = torch.randn(B, 2 * N)
-    H = torch.randn(N, T * B)
-    DP = torch.randn(T * B, 2 * N)
+def gemm_floor(B, T, N, repeats, kernel="blas"):
+    """ms (and GFLOP/s) of one eq (3) training step's GEMMs alone: T products h @ [A | W]^T, T
+    products dp @ [A | W] and the weight gradient over all steps; ``kernel`` "blas": torch.mm
+    (the BLAS torch links), "engine": the cell engine's own (noisyrnn.cpu_gemm, b packed once)."""
+    h, w, dp = torch.randn(B, N), torch.randn(N, 2 * N), torch.randn(B, 2 * N)
+    states, DP = torch.randn(T * B, N), torch.randn(T * B, 2 * N)
+    p, g, dw = torch.empty(B, 2 * N), torch.zeros(B, N), torch.empty(N, 2 * N)
+    wt = w.T.contiguous()
+    if kernel == "engine":
+        from noisyrnn.cpu_kernels import kernels
+
+        ops = kernels()
+
+        def run():
+            ops.gemm_nn(h, w, p, False, T)
+            ops.gemm_nn(dp, wt, g, True, T)
+            ops.gemm_tn([states], [DP], [dw])
+    else:
+        def run():
+            for _ in range(T):
+                torch.mm(h, w, out=p)
+            for _ in range(T):
+                torch.addmm(g, dp, wt, out=g)
+            torch.mm(states.T, DP, out=dw)
     times = []
     for i in range(repeats + 1):
         t0 = time.perf_counter()
-        for _ in range(T):
-            torch.mm(h, w)
-        for _ in range(T):
-            torch.mm(dp, w.T)
-        torch.mm(H, DP)
+        run()
         if i:
             times.append(time.perf_counter() - t0)
     ms = 1000 * statistics.median(times)
@@ -133,11 +148,12 @@ def main():
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats} steps, "
           f"C++ kernels: {'on' if cpp else 'unavailable'}")
     print("| shape | (a) eager, no noise | (a) eager, noise | (b) ours, no noise | (b) ours, noise "
-          "| (b-py) no noise | (b-py) noise | GEMM floor "
-          "| (a)/(b) noise | (a)/(b) no noise | (b) no noise / floor | (b) noise / floor | (b-py) no noise / floor "
+          "| (b-py) no noise | (b-py) noise | (d) GEMM floor, BLAS | (d) GEMM floor, engine kernel "
+          "| (a)/(b) noise | (a)/(b) no noise | (b) no noise / engine floor | (b) noise / engine floor "
+          "| (b-py) no noise / BLAS floor "
           f"| (c) noise, S={args.members} batched, per model | (a)/(c) noise "
           "| (n) noise draw: torch generator | (n) noise draw: Philox |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.shapes:
         s = SHAPES[name]
         torch.manual_seed(0)
@@ -155,14 +171,16 @@ def main():
         pbn = time_step(ours, x, y, True, args.repeats)
         fused.USE_CPP = True
         floor, gflops = gemm_floor(s["B"], s["T"], s["N"], args.repeats)
+        efloor, egflops = gemm_floor(s["B"], s["T"], s["N"], args.repeats, "engine") if cpp else (float("nan"),) * 2
         members = [build_model("nrnn", s["dx"], s["classes"], hidden_size=s["N"], step=0.01, mult_noise=0.02,
                                add_noise=0.02) for _ in range(args.members)]
         ens = time_ensemble_step(members, x, y, max(3, args.repeats // 2))
         draw_torch, draw_philox = noise_draw(s["B"], s["T"], s["N"], args.repeats)
         print(f"| {name} B={s['B']} T={s['T']} N={s['N']} | {ea:.0f} ms | {ean:.0f} ms | {ob:.0f} ms | {obn:.0f} ms "
               f"| {pb:.0f} ms | {pbn:.0f} ms "
-              f"| {floor:.0f} ms ({gflops:.0f} GFLOP/s) | {ean / obn:.2f}x | {ea / ob:.2f}x | {ob / floor:.2f}x "
-              f"| {obn / floor:.2f}x | {pb / floor:.2f}x | {ens:.0f} ms | {ean / ens:.2f}x "
+              f"| {floor:.0f} ms ({gflops:.0f} GFLOP/s) | {efloor:.0f} ms ({egflops:.0f} GFLOP/s) "
+              f"| {ean / obn:.2f}x | {ea / ob:.2f}x | {ob / efloor:.2f}x "
+              f"| {obn / efloor:.2f}x | {pb / floor:.2f}x | {ens:.0f} ms | {ean / ens:.2f}x "
               f"| {draw_torch:.0f} ms | {draw_philox:.0f} ms |")
 
 

@@ -6,8 +6,9 @@ weight gradient is one product over all steps. These are small products (64-1000
 columns) repeated thousands of times. The BLAS that PyTorch's CPU wheels link (oneMKL) chooses
 its code path by CPU vendor: on AMD processors with AVX-512 it runs its AVX2 kernels.
 Measured on the project's AMD EPYC (Zen 5) 2-core machine, one thread
-(``benchmarks/bench_gemm.py``): MKL 88-96 GFLOP/s at these shapes, against a 228 GFLOP/s
-AVX-512 FMA peak; this kernel 170-215 GFLOP/s with the right factor packed once.
+(``benchmarks/bench_gemm.py``, docs/results/bench_gemm.md): MKL 82-92 GFLOP/s at the step
+loop's shapes, this kernel 193-215 (2.3x); the weight gradient 77-85 against 147-161. (A plain
+loop of independent FMAs reaches 228 GFLOP/s with 512-bit registers there, 113 with 256-bit.)
 
 The kernel: the right factor B (K x N) packed into panels of 32 columns (K x 32 contiguous,
 zero-padded), a 12 x 32 register tile (24 accumulators) with A broadcast element by element,
@@ -151,19 +152,26 @@ class RightFactor {
 };
 }  // namespace gemm
 
-// out = [out +] a b for a (M x K), b (K x N), out (M x N), contiguous float32, single-threaded:
-// b packed once and the product formed `repeat` times, as a step loop does (for tests and
-// benchmarks/bench_gemm.py)
+// out = [out +] a b for a (M x K), b (K x N), out (M x N), contiguous float32: b packed once and
+// the product formed `repeat` times, as a step loop does, the rows split into one block per
+// intra-op thread as the engine splits one model (for tests and the benchmarks)
 void gemm_nn(at::Tensor a, at::Tensor b, at::Tensor out, bool accumulate, int64_t repeat) {
   TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && out.dim() == 2 && a.size(1) == b.size(0) &&
               out.size(0) == a.size(0) && out.size(1) == b.size(1), "gemm_nn: shapes a (M, K), b (K, N), out (M, N)");
   TORCH_CHECK(a.is_contiguous() && b.is_contiguous() && out.is_contiguous() && a.scalar_type() == at::kFloat &&
               b.scalar_type() == at::kFloat && out.scalar_type() == at::kFloat, "gemm_nn: contiguous float32 tensors");
   TORCH_CHECK(repeat >= 1, "gemm_nn: repeat must be >= 1");
-  at::NoGradGuard no_grad;
   const gemm::RightFactor factor(b);
-  for (int64_t r = 0; r < repeat; ++r)
-    factor.apply(a.size(0), a.data_ptr<float>(), a.size(1), out.data_ptr<float>(), out.size(1), accumulate);
+  const int64_t M = a.size(0), K = a.size(1), N = out.size(1);
+  const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>(M, at::get_num_threads()));
+  at::parallel_for(0, blocks, 1, [&](int64_t t0, int64_t t1) {
+    at::NoGradGuard no_grad;
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t i0 = t * M / blocks, i1 = (t + 1) * M / blocks;
+      for (int64_t r = 0; r < repeat; ++r)
+        factor.apply(i1 - i0, a.data_ptr<float>() + i0 * K, K, out.data_ptr<float>() + i0 * N, N, accumulate);
+    }
+  });
 }
 
 // which kernel the products use here: "avx512" (this file's) or "aten" (the BLAS torch links)

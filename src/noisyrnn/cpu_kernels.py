@@ -3,7 +3,8 @@
 Measured on the project's 2-core machine (``benchmarks/bench_cpp_loop.py``): per step a
 Python loop of ATen calls runs one GEMM and four or more small elementwise kernels, and those
 kernels, not Python dispatch, cost most of the time above the GEMMs. Here each step is one
-GEMM (ATen) plus a single fused, vectorised pass over the row, for every drift form of
+GEMM (:mod:`noisyrnn.cpu_gemm`: AVX-512 with the weight packed once per call, ATen's BLAS where
+AVX-512 is absent) plus a single fused, vectorised pass over the row, for every drift form of
 :mod:`noisyrnn.fused_cells` (namespace ``cells``: eq (3), the antisymmetric RNN, expRNN's
 modReLU, coRNN's IMEX step), forward and hand-written backward, with the noise scheme's
 coefficients computed in that pass from Philox keys (the numbers ``philox_fill`` would write
@@ -25,8 +26,9 @@ threads, each task's GEMMs single-threaded: one model's batch is split into one 
 thread, an ensemble with at least as many members as threads runs one task per member. Per
 step the GEMMs are small (B x N by N x 2N), and splitting each of them across threads costs
 a synchronisation per step; independent row blocks need none (measured: 147 -> 137 ms per
-noise-free pixel-MNIST training step on 2 cores). Results depend on the thread count only
-through float32 rounding.
+noise-free pixel-MNIST training step on 2 cores). With the AVX-512 GEMM every output is the
+same sum in the same order whatever the split, so results do not depend on the thread count
+(tested); with ATen's BLAS they may, through float32 rounding.
 
 ``philox_fill`` writes Philox4x32-10 words, uniforms or Box-Muller normals in parallel (each
 value a function of its index only, so any thread count gives the same numbers); it serves
