@@ -17,9 +17,10 @@ k = 0 .. K-1 (blocks of 256 for long K, added in order), so a product does not d
 the rows are split among tasks or threads, and results are deterministic. Without AVX-512 the
 same entry points call ATen (``at::mm_out``/``at::addmm_out``).
 
-``RightFactor`` serves the step loops (pack once, multiply every step); ``gemm_tn`` is the op
-``out[s] = a[s]^T b[s]`` of the weight gradient; ``gemm_nn`` exposes ``RightFactor`` (for tests
-and the benchmark); ``gemm_kernel`` names the path compiled here.
+``RightFactor`` serves the step loops (pack once, multiply every step) and
+``transposed_product`` the weight gradient; the ops built on them (``gemm_tn``, ``gemm_nn``)
+are in :mod:`noisyrnn.cpu_kernels`, split into tasks as the engine splits its work;
+``gemm_kernel`` names the path compiled here.
 """
 
 GEMM_SOURCE = r"""
@@ -150,29 +151,23 @@ class RightFactor {
   int64_t K_, N_;
   std::vector<float> packed_;
 };
-}  // namespace gemm
 
-// out = [out +] a b for a (M x K), b (K x N), out (M x N), contiguous float32: b packed once and
-// the product formed `repeat` times, as a step loop does, the rows split into one block per
-// intra-op thread as the engine splits one model (for tests and the benchmarks)
-void gemm_nn(at::Tensor a, at::Tensor b, at::Tensor out, bool accumulate, int64_t repeat) {
-  TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && out.dim() == 2 && a.size(1) == b.size(0) &&
-              out.size(0) == a.size(0) && out.size(1) == b.size(1), "gemm_nn: shapes a (M, K), b (K, N), out (M, N)");
-  TORCH_CHECK(a.is_contiguous() && b.is_contiguous() && out.is_contiguous() && a.scalar_type() == at::kFloat &&
-              b.scalar_type() == at::kFloat && out.scalar_type() == at::kFloat, "gemm_nn: contiguous float32 tensors");
-  TORCH_CHECK(repeat >= 1, "gemm_nn: repeat must be >= 1");
-  const gemm::RightFactor factor(b);
-  const int64_t M = a.size(0), K = a.size(1), N = out.size(1);
-  const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>(M, at::get_num_threads()));
-  at::parallel_for(0, blocks, 1, [&](int64_t t0, int64_t t1) {
-    at::NoGradGuard no_grad;
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t i0 = t * M / blocks, i1 = (t + 1) * M / blocks;
-      for (int64_t r = 0; r < repeat; ++r)
-        factor.apply(i1 - i0, a.data_ptr<float>() + i0 * K, K, out.data_ptr<float>() + i0 * N, N, accumulate);
-    }
-  });
+// c (M x N, row stride ldc) = a^T b for a (K x M, row stride lda), b (K x N, row stride ldb)
+inline void transposed_product(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const float* b,
+                               int64_t ldb, float* c, int64_t ldc) {
+  if (M == 0) return;
+#if defined(__AVX512F__)
+  std::vector<float> scratch(packed_size(KC, N));
+  multiply(M, N, K, a, 1, lda, b, ldb, c, ldc, false, scratch.data());
+#else
+  const auto opts = at::TensorOptions().dtype(at::kFloat);
+  at::Tensor av = at::from_blob(const_cast<float*>(a), {K, M}, {lda, 1}, opts);
+  at::Tensor bv = at::from_blob(const_cast<float*>(b), {K, N}, {ldb, 1}, opts);
+  at::Tensor cv = at::from_blob(c, {M, N}, {ldc, 1}, opts);
+  at::mm_out(cv, av.t(), bv);
+#endif
 }
+}  // namespace gemm
 
 // which kernel the products use here: "avx512" (this file's) or "aten" (the BLAS torch links)
 std::string gemm_kernel() {
@@ -183,38 +178,4 @@ std::string gemm_kernel() {
 #endif
 }
 
-// out[s] (M x N) = a[s]^T b[s] for a[s] (K x M), b[s] (K x N), contiguous float32: tasks of
-// (member, block of output rows) in parallel, each single-threaded (the weight gradient)
-void gemm_tn(at::TensorList a, at::TensorList b, at::TensorList out) {
-  const int64_t S = static_cast<int64_t>(a.size());
-  TORCH_CHECK(static_cast<int64_t>(b.size()) == S && static_cast<int64_t>(out.size()) == S,
-              "gemm_tn: one a, b and out per member");
-  for (int64_t s = 0; s < S; ++s) {
-    TORCH_CHECK(a[s].dim() == 2 && b[s].dim() == 2 && out[s].dim() == 2 && a[s].size(0) == b[s].size(0) &&
-                out[s].size(0) == a[s].size(1) && out[s].size(1) == b[s].size(1),
-                "gemm_tn: shapes a (K, M), b (K, N), out (M, N)");
-    TORCH_CHECK(a[s].is_contiguous() && b[s].is_contiguous() && out[s].is_contiguous() &&
-                a[s].scalar_type() == at::kFloat && b[s].scalar_type() == at::kFloat &&
-                out[s].scalar_type() == at::kFloat, "gemm_tn: contiguous float32 tensors");
-  }
-  if (S == 0) return;
-  const int64_t M = out[0].size(0);
-  const int64_t threads = at::get_num_threads();
-  const int64_t blocks = S >= threads ? 1 : std::min<int64_t>(M, (threads + S - 1) / S);
-  at::parallel_for(0, S * blocks, 1, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t s = t / blocks, i0 = (t % blocks) * M / blocks, i1 = (t % blocks + 1) * M / blocks;
-      const int64_t K = a[s].size(0), N = b[s].size(1);
-#if defined(__AVX512F__)
-      std::vector<float> scratch(gemm::packed_size(gemm::KC, N));
-      gemm::multiply(i1 - i0, N, K, a[s].data_ptr<float>() + i0, 1, M, b[s].data_ptr<float>(), N,
-                     out[s].data_ptr<float>() + i0 * N, N, false, scratch.data());
-#else
-      at::NoGradGuard no_grad;
-      at::Tensor o = out[s].narrow(0, i0, i1 - i0);
-      at::mm_out(o, a[s].narrow(1, i0, i1 - i0).t(), b[s]);
-#endif
-    }
-  });
-}
 """

@@ -217,6 +217,45 @@ void for_each_task(int64_t S, int64_t B, const F& body) {
   });
 }
 
+// out = [out +] a b for a (M x K), b (K x N), out (M x N), contiguous float32: b packed once and
+// the product formed `repeat` times, as a step loop does, the rows split into tasks as the
+// engine splits one model (for tests and the benchmarks)
+void gemm_nn(at::Tensor a, at::Tensor b, at::Tensor out, bool accumulate, int64_t repeat) {
+  TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && out.dim() == 2 && a.size(1) == b.size(0) &&
+              out.size(0) == a.size(0) && out.size(1) == b.size(1), "gemm_nn: shapes a (M, K), b (K, N), out (M, N)");
+  TORCH_CHECK(a.is_contiguous() && b.is_contiguous() && out.is_contiguous() && a.scalar_type() == at::kFloat &&
+              b.scalar_type() == at::kFloat && out.scalar_type() == at::kFloat, "gemm_nn: contiguous float32 tensors");
+  TORCH_CHECK(repeat >= 1, "gemm_nn: repeat must be >= 1");
+  const gemm::RightFactor factor(b);
+  const int64_t K = a.size(1), N = out.size(1);
+  for_each_task(1, a.size(0), [&](int64_t, int64_t i0, int64_t i1) {
+    for (int64_t r = 0; r < repeat; ++r)
+      factor.apply(i1 - i0, a.data_ptr<float>() + i0 * K, K, out.data_ptr<float>() + i0 * N, N, accumulate);
+  });
+}
+
+// out[s] (M x N) = a[s]^T b[s] for a[s] (K x M), b[s] (K x N), contiguous float32: tasks of
+// (member, block of output rows), each single-threaded (the weight gradient)
+void gemm_tn(at::TensorList a, at::TensorList b, at::TensorList out) {
+  const int64_t S = static_cast<int64_t>(a.size());
+  TORCH_CHECK(static_cast<int64_t>(b.size()) == S && static_cast<int64_t>(out.size()) == S,
+              "gemm_tn: one a, b and out per member");
+  for (int64_t s = 0; s < S; ++s) {
+    TORCH_CHECK(a[s].dim() == 2 && b[s].dim() == 2 && out[s].dim() == 2 && a[s].size(0) == b[s].size(0) &&
+                out[s].size(0) == a[s].size(1) && out[s].size(1) == b[s].size(1),
+                "gemm_tn: shapes a (K, M), b (K, N), out (M, N)");
+    TORCH_CHECK(a[s].is_contiguous() && b[s].is_contiguous() && out[s].is_contiguous() &&
+                a[s].scalar_type() == at::kFloat && b[s].scalar_type() == at::kFloat &&
+                out[s].scalar_type() == at::kFloat, "gemm_tn: contiguous float32 tensors");
+  }
+  if (S == 0) return;
+  for_each_task(S, out[0].size(0), [&](int64_t s, int64_t i0, int64_t i1) {
+    const int64_t M = a[s].size(1), N = b[s].size(1);
+    gemm::transposed_product(i1 - i0, N, a[s].size(0), a[s].data_ptr<float>() + i0, M, b[s].data_ptr<float>(), N,
+                             out[s].data_ptr<float>() + i0 * N, N);
+  });
+}
+
 // ---- The cell engine: every drift form, noise drawn inside the loop from Philox keys ----
 // One step is h' = h + c (.) f(h, x_m) + n (the velocity z only, for coRNN), where the
 // scheme's coefficients (c, n) of row (m, b) are computed here from the Philox keys, the same
@@ -322,8 +361,7 @@ void forward_rows(at::Tensor states, at::Tensor acts, at::Tensor drifts, at::Ten
   float* S = states.data_ptr<float>();
   float* F = KEEP_F ? drifts.data_ptr<float>() : nullptr;
   const float* U = u.data_ptr<float>();
-  float* P_OUT = p.data_ptr<float>();
-  const float* PP = P_OUT;
+  float* PP = p.data_ptr<float>();
   const gemm::RightFactor wf(w);  // packed once for the M steps
   std::vector<float> scratch(4 * N + uw);
   float *c = scratch.data(), *n = c + N, *tmp = n + N, *urow = tmp + N, *arow = urow + uw;
@@ -333,7 +371,7 @@ void forward_rows(at::Tensor states, at::Tensor acts, at::Tensor drifts, at::Ten
   for (int64_t m = 0; m < s.M; ++m)
    for (int64_t r0 = b0; r0 < b1; r0 += ROWS) {
     const int64_t r1 = std::min(b1, r0 + ROWS);
-    wf.apply(r1 - r0, S + ((m % rs) * s.B + r0) * H, H, P_OUT + r0 * s.P, s.P, false);  // p = h w
+    wf.apply(r1 - r0, S + ((m % rs) * s.B + r0) * H, H, PP + r0 * s.P, s.P, false);  // p = h w
     for (int64_t b = r0; b < r1; ++b) {
       const float* __restrict h = S + ((m % rs) * s.B + b) * H;
       float* __restrict ho = S + (((m + 1) % rs) * s.B + b) * H;
