@@ -6,8 +6,8 @@ weight gradient is one product over all steps. These are small products (64-1000
 columns) repeated thousands of times. The BLAS that PyTorch's CPU wheels link (oneMKL) chooses
 its code path by CPU vendor: on AMD processors with AVX-512 it runs its AVX2 kernels.
 Measured on the project's AMD EPYC (Zen 5) 2-core machine, one thread
-(``benchmarks/bench_gemm.py``, docs/results/bench_gemm.md): MKL 82-92 GFLOP/s at the step
-loop's shapes, this kernel 193-215 (2.3x); the weight gradient 77-85 against 147-161. (A plain
+(``benchmarks/bench_gemm.py``, docs/results/bench_gemm.md): this kernel is 2.2x-2.4x MKL at the
+step loop's shapes and 1.8x on the weight gradient. (A plain
 loop of independent FMAs reaches 228 GFLOP/s with 512-bit registers there, 113 with 256-bit.)
 
 The kernel: the right factor B (K x N) packed into panels of 32 columns (K x 32 contiguous,
