@@ -64,7 +64,7 @@ def main():
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done = {p: p.stat().st_mtime_ns for p in killed.glob("runs/*/seed*/result.json")}
-    partial = [p.parent.name for p in killed.glob("runs/*/seed*/state.json") if not (p.parent / "result.json").exists()]
+    partial = [p.parent.name for p in killed.glob("runs/*/seed*/state.safetensors") if not (p.parent / "result.json").exists()]
     print(f"   killed with {len(done)} runs finished, part-way: {partial}")
     subprocess.run(sweep_cmd(sweep, killed, configs), check=True, capture_output=True)
     redone = [str(p) for p, t in done.items() if p.stat().st_mtime_ns != t]

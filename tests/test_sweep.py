@@ -90,7 +90,7 @@ def test_sweep_survives_sigkill_and_matches_uninterrupted(tmp_path):
     # kill once at least two runs finished and a third is part-way (has a checkpoint, no result)
     while time.time() < deadline:
         results = list(killed.glob("runs/*/seed*/result.json"))
-        states = [p for p in killed.glob("runs/*/seed*/state.json") if not (p.parent / "result.json").exists()]
+        states = [p for p in killed.glob("runs/*/seed*/state.safetensors") if not (p.parent / "result.json").exists()]
         if len(results) >= 2 and states:
             break
         time.sleep(0.05)

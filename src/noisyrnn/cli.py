@@ -120,13 +120,15 @@ def cmd_train(args) -> int:
     from .training import TrainConfig, train_model
 
     task_name = _task_name(args)
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out {args.out} is a file; name a folder (new, or a run of the same settings to resume)")
     model, params, train = resolve_settings(task_name, args.model, args.config, args.recipe, args.set, args.seed,
                                             args.epochs, args.select_under)
     task = _load_task(args, task_name)
     print("noisyrnn: settings: " + json.dumps({"task": task_name, "model": model, "params": params,
                                                 "train": train}), file=sys.stderr, flush=True)
     result = train_model(model, params, task, TrainConfig.from_dict(train), out_dir=args.out,
-                         resume=not args.restart, progress=not args.no_progress)
+                         resume=not args.overwrite, progress=not args.no_progress)
     split, which = (task.test, "test") if task.test is not None else (task.val, "validation")
     acc = robustness(result.model, split, columns_for(task_name), seed=args.seed, value_range=task.data_range)
     summary = {"model": model, "task": task_name, "out": str(args.out), "best_epoch": result.best_epoch,
@@ -199,7 +201,7 @@ def cmd_search(args) -> int:
     result = search(task_name, args.model, args.out, grid=parse_grid(args.grid), select_under=args.select_under,
                     seeds=args.seeds, overrides=overrides, splits=args.splits,
                     executor=make_executor(args.executor, args.workers, args.address, args.threads, args.keep_freed_memory), data_dir=args.data_dir,
-                    download=args.download, progress=not args.no_progress)
+                    download=args.download, progress=not args.no_progress, wait=args.wait)
     print(json.dumps({"best": result["best"], "written": str(args.out / "best.json")}, indent=2))
     return 0
 
@@ -215,7 +217,8 @@ def cmd_reproduce(args) -> int:
     results = reproduce(args.task, args.models, args.seeds, out, data_dir=args.data_dir,
                         config_dir=args.config_dir, progress=not args.no_progress, download=args.download,
                         batch_seeds=not args.no_batch_seeds, executor=args.executor, workers=args.workers, threads=args.threads,
-                        address=args.address, protocol=args.protocol, keep_freed_memory=args.keep_freed_memory)
+                        address=args.address, protocol=args.protocol, keep_freed_memory=args.keep_freed_memory,
+                        wait=args.wait)
     print(markdown_table(results))
     print(f"\nwrote {args.out / 'report.md'}, {args.out / 'figure.png'}, {args.out / 'results.json'} "
           f"in {results['meta']['wall_seconds']:.0f} s")
@@ -230,7 +233,7 @@ def cmd_sweep(args) -> int:
 
     sweep = load_sweep(args.config, config_dir=args.config_dir)
     run_sweep(sweep, args.out, make_executor(args.executor, args.workers, args.address, args.threads, args.keep_freed_memory), data_dir=args.data_dir,
-              download=args.download, progress=not args.no_progress)
+              download=args.download, progress=not args.no_progress, wait=args.wait)
     results = report_store(args.out)
     print(markdown_table(results))
     return 1 if results["failed"] else 0
@@ -291,6 +294,8 @@ def _add_executor_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads per worker (default cores/workers; lower it when the machine is shared)")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray instance)")
+    p.add_argument("--wait", action="store_true",
+                   help="if another process owns the results store, wait for it to finish instead of failing")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -315,7 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--select-under", default=None, metavar="COLUMN",
                    help="select the epoch on validation accuracy under this perturbation, e.g. white_0.4")
     p.add_argument("--out", type=Path, required=True, help="output folder (checkpoints, metrics log)")
-    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
+    p.add_argument("--overwrite", "--restart", dest="overwrite", action="store_true",
+                   help="replace a run already in --out instead of resuming it (a run is resumed only when its "
+                        "settings and training data match this one's)")
     p.add_argument("--no-progress", action="store_true")
     _add_user_data_args(p)
     p.set_defaults(func=cmd_train)

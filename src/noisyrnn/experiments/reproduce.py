@@ -30,7 +30,8 @@ DEFAULT_PROTOCOL = {"ecg": "full", "mnist": "cpu", "pmnist": "cpu"}
 def reproduce(task_name: str, models, seeds: int | None, out: Path, data_dir=None, config_dir=None,
               progress: bool = True, log=print, download: bool = False, batch_seeds: bool = True,
               executor: str = "local", workers: int = 1, address: str | None = None,
-              protocol: str | None = None, threads: int | None = None, keep_freed_memory: bool = False) -> dict:
+              protocol: str | None = None, threads: int | None = None, keep_freed_memory: bool = False,
+              wait: bool = False) -> dict:
     """Run the paper table's sweep for ``models`` x ``seeds`` (None: the sweep's) and write the report."""
     if task_name not in TABLE_SWEEPS:
         raise ConfigError(f"no paper table to reproduce for task {task_name!r}; known: {', '.join(TABLE_SWEEPS)}")
@@ -44,7 +45,7 @@ def reproduce(task_name: str, models, seeds: int | None, out: Path, data_dir=Non
     for run in sweep.runs:
         run.batch_seeds = run.batch_seeds and batch_seeds
     run_sweep(sweep, out, make_executor(executor, workers, address, threads, keep_freed_memory), data_dir=data_dir, download=download,
-              progress=progress, log=log)
+              progress=progress, log=log, wait=wait)
     return report_store(out, {"wall_seconds": time.perf_counter() - t0, "protocol": protocol,
                               "sweep": sweep.description})
 

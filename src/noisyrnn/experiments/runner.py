@@ -10,6 +10,7 @@ from pathlib import Path
 from ..data.files import atomic_write_text
 from .executors import LocalExecutor
 from ..errors import ConfigError
+from ..locking import FolderLock
 from .sweep import SWEEP_COPY, RunSpec, Sweep, run_folder, write_index
 
 
@@ -27,6 +28,8 @@ def plan_jobs(sweep: Sweep, out: Path, workers: int, data_dir=None, download=Fal
             jobs.append({"task": sweep.task, "task_options": sweep.task_options, "data_dir": None if data_dir is None else str(data_dir),
                          "download": download, "out": str(out), "columns": sweep.columns,
                          "spec": asdict(spec), "seeds": chunk, "progress": progress})
+    if sweep.order == "seed":  # every run's first seed, then every run's second, ...
+        jobs = [j for _, j in sorted(enumerate(jobs), key=lambda ij: (min(ij[1]["seeds"]), ij[0]))]
     return jobs
 
 
@@ -47,14 +50,23 @@ def merge_with_store(out: Path, sweep: Sweep) -> Sweep:
         old = runs.get(r.name)
         seeds = sorted(set(old.seeds) | set(r.seeds)) if old is not None and old.config == r.config else r.seeds
         runs[r.name] = RunSpec(r.name, r.model, r.config, seeds, r.batch_seeds)
-    return Sweep(sweep.task, list(runs.values()), sweep.columns, sweep.description, sweep.source, sweep.task_options)
+    return Sweep(sweep.task, list(runs.values()), sweep.columns, sweep.description, sweep.source, sweep.task_options,
+                 sweep.order)
 
 
-def run_sweep(sweep: Sweep, out, executor=None, data_dir=None, download=False, progress=False, log=print) -> list[dict]:
+def run_sweep(sweep: Sweep, out, executor=None, data_dir=None, download=False, progress=False, log=print,
+              wait: bool = False) -> list[dict]:
     """Run every unfinished run of ``sweep`` into the store at ``out``; returns the index rows
-    (of every run the store holds, see :func:`merge_with_store`)."""
+    (of every run the store holds, see :func:`merge_with_store`). The store is owned by this
+    call: a second process fails at once naming the holder (or, with ``wait``, queues behind it)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"results store {out} is a file; name a folder")
+    with FolderLock(out, what="results store", wait=wait):
+        return _run_owned(sweep, out, executor, data_dir, download, progress, log)
+
+
+def _run_owned(sweep: Sweep, out: Path, executor, data_dir, download, progress, log) -> list[dict]:
     executor = executor or LocalExecutor()
     stored = merge_with_store(out, sweep)
     atomic_write_text(out / SWEEP_COPY, json.dumps({"task": stored.task, "task_options": stored.task_options,

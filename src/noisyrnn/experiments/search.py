@@ -58,7 +58,7 @@ def score(record: dict, select_under: str | None) -> tuple[float, float]:
 
 def search(task: str, model: str, out, grid=None, select_under: str | None = None, seeds: int = 1,
            overrides: dict | None = None, executor=None, data_dir=None, download: bool = False,
-           progress: bool = False, log=print, splits: int = 1) -> dict:
+           progress: bool = False, log=print, splits: int = 1, wait: bool = False) -> dict:
     """Run the search into the store ``out`` (``out/split{k}`` for k < ``splits`` when
     ``splits > 1``); returns (and writes to ``out/best.json``) the result."""
     if int(splits) < 1:
@@ -80,7 +80,8 @@ def search(task: str, model: str, out, grid=None, select_under: str | None = Non
             raw["task_options"] = {"split_seed": k}
         sweep = parse_sweep(raw)
         store = Path(out) / f"split{k}" if splits > 1 else Path(out)
-        run_sweep(sweep, store, executor, data_dir=data_dir, download=download, progress=progress, log=log)
+        run_sweep(sweep, store, executor, data_dir=data_dir, download=download, progress=progress, log=log,
+                  wait=wait)
         stores.append(store)
     candidates = []
     for spec in sweep.runs:

@@ -10,6 +10,8 @@ A sweep file::
     seeds = 10                          # or a list, e.g. [0, 1, 5]
     model_seeds = {cornn = 1}           # optional: fewer (or other) seeds for some models
     batch_seeds = true                  # NRNN-family seeds train as one batched ensemble
+    order = "run"                       # jobs run by run (default), or "seed": every run's first
+                                        # seed before any run's second
     [grid]                              # optional cartesian product, applied to every model
     "params.add_noise" = [0.02, 0.06]
     [overrides.nrnn]                    # optional per-model settings ("*": every model)
@@ -61,6 +63,7 @@ class Sweep:
     description: str = ""
     source: dict = field(default_factory=dict)
     task_options: dict = field(default_factory=dict)  # user data: normalize, val_fraction, split_seed
+    order: str = "run"  # "run": a run's seeds together; "seed": seed-major (each run's first seed first)
 
 
 def _apply(config: dict, settings: dict) -> dict:
@@ -114,7 +117,7 @@ def _seed_list(value, what: str) -> list[int]:
 def parse_sweep(raw: dict, config_dir=None, seeds=None, models=None) -> Sweep:
     """Build a :class:`Sweep` from a parsed TOML dict (``seeds``/``models`` override it)."""
     known = {"description", "task", "data", "task_options", "models", "seeds", "model_seeds", "batch_seeds",
-             "grid", "overrides", "columns", "configs"}
+             "grid", "overrides", "columns", "configs", "order"}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"unknown sweep key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
@@ -160,7 +163,10 @@ def parse_sweep(raw: dict, config_dir=None, seeds=None, models=None) -> Sweep:
                 model_seeds[model], f"model_seeds.{model}")
             runs.append(RunSpec(name, model, _revalidate(cfg), own, bool(raw.get("batch_seeds", True))))
     columns = list(raw.get("columns") or columns_for(task))
-    return Sweep(task, runs, columns, raw.get("description", ""), raw, task_options)
+    order = raw.get("order", "run")
+    if order not in ("run", "seed"):
+        raise ConfigError(f"sweep order must be 'run' or 'seed', got {order!r}")
+    return Sweep(task, runs, columns, raw.get("description", ""), raw, task_options, order)
 
 
 def load_sweep(path, config_dir=None, seeds=None, models=None) -> Sweep:

@@ -17,12 +17,14 @@ from ..data import load_task
 from ..data.files import atomic_write_text
 from ..ensemble import can_batch
 from ..evaluation import robustness
+from ..locking import FolderLock
 from ..models import build_model
 from ..provenance import code_version
 from ..training import TrainConfig, train_model
 from ..training.ensemble_trainer import fit_ensemble
 from .sweep import read_outcome, run_folder
 
+CLAIM = ".claim"  # a run's claim file: held (flock) by the process that trains it
 _TASKS: dict = {}
 # The code this process runs: read when the worker module is imported (with the rest of the
 # package), not when a result is written, so a commit made during a long sweep is not claimed.
@@ -81,8 +83,26 @@ def execute_job(job: dict) -> list[dict]:
         import torch
 
         torch.set_num_threads(int(job["threads"]))
+    out, spec = Path(job["out"]), job["spec"]
+    claims = []
+    try:
+        for s in job["seeds"]:  # a run is claimed before it trains: no executor trains one twice
+            claim = FolderLock(run_folder(out, spec["name"], s), CLAIM, what="run")
+            if claim.try_acquire():
+                claims.append((s, claim))
+        # claimed and still unfinished (another process may have finished it meanwhile)
+        seeds = [s for s, _ in claims if not (run_folder(out, spec["name"], s) / "result.json").is_file()]
+        _train_claimed(job, seeds)
+    finally:
+        for _, claim in claims:
+            claim.release()
+    return [read_outcome(out, spec["name"], s) for s in job["seeds"]]
+
+
+def _train_claimed(job: dict, seeds: list[int]) -> None:
     out, spec, columns = Path(job["out"]), job["spec"], job["columns"]
-    seeds = [s for s in job["seeds"] if not (run_folder(out, spec["name"], s) / "result.json").is_file()]
+    if not seeds:
+        return
     progress = bool(job.get("progress", False))
     try:
         task = _task(job["task"], job.get("data_dir"), bool(job.get("download")), job.get("task_options"))
@@ -90,7 +110,7 @@ def execute_job(job: dict) -> list[dict]:
     except Exception as err:  # noqa: BLE001 - recorded, never raised
         for s in seeds:
             _record_error(spec, s, run_folder(out, spec["name"], s), err)
-        return [read_outcome(out, spec["name"], s) for s in job["seeds"]]
+        return
     cfg = spec["config"]
     if batched:
         t0 = time.perf_counter()
@@ -117,4 +137,3 @@ def execute_job(job: dict) -> list[dict]:
                 _record(task, spec, s, folder, columns, res, time.perf_counter() - t0, 1)
             except Exception as err:  # noqa: BLE001
                 _record_error(spec, s, folder, err)
-    return [read_outcome(out, spec["name"], s) for s in job["seeds"]]

@@ -1,14 +1,17 @@
 """Checkpoints without pickle: tensors in safetensors, everything else in JSON, written atomically.
 
 A model folder holds ``model.safetensors`` (weights) and ``model.json`` (the config that
-rebuilds it). A training folder adds ``state.safetensors`` + ``state.json``: the last
-epoch's weights, optimizer and scheduler state, random generator states and history,
-enough to resume a run exactly where it stopped.
+rebuilds it). A training folder adds ``state.safetensors``: the last epoch's weights,
+optimizer, random generator states and, in the file's own metadata header, the scheduler
+state, history and what the run was trained on; enough to resume a run exactly where it
+stopped. Tensors and metadata are one file, so one ``os.replace`` commits an epoch: a kill
+can leave the previous epoch or the next, never a mix of the two.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -21,20 +24,30 @@ from ..errors import DataError
 from ..models import model_from_config
 
 MODEL_WEIGHTS, MODEL_CONFIG = "model.safetensors", "model.json"
-STATE_TENSORS, STATE_JSON = "state.safetensors", "state.json"
+STATE_TENSORS = "state.safetensors"
+LEGACY_STATE_JSON = "state.json"  # older versions wrote the metadata beside the tensors
+STATE_METADATA_KEY = "noisyrnn.training_state"
 
 
-def _tensor_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
-    return st_save({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()})
+def _tensor_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
+    return st_save({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, metadata=metadata)
 
 
 def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    return _read_tensors_and_metadata(path)[0]
+
+
+def _read_tensors_and_metadata(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     try:
-        return st_load(path.read_bytes())
+        data = path.read_bytes()
+        tensors = st_load(data)
+        header_len = int.from_bytes(data[:8], "little")
+        metadata = json.loads(data[8:8 + header_len]).get("__metadata__") or {}
     except FileNotFoundError:
         raise DataError(f"checkpoint file not found: {path}") from None
     except (SafetensorError, ValueError, OSError) as err:
         raise DataError(f"checkpoint file {path} is corrupt: {err}") from None
+    return tensors, metadata
 
 
 def _read_json(path: Path) -> dict:
@@ -89,9 +102,33 @@ def _unflatten_optimizer(tensors: dict, meta: dict) -> dict:
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+def scheduler_state_to_json(state: dict) -> dict:
+    """A learning-rate scheduler's ``state_dict`` as JSON can hold it. ``MultiStepLR`` keeps its
+    milestones in a ``Counter`` keyed by epoch: JSON would turn the keys into strings that never
+    equal the integer epoch again (the decay would silently be lost on resume), so they are
+    written as ``[epoch, count]`` pairs."""
+    out = dict(state)
+    if isinstance(out.get("milestones"), dict):
+        out["milestones"] = sorted([int(k), int(v)] for k, v in out["milestones"].items())
+    return out
+
+
+def scheduler_state_from_json(state: dict) -> dict:
+    """Inverse of :func:`scheduler_state_to_json`; also repairs states written by older
+    versions, whose milestone keys are strings."""
+    out = dict(state)
+    milestones = out.get("milestones")
+    if isinstance(milestones, dict):
+        out["milestones"] = Counter({int(k): int(v) for k, v in milestones.items()})
+    elif isinstance(milestones, list):
+        out["milestones"] = Counter({int(k): int(v) for k, v in milestones})
+    return out
+
+
 def save_training_state(folder: Path, model, optimizer, scheduler, generators: dict, info: dict,
                         best_state: dict | None = None) -> None:
-    """Everything needed to resume: last weights, optimizer, scheduler, RNG states, info."""
+    """Everything needed to resume (last weights, optimizer, scheduler, RNG states, info), in
+    one file written atomically: one epoch's commit."""
     folder = Path(folder)
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     if best_state is not None:
@@ -99,28 +136,55 @@ def save_training_state(folder: Path, model, optimizer, scheduler, generators: d
     opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
     tensors.update(opt_tensors)
     tensors.update({f"rng.{k}": g.get_state() for k, g in generators.items()})
-    atomic_write_bytes(folder / STATE_TENSORS, _tensor_bytes(tensors))
-    meta = {"optimizer": opt_meta, "scheduler": scheduler.state_dict(), "info": info, "model": model.config}
-    atomic_write_text(folder / STATE_JSON, json.dumps(meta, indent=2))
+    meta = {"optimizer": opt_meta, "scheduler": scheduler_state_to_json(scheduler.state_dict()), "info": info,
+            "model": model.config}
+    atomic_write_bytes(folder / STATE_TENSORS, _tensor_bytes(tensors, {STATE_METADATA_KEY: json.dumps(meta)}))
+    (folder / LEGACY_STATE_JSON).unlink(missing_ok=True)  # superseded: never read beside a newer state
 
 
 def has_training_state(folder: Path) -> bool:
+    return (Path(folder) / STATE_TENSORS).is_file()
+
+
+def read_training_state(folder: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(metadata, tensors) of the state in ``folder`` (its one file, or an older version's pair)."""
     folder = Path(folder)
-    return (folder / STATE_TENSORS).is_file() and (folder / STATE_JSON).is_file()
+    tensors, header = _read_tensors_and_metadata(folder / STATE_TENSORS)
+    if STATE_METADATA_KEY in header:
+        try:
+            meta = json.loads(header[STATE_METADATA_KEY])
+        except json.JSONDecodeError as err:
+            raise DataError(f"checkpoint file {folder / STATE_TENSORS} has corrupt metadata: {err}") from None
+    elif (folder / LEGACY_STATE_JSON).is_file():
+        meta = _read_json(folder / LEGACY_STATE_JSON)
+    else:
+        raise DataError(f"checkpoint file {folder / STATE_TENSORS} holds no training metadata; "
+                        "it was not written by noisyrnn's trainer")
+    return meta, tensors
 
 
 def load_training_state(folder: Path, model, optimizer, scheduler, generators: dict) -> tuple[dict, dict | None]:
     """Restore a state written by :func:`save_training_state`; returns (info, best_state)."""
     folder = Path(folder)
-    meta = _read_json(folder / STATE_JSON)
-    tensors = _read_tensors(folder / STATE_TENSORS)
+    meta, tensors = read_training_state(folder)
     if meta.get("model") != model.config:
         raise DataError(f"training state in {folder} was written for a different model config; "
                         "use a fresh output folder or the same config")
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
-    scheduler.load_state_dict(meta["scheduler"])
+    scheduler.load_state_dict(scheduler_state_from_json(meta["scheduler"]))
     for key, gen in generators.items():
         gen.set_state(tensors[f"rng.{key}"])
     best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
     return meta["info"], best
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporaries an interrupted atomic write left in ``folder`` (``.NAME.*.tmp``);
+    call it only while owning the folder."""
+    removed = []
+    for p in Path(folder).glob(".*.tmp"):
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed

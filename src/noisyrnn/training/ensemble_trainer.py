@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -25,6 +26,8 @@ from ..errors import ConfigError
 from ..models import build_model
 from .progress import EpochProgress
 from .checkpoint import has_training_state, load_training_state, save_model, save_training_state
+from .run_folder import prepare_run_folder, run_identity
+from ..locking import FolderLock
 from ..theory.explicit import explicit_regularizer
 from .trainer import (
     METRICS_LOG, SELECTION, TrainConfig, TrainingDiverged, TrainResult, _generators, make_optimizer, resolve_device,
@@ -94,11 +97,23 @@ def fit_members(models, task: Task, config: TrainConfig, seeds, out_dir=None, me
     if S != len(seeds) or (member_dirs is not None and len(member_dirs) != S):
         raise ConfigError(f"fit_members needs one seed (and one folder) per model, got {S} models, "
                           f"{len(seeds)} seeds")
-    explicit = config.regularizer == "explicit"
-    if explicit and S > 1:
+    if config.regularizer == "explicit" and S > 1:
         raise ConfigError(f"regularizer={config.regularizer!r} is not supported for seed-batched ensembles; "
                           "train the seeds separately")
     device = resolve_device(config.device)
+    out_dir = Path(out_dir) if out_dir is not None else None
+    folders = [Path(d) for d in member_dirs] if member_dirs is not None else []
+    with (FolderLock(out_dir, what="training folder") if out_dir is not None else nullcontext()):
+        return _fit_owned(models, task, config, seeds, out_dir, folders, resume, progress, log, label, device)
+
+
+def _fit_owned(models, task, config, seeds, out_dir, member_dirs, resume, progress, log, label, device):
+    """:func:`fit_members` once ``out_dir`` (if any) is owned by this process."""
+    S = len(models)
+    explicit = config.regularizer == "explicit"
+    identity = run_identity(models, task, config, seeds) if out_dir is not None else None
+    if out_dir is not None:
+        prepare_run_folder(out_dir, member_dirs, identity, resume)
     ens = Ensemble(models).to(device)
     gens = {}
     for i, s in enumerate(seeds):
@@ -106,12 +121,11 @@ def fit_members(models, task: Task, config: TrainConfig, seeds, out_dir=None, me
         gens[f"shuffle{i}"], gens[f"noise{i}"] = g["shuffle"], g["noise"]
     optimizer = make_optimizer(ens, config)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.lr_milestones), config.lr_gamma)
-    out_dir = Path(out_dir) if out_dir is not None else None
     histories = [[] for _ in range(S)]
     best_keys, best_epochs = [None] * S, [-1] * S
     best_state = {k: v.detach().clone() for k, v in ens.state_dict().items()}
     start_epoch, elapsed = 0, 0.0
-    if out_dir is not None and resume and has_training_state(out_dir):
+    if out_dir is not None and has_training_state(out_dir):
         info, saved_best = load_training_state(out_dir, ens, optimizer, scheduler, gens)
         histories, best_epochs, elapsed = info["history"], info["best_epoch"], info["seconds"]
         best_keys = [tuple(k) if k else None for k in info["best_key"]]
@@ -182,11 +196,10 @@ def fit_members(models, task: Task, config: TrainConfig, seeds, out_dir=None, me
         if out_dir is not None:
             info = {"epoch": epoch, "history": histories, "best_epoch": best_epochs,
                     "best_key": [list(k) for k in best_keys], "seconds": elapsed,
-                    "train_config": config.to_dict(), "seeds": seeds}
+                    "train_config": config.to_dict(), "seeds": seeds, "identity": identity}
             save_training_state(out_dir, ens, optimizer, scheduler, gens, info, best_state)
-        for i in range(S) if member_dirs is not None else ():
-            Path(member_dirs[i]).mkdir(parents=True, exist_ok=True)
-            atomic_write_text(Path(member_dirs[i]) / METRICS_LOG, "".join(json.dumps(h) + "\n" for h in histories[i]))
+        _write_metrics_logs(member_dirs, histories)
+    _write_metrics_logs(member_dirs, histories)  # also after a resume that had no epoch left
     bar.close()
     results = []
     for i, s in enumerate(seeds):
@@ -195,7 +208,7 @@ def fit_members(models, task: Task, config: TrainConfig, seeds, out_dir=None, me
         hist = histories[i]
         best_val = hist[best_epochs[i]]["val_accuracy"] if hist else float("nan")
         result = TrainResult(model, best_epochs[i], best_val, hist, elapsed)
-        if member_dirs is not None:
+        if member_dirs:
             extra = {"train_config": {**config.to_dict(), "seed": s}, "best_epoch": best_epochs[i],
                      "best_val_accuracy": best_val, "task": task.name, "data": task.data_spec()}
             if S > 1:
@@ -203,6 +216,12 @@ def fit_members(models, task: Task, config: TrainConfig, seeds, out_dir=None, me
             save_model(Path(member_dirs[i]), model, extra=extra)
         results.append(result)
     return results
+
+
+def _write_metrics_logs(member_dirs, histories) -> None:
+    for folder, history in zip(member_dirs, histories):
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(folder / METRICS_LOG, "".join(json.dumps(h) + "\n" for h in history))
 
 
 def _validation_under(task: Task, config: TrainConfig, seeds):
