@@ -108,7 +108,7 @@ def test_select_under_changes_the_selection_key(npz, tmp_path, capsys):
     (["train", "--data", "DATA", "--model", "lstm", "--set", "params.step=0.1", "--out", "OUT"],
      "unknown parameter 'step' for model 'lstm'"),
     (["train", "--data", "DATA", "--select-under", "blur_3", "--out", "OUT"], "unknown perturbation column"),
-    (["predict", "/no/run", "--data", "DATA", "--out", "OUT/p.csv"], "checkpoint file not found"),
+    (["predict", "/no/run", "--data", "DATA", "--out", "OUT/p.csv"], "run folder /no/run does not exist"),
 ])
 def test_cli_errors_name_the_fault_and_write_nothing(argv, needle, npz, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)

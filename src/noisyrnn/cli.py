@@ -142,6 +142,10 @@ def cmd_predict(args) -> int:
     from .data import read_labelled_split
     from .predict import TrainedRun, predict_proba, write_predictions
 
+    if args.out.is_dir():
+        raise ConfigError(f"--out {args.out} is a folder; name the CSV file to write")
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     run = TrainedRun.load(args.run)
     split, true = read_labelled_split(args.data, None, run.normalization)
     if split.x.shape[-1] != run.model.input_size:
@@ -150,9 +154,13 @@ def cmd_predict(args) -> int:
     probs = predict_proba(run.model, split, args.batch_size)
     write_predictions(args.out, probs, run.classes, true)
     summary = {"run": str(args.run), "data": str(args.data), "sequences": len(split), "out": str(args.out)}
-    if true is not None:
-        pred = [run.classes[i] for i in probs.argmax(-1).tolist()]
-        summary["accuracy"] = sum(str(p) == str(t) for p, t in zip(pred, true)) / max(len(true), 1)
+    if true is not None:  # labels compared by value, as training parsed them (2.0 is the class 2)
+        index = {c: i for i, c in enumerate(run.classes)}
+        pred = probs.argmax(-1).tolist()
+        summary["accuracy"] = sum(index.get(t, -1) == p for p, t in zip(pred, true)) / max(len(true), 1)
+        unseen = sum(t not in index for t in true)
+        if unseen:
+            summary["labels_not_seen_in_training"] = unseen
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -173,6 +181,8 @@ def cmd_evaluate(args) -> int:
     from .evaluation import robustness
     from .predict import TrainedRun
 
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out {args.out} is a file; name a folder for the report")
     run = TrainedRun.load(args.checkpoint)
     split, labels = read_labelled_split(args.data, run.classes, run.normalization)
     if labels is None:

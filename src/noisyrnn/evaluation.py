@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from .data.task import Split
+from .memory import evaluation_batch
 from .perturbations import parse_column
 
 
@@ -18,6 +19,7 @@ def evaluate(model, split: Split, batch_size: int = 1000, perturbation=None, gen
     sequences perturbations touch real steps only (padded steps keep their values)."""
     correct, loss_sum = 0, 0.0
     device = next(model.parameters()).device
+    batch_size = evaluation_batch(model, split.x.shape[1], batch_size, getattr(perturbation, "needs_model", False))
     for start in range(0, len(split), batch_size):
         x = split.x[start:start + batch_size]
         y = split.y[start:start + batch_size].to(device)

@@ -78,6 +78,9 @@ def parse_column(column: str, value_range=None):
     level = check_positive(m.group(2), f"level of {column}", allow_zero=True)
     kind = m.group(1)
     if kind == "sp":
+        if level > 1:
+            raise ConfigError(f"perturbation column {column!r}: salt and pepper's level is the share of values "
+                              f"replaced, a number in [0, 1]; got {level:g}")
         return SaltAndPepper(level, tuple(value_range) if value_range is not None else (0.0, 1.0))
     if kind in RANGED:
         return kinds[kind](level, None if value_range is None else tuple(value_range))

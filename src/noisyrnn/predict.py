@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from .errors import DataError
 from .data.files import atomic_write_text
 from .data.normalize import ChannelNormalizer
 from .data.task import Split
+from .memory import evaluation_batch
 from .training.checkpoint import load_model
 
 
@@ -27,13 +32,60 @@ class TrainedRun:
 
     @classmethod
     def load(cls, folder) -> "TrainedRun":
+        """The run in ``folder``; a checkpoint whose data description is missing or contradicts
+        its model (classes, channels, normalisation, value range) is refused before any use."""
         folder = Path(folder)
+        if not folder.exists():
+            raise DataError(f"run folder {folder} does not exist")
+        if not folder.is_dir():
+            raise DataError(f"run path {folder} is a file; name the run's folder (holding model.json)")
         model, meta = load_model(folder)
-        spec = meta.get("data") or {}
-        classes = spec.get("classes") or list(range(model.num_classes))
-        vr = spec.get("value_range")
-        return cls(model, classes, ChannelNormalizer.from_dict(spec.get("normalization")),
-                   None if vr is None else tuple(vr), meta, folder)
+        spec = meta.get("data")
+        if not isinstance(spec, dict):
+            raise DataError(f"{folder / 'model.json'} has no 'data' entry (the classes, input normalisation and "
+                            "value range the model was trained with), so new data cannot be read as it was; "
+                            "it was not written by noisyrnn train, or was edited")
+        classes, normalization, value_range = check_data_spec(spec, model, folder / "model.json")
+        return cls(model, classes, normalization, value_range, meta, folder)
+
+
+def check_data_spec(spec: dict, model, where) -> tuple[list, ChannelNormalizer | None, tuple | None]:
+    """(classes, normalisation, value range) of a checkpoint's data description, each checked
+    against the model it describes; DataError naming ``where`` otherwise."""
+    def bad(text):
+        return DataError(f"{where}: {text}; the checkpoint is corrupt or was edited")
+
+    classes = spec.get("classes")
+    if classes is None:
+        classes = list(range(model.num_classes))
+    if not isinstance(classes, list) or len(classes) != model.num_classes:
+        raise bad(f"'classes' lists {len(classes) if isinstance(classes, list) else repr(classes)} label(s) but "
+                  f"the model's decoder has {model.num_classes} outputs")
+    if len({json.dumps(c) for c in classes}) != len(classes):
+        raise bad("'classes' repeats a label")
+    if "input_size" in spec and spec["input_size"] != model.input_size:
+        raise bad(f"'input_size' is {spec['input_size']!r} but the model takes {model.input_size} channel(s)")
+    normalization = None
+    if spec.get("normalization") is not None:
+        try:
+            normalization = ChannelNormalizer.from_dict(spec["normalization"])
+            mean, std = np.asarray(normalization.mean, dtype=float), np.asarray(normalization.std, dtype=float)
+        except (TypeError, ValueError, KeyError, AttributeError) as err:
+            raise bad(f"'normalization' is malformed ({err})") from None
+        if mean.shape != (model.input_size,) or std.shape != (model.input_size,):
+            raise bad(f"'normalization' has {mean.size} mean(s) and {std.size} std(s) for a model of "
+                      f"{model.input_size} channel(s)")
+        if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
+            raise bad("'normalization' holds a non-finite mean or a std <= 0")
+    vr = spec.get("value_range")
+    value_range = None
+    if vr is not None:
+        ok = (isinstance(vr, list) and len(vr) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                             and math.isfinite(v) for v in vr) and vr[0] <= vr[1])
+        if not ok:
+            raise bad(f"'value_range' must be [min, max] of finite numbers, got {vr!r}")
+        value_range = (float(vr[0]), float(vr[1]))
+    return classes, normalization, value_range
 
 
 @torch.no_grad()
@@ -44,6 +96,7 @@ def predict_proba(model, split: Split, batch_size: int = 1000) -> torch.Tensor:
     out = []
     try:
         device = next(model.parameters()).device
+        batch_size = evaluation_batch(model, split.x.shape[1], batch_size)
         for start in range(0, len(split), batch_size):
             x, _, lengths = split.batch(slice(start, start + batch_size), device)
             out.append(torch.softmax(model(x, noise=False, lengths=lengths), dim=-1).cpu())

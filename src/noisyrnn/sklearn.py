@@ -24,7 +24,7 @@ from .data.normalize import ChannelNormalizer
 from .data.readers import LabelledSequences
 from .data.sequences import as_sequences
 from .data.user import sequences_to_split, task_from_sequences
-from .errors import InputError
+from .errors import ConfigError, InputError, NoisyRNNError
 from .predict import predict_proba as _predict_proba
 
 SETTINGS_FILE = "estimator.json"
@@ -84,12 +84,18 @@ class NRNNClassifier(ClassifierMixin, BaseEstimator):
         from .experiments.configs import default_config
         from .training import TrainConfig
 
+        from .parameters import TRAIN_PARAMS, Param, check_value
+
         cfg = default_config(self.model)
         train = dict(cfg["train"])
-        train.update(epochs=int(self.epochs), batch_size=int(self.batch_size), seed=self._seed(),
-                     select_under=self.select_under, device=self.device)
+        train.update(epochs=check_value("epochs", self.epochs, TRAIN_PARAMS["epochs"]),
+                     batch_size=check_value("batch_size", self.batch_size, TRAIN_PARAMS["batch_size"]),
+                     seed=self._seed(), select_under=self.select_under, device=self.device)
+        check_value("validation_fraction", self.validation_fraction, Param(float, low=0.0, high=1.0, low_open=False))
+        if self.params is not None and not isinstance(self.params, dict):
+            raise ConfigError(f"params must be a dict of model parameters, got {type(self.params).__name__}")
         if self.lr is not None:
-            train["lr"] = float(self.lr)
+            train["lr"] = check_value("lr", self.lr, TRAIN_PARAMS["lr"])
         if not 0 < self.validation_fraction < 1:
             train["select"] = "last"
         train["lr_milestones"] = [int(0.9 * train["epochs"])] if train["epochs"] > 1 else []
@@ -183,17 +189,44 @@ class NRNNClassifier(ClassifierMixin, BaseEstimator):
     def load(cls, folder) -> "NRNNClassifier":
         from .training.checkpoint import _read_json, load_model
 
+        from .errors import DataError
+        from .models.registry import resolve_params
+        from .predict import check_data_spec
+
         folder = Path(folder)
-        state = _read_json(folder / SETTINGS_FILE)
+        where = folder / SETTINGS_FILE
+        state = _read_json(where)
+        expected = {"params", "classes", "normalization", "n_features_in", "n_channels", "value_range", "best_epoch"}
+        if set(state) != expected or not isinstance(state["params"], dict):
+            raise DataError(f"{where}: expected the keys {', '.join(sorted(expected))}; the file is corrupt or was "
+                            "not written by NRNNClassifier.save")
+        unknown = set(state["params"]) - set(cls._get_param_names())
+        if unknown:
+            raise DataError(f"{where}: unknown estimator parameter(s) {', '.join(sorted(unknown))}")
         est = cls(**state["params"])
-        est.model_, _ = load_model(folder)
+        model, _ = load_model(folder)
+        config = model.config
+        try:
+            claimed = resolve_params(est.model, {**est._settings()[0]})
+        except NoisyRNNError as err:
+            raise DataError(f"{where}: {err}") from None
+        if est.model != config["name"] or claimed != config["params"]:
+            raise DataError(f"{where} describes model {est.model!r} with {claimed} but the saved weights are of "
+                            f"{config['name']!r} with {config['params']}; the files do not belong together")
+        if state["n_channels"] != model.input_size:
+            raise DataError(f"{where}: n_channels is {state['n_channels']!r} but the saved model takes "
+                            f"{model.input_size} channel(s)")
+        classes, normalization, value_range = check_data_spec(
+            {"classes": state["classes"], "normalization": state["normalization"], "value_range": state["value_range"]},
+            model, where)
+        est.model_ = model
         est.model_.eval()
-        est.classes_ = np.asarray(state["classes"])
-        est.normalization_ = ChannelNormalizer.from_dict(state["normalization"])
+        est.classes_ = np.asarray(classes)
+        est.normalization_ = normalization
         if state["n_features_in"] is not None:
             est.n_features_in_ = state["n_features_in"]
         est.n_channels_ = state["n_channels"]
-        est.value_range_ = tuple(state["value_range"])
+        est.value_range_ = value_range
         est.best_epoch_ = state["best_epoch"]
         return est
 

@@ -162,7 +162,24 @@ def parse_ts(path: Path) -> LabelledSequences:
             source.unlink()
     if y is None:
         raise DataError(f"{path} has no class labels (@classLabel false)")
+    declared = declared_ts_labels(data.decode("utf-8", errors="replace"))
+    if declared:
+        stray = sorted({str(v) for v in y} - set(declared))
+        if stray:
+            raise DataError(f"{path}: label(s) {', '.join(repr(v) for v in stray[:5])} are not declared in the header's "
+                            f"@classLabel ({' '.join(declared)})")
     return _labelled(X, y, None, path, "series", layout="ndt")
+
+
+def declared_ts_labels(text: str) -> list[str]:
+    """The class labels a .ts header declares (``@classLabel true a b c``); [] if none are listed."""
+    for line in text.splitlines():
+        parts = line.strip().split()
+        if parts and parts[0].lower() == "@classlabel":
+            return parts[2:] if len(parts) > 2 and parts[1].lower() == "true" else []
+        if parts and parts[0].lower() == "@data":
+            break
+    return []
 
 
 def read_ts(path: Path) -> DataFile:

@@ -37,7 +37,14 @@ class Sequences:
         return bool((self.lengths == self.x.shape[1]).all())
 
 
+def _refuse_complex(a, what: str) -> None:
+    if np.iscomplexobj(a):
+        raise InputError(f"{what} holds complex numbers; give real values (e.g. the magnitude, or the real and "
+                         "imaginary parts as two channels)")
+
+
 def _one_sequence(a, layout: str, what: str, i: int) -> np.ndarray:
+    _refuse_complex(a, f"{what}: sequence {i}")
     a = np.asarray(a, dtype=np.float64)
     if a.ndim == 1:
         a = a[:, None]
@@ -63,6 +70,7 @@ def as_sequences(X, lengths=None, layout: str = "ntd", what: str = "X") -> Seque
         raise InputError(f"unknown layout {layout!r}; use 'ntd' (n, T, d) or 'ndt' (n, d, T)")
     ragged = isinstance(X, (list, tuple)) or (isinstance(X, np.ndarray) and X.dtype == object)
     if not ragged:
+        _refuse_complex(X, what)
         try:
             arr = np.asarray(X, dtype=np.float64)
         except (TypeError, ValueError) as err:

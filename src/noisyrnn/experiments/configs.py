@@ -27,8 +27,12 @@ def load_config(path: Path) -> dict:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    except tomllib.TOMLDecodeError as err:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder") from None
+    if not isinstance(raw.get("params", {}), dict) or not isinstance(raw.get("train", {}), dict):
+        raise ConfigError(f"config file {path}: [params] and [train] must be tables")
     unknown = set(raw) - {"model", "params", "train", "description"}
     if unknown:
         raise ConfigError(f"config file {path}: unknown section(s) {', '.join(sorted(unknown))}")

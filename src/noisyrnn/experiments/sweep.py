@@ -151,6 +151,12 @@ def parse_sweep(raw: dict, config_dir=None, seeds=None, models=None) -> Sweep:
         if not isinstance(v, list) or not v:
             raise ConfigError(f"grid entry {k!r} must be a non-empty list")
     overrides = raw.get("overrides", {})
+    if not isinstance(overrides, dict) or any(not isinstance(v, dict) for v in overrides.values()):
+        raise ConfigError("sweep overrides must be tables: [overrides.MODEL] with \"params.X\" / \"train.Y\" keys")
+    stray = set(overrides) - set(raw.get("models") or []) - set(models) - {"*"}
+    if stray:
+        raise ConfigError(f"[overrides.{sorted(stray)[0]}] names a model the sweep does not run; it runs "
+                          f"{', '.join(raw.get('models') or models)} (\"*\" applies to every model)")
     runs = []
     for model in models:
         base = base_config(raw.get("configs", task), model, config_dir)
@@ -163,10 +169,21 @@ def parse_sweep(raw: dict, config_dir=None, seeds=None, models=None) -> Sweep:
                 model_seeds[model], f"model_seeds.{model}")
             runs.append(RunSpec(name, model, _revalidate(cfg), own, bool(raw.get("batch_seeds", True))))
     columns = list(raw.get("columns") or columns_for(task))
+    check_columns(columns)
     order = raw.get("order", "run")
     if order not in ("run", "seed"):
         raise ConfigError(f"sweep order must be 'run' or 'seed', got {order!r}")
     return Sweep(task, runs, columns, raw.get("description", ""), raw, task_options, order)
+
+
+def check_columns(columns) -> None:
+    """Every perturbation column parses (checked before the first run trains, not after the last)."""
+    from ..perturbations import parse_column
+
+    if not columns or any(not isinstance(c, str) for c in columns):
+        raise ConfigError(f"sweep columns must be a non-empty list of column names, got {columns!r}")
+    for column in columns:
+        parse_column(column)
 
 
 def load_sweep(path, config_dir=None, seeds=None, models=None) -> Sweep:
@@ -179,8 +196,10 @@ def load_sweep(path, config_dir=None, seeds=None, models=None) -> Sweep:
     except FileNotFoundError:
         shipped = ", ".join(sorted(p.stem for p in SWEEP_ROOT.glob("*.toml")))
         raise ConfigError(f"sweep file not found: {path} (shipped sweeps: {shipped})") from None
-    except tomllib.TOMLDecodeError as err:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"sweep file {path} is not valid TOML: {err}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"sweep file {path} is a folder") from None
     return parse_sweep(raw, config_dir=config_dir, seeds=seeds, models=models)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..dynamics import PaperDiffusion
 from ..errors import ConfigError
+from ..parameters import MODEL_PARAMS, check_value
 from ..noise import EulerMaruyama, ResearchCodeNoise
 
 NOISE_KEYS: dict[str, tuple[str, ...]] = {
@@ -38,6 +39,8 @@ def noise_setting(model: str, defaults: dict[str, Any], params: dict[str, Any], 
     ``legacy``: a checkpoint written before settings were typed stored every scheme's keys;
     the keys of the schemes it did not use never affected it and are dropped."""
     kind = params.get("noise", defaults.get("noise", "none"))
+    if not isinstance(kind, str):
+        raise ConfigError(f"params.noise must be one of {', '.join(repr(a) for a in allowed)}, got {kind!r}")
     if kind not in allowed:
         if kind == "none" and "none" not in allowed:
             raise ConfigError(f"model {model!r} is defined by its noise (params.noise = 'research' or 'sde'); "
@@ -57,10 +60,7 @@ def noise_setting(model: str, defaults: dict[str, Any], params: dict[str, Any], 
     start = defaults if defaults.get("noise") == kind else NOISE_DEFAULTS
     out: dict[str, Any] = {"noise": kind}
     for key in own:
-        value = params.get(key, start.get(key, NOISE_DEFAULTS[key]))
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ConfigError(f"{key} must be a number >= 0, got {value!r}")
-        out[key] = float(value)
+        out[key] = check_value(f"params.{key}", params.get(key, start.get(key, NOISE_DEFAULTS[key])), MODEL_PARAMS[key])
     off = "set noise = 'none'" if "none" in allowed else "use model 'lipschitz'"
     if kind == "research" and out["mult_noise"] == 0 and out["add_noise"] == 0:
         raise ConfigError(f"noise = 'research' with mult_noise = add_noise = 0 injects no noise (model {model!r}): "

@@ -15,6 +15,8 @@ from torch import nn
 
 from ..dynamics import LipschitzDrift
 from ..errors import ConfigError, check_choice
+from ..memory import ensure_fits, model_bytes
+from ..parameters import MODEL_PARAMS, check_params
 from .baselines import AntisymmetricDrift, CoRNNDrift, ExpRNNDrift, TorchRNNClassifier
 from .noise_settings import ALL_NOISE_KEYS, noise_scheme, noise_setting
 from .recurrent import RecurrentClassifier
@@ -112,7 +114,7 @@ def resolve_params(name: str, params: dict | None = None, legacy: bool = False) 
         if key not in model_keys and key not in noise_keys:
             known = model_keys + list(noise_keys)
             raise ConfigError(f"unknown parameter {key!r} for model {name!r}; known: {', '.join(sorted(known))}")
-    merged = {k: params.get(k, defaults[k]) for k in model_keys}
+    merged = check_params({k: params.get(k, defaults[k]) for k in model_keys}, MODEL_PARAMS, "params.")
     merged.update(noise_setting(name, defaults, params, legacy=legacy, allowed=allowed))
     return merged
 
@@ -127,6 +129,8 @@ def build_model(name: str, input_size: int, num_classes: int, _legacy: bool = Fa
     ``torch.manual_seed(s)`` before building gave); without either, from torch's global RNG,
     as any ``nn.Module``."""
     p = resolve_params(name, params, legacy=_legacy)
+    ensure_fits(f"model {name!r} with hidden_size {p['hidden_size']}",
+                model_bytes(p["hidden_size"], input_size, num_classes), hint="lower params.hidden_size")
     if generator is not None:
         if seed is not None:
             raise ConfigError("build_model takes seed or generator, not both")
@@ -143,8 +147,17 @@ def build_model(name: str, input_size: int, num_classes: int, _legacy: bool = Fa
 
 def model_from_config(config: dict) -> nn.Module:
     """Rebuild a model from the ``config`` dict a built model carries (and checkpoints store)."""
-    try:
-        return build_model(config["name"], config["input_size"], config["num_classes"], _legacy=True,
-                           **config.get("params", {}))
-    except KeyError as err:
-        raise ConfigError(f"model config lacks the key {err.args[0]!r}") from None
+    from ..parameters import Param, check_value
+
+    if not isinstance(config, dict):
+        raise ConfigError(f"model config must be a table, got {type(config).__name__}")
+    missing = [k for k in ("name", "input_size", "num_classes") if k not in config]
+    if missing:
+        raise ConfigError(f"model config lacks the key {missing[0]!r}")
+    if not isinstance(config.get("params", {}), dict):
+        raise ConfigError("model config's 'params' must be a table")
+    input_size = check_value("model input_size", config["input_size"], Param(int, low=1))
+    num_classes = check_value("model num_classes", config["num_classes"], Param(int, low=1))
+    if not isinstance(config["name"], str):
+        raise ConfigError(f"model config's name must be a model name, got {config['name']!r}")
+    return build_model(config["name"], input_size, num_classes, _legacy=True, **config.get("params", {}))

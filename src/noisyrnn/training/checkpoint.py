@@ -20,7 +20,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from ..data.files import atomic_write_bytes, atomic_write_text
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..models import model_from_config
 
 MODEL_WEIGHTS, MODEL_CONFIG = "model.safetensors", "model.json"
@@ -52,11 +52,16 @@ def _read_tensors_and_metadata(path: Path) -> tuple[dict[str, torch.Tensor], dic
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, NotADirectoryError):
         raise DataError(f"checkpoint file not found: {path}") from None
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataError(f"checkpoint file {path} is corrupt JSON: {err}") from None
+    except IsADirectoryError:
+        raise DataError(f"checkpoint file {path} is a folder") from None
+    if not isinstance(data, dict):
+        raise DataError(f"checkpoint file {path} must hold a JSON object, got {type(data).__name__}")
+    return data
 
 
 def save_model(folder: Path, model, extra: dict | None = None, state_dict: dict | None = None) -> None:
@@ -69,15 +74,22 @@ def save_model(folder: Path, model, extra: dict | None = None, state_dict: dict 
 def load_model(folder: Path):
     """Rebuild the model saved in ``folder``; returns (model, metadata)."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"checkpoint path {folder} is a file; name the folder holding {MODEL_CONFIG}")
     meta = _read_json(folder / MODEL_CONFIG)
     if "model" not in meta:
         raise DataError(f"{folder / MODEL_CONFIG} has no 'model' entry")
-    model = model_from_config(meta["model"])
+    try:
+        model = model_from_config(meta["model"])
+    except ConfigError as err:
+        raise DataError(f"{folder / MODEL_CONFIG}: {err}") from None
     weights = _read_tensors(folder / MODEL_WEIGHTS)
     try:
         model.load_state_dict(weights)
     except RuntimeError as err:
-        raise DataError(f"weights in {folder / MODEL_WEIGHTS} do not fit the saved config: {err}") from None
+        detail = " ".join(str(err).split())
+        raise DataError(f"weights in {folder / MODEL_WEIGHTS} do not fit the model {MODEL_CONFIG} describes "
+                        f"({detail[:300]})") from None
     return model, meta
 
 

@@ -28,6 +28,7 @@ from .progress import EpochProgress
 from .checkpoint import has_training_state, load_training_state, save_model, save_training_state
 from .run_folder import prepare_run_folder, run_identity
 from ..locking import FolderLock
+from ..memory import ensure_fits, training_bytes
 from ..theory.explicit import explicit_regularizer
 from .trainer import (
     METRICS_LOG, SELECTION, TrainConfig, TrainingDiverged, TrainResult, _generators, make_optimizer, resolve_device,
@@ -101,6 +102,12 @@ def fit_members(models, task: Task, config: TrainConfig, seeds, out_dir=None, me
         raise ConfigError(f"regularizer={config.regularizer!r} is not supported for seed-batched ensembles; "
                           "train the seeds separately")
     device = resolve_device(config.device)
+    first = models[0]
+    ensure_fits(f"training {S} model(s) of hidden size {first.hidden_size} on batches of "
+                f"{min(config.batch_size, len(task.train))} sequences of {task.seq_len} steps",
+                training_bytes(first.hidden_size, task.input_size, task.num_classes,
+                               min(config.batch_size, len(task.train)), task.seq_len, S),
+                hint="lower train.batch_size or params.hidden_size, or give shorter sequences")
     out_dir = Path(out_dir) if out_dir is not None else None
     folders = [Path(d) for d in member_dirs] if member_dirs is not None else []
     with (FolderLock(out_dir, what="training folder") if out_dir is not None else nullcontext()):

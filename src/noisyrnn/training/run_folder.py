@@ -32,11 +32,14 @@ def _update(h, t: torch.Tensor | None) -> None:
 
 
 def data_fingerprint(task) -> str:
-    """SHA-256 over the training and validation splits (inputs, labels, lengths): what the run saw."""
+    """SHA-256 over the training and validation splits (inputs, labels, lengths) and what the
+    labels and channels mean (class names, normalisation): what the run saw."""
     h = hashlib.sha256()
     for split in (task.train, task.val):
         for t in (split.x, split.y, split.lengths):
             _update(h, t)
+    spec = task.data_spec()
+    h.update(json.dumps({"classes": spec["classes"], "normalization": spec["normalization"]}, sort_keys=True).encode())
     return h.hexdigest()
 
 

@@ -62,8 +62,13 @@ class TrainConfig:
         return cfg
 
     def validate(self) -> None:
-        if int(self.epochs) < 1 or int(self.batch_size) < 1:
-            raise ConfigError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
+        """Check every field against its declaration (:data:`noisyrnn.parameters.TRAIN_PARAMS`),
+        converting in place (an integral 10.0 becomes 10); raises ConfigError naming the field."""
+        from ..parameters import TRAIN_PARAMS, check_value
+
+        for f in fields(self):
+            if f.name in TRAIN_PARAMS and f.name not in ("optimizer", "select", "regularizer"):
+                setattr(self, f.name, check_value(f"train.{f.name}", getattr(self, f.name), TRAIN_PARAMS[f.name]))
         check_positive(self.lr, "lr")
         check_choice(self.optimizer, set(OPTIMIZERS), "optimizer")
         check_choice(self.select, set(SELECTION), "select")

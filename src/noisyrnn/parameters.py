@@ -1,0 +1,151 @@
+"""One declaration per setting (type, range, help): every boundary checks values against it.
+
+The command line (``--set``), TOML recipes and sweeps, ``model.json`` checkpoints and the
+scikit-learn estimator all hand their values to :func:`check_value` (through
+:func:`~noisyrnn.models.registry.resolve_params` and
+:class:`~noisyrnn.training.TrainConfig`), so a value of the wrong type or out of range gets
+one message naming the setting, the rule and the value, wherever it came from.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Param:
+    """A setting's rule. ``kind``: ``int``, ``float``, ``bool``, ``str`` or ``"epochs"`` (a list
+    of integers >= 1); ``low``/``high``: inclusive bounds (``low_open``: strictly above ``low``);
+    ``choices``: the allowed strings; ``optional``: None is allowed."""
+
+    kind: object
+    help: str = ""
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    choices: tuple[str, ...] | None = None
+    optional: bool = False
+
+    def describe(self) -> str:
+        if self.kind == "epochs":
+            return "a list of epochs (integers >= 1), e.g. [90], or []"
+        if self.kind is bool:
+            return "true or false"
+        if self.choices is not None:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.kind is str:
+            return "a string"
+        what = "an integer" if self.kind is int else "a finite number"
+        bounds = []
+        if self.low is not None:
+            bounds.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+        if self.high is not None:
+            bounds.append(f"<= {self.high:g}")
+        text = what + (" " + " and ".join(bounds) if bounds else "")
+        return text + (" (or null)" if self.optional else "")
+
+
+def _integer(value):
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        return int(value)
+    return None
+
+
+def check_value(name: str, value, rule: Param):
+    """``value`` converted to the rule's type, or a :class:`ConfigError` naming ``name``."""
+    if value is None and rule.optional:
+        return None
+
+    def bad():
+        return ConfigError(f"{name} must be {rule.describe()}, got {value!r}")
+
+    if rule.kind == "epochs":
+        if not isinstance(value, (list, tuple)):
+            raise bad()
+        out = [_integer(v) for v in value]
+        if any(v is None or v < 1 for v in out):
+            raise bad()
+        return out
+    if rule.kind is bool:
+        if not isinstance(value, (bool, np.bool_)):
+            raise bad()
+        return bool(value)
+    if rule.kind is str:
+        if not isinstance(value, str) or (rule.choices is not None and value not in rule.choices):
+            raise bad()
+        return value
+    if rule.kind is int:
+        out = _integer(value)
+    elif isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        out = None
+    else:
+        out = float(value) if math.isfinite(float(value)) else None
+    if out is None:
+        raise bad()
+    if rule.low is not None and (out < rule.low or (rule.low_open and out == rule.low)):
+        raise bad()
+    if rule.high is not None and out > rule.high:
+        raise bad()
+    return out
+
+
+POSITIVE = dict(low=0.0, low_open=True)
+NONNEGATIVE = dict(low=0.0)
+
+# Model parameters, by name; which ones a model takes is the registry's business.
+MODEL_PARAMS: dict[str, Param] = {
+    "hidden_size": Param(int, "hidden state size N", low=1),
+    "beta": Param(float, "Lipschitz RNN: skew-symmetric share of A and W (eq 3)", low=0.0, high=1.0),
+    "gamma_a": Param(float, "Lipschitz RNN: diagonal shift of A", **NONNEGATIVE),
+    "gamma_w": Param(float, "Lipschitz RNN: diagonal shift of W", **NONNEGATIVE),
+    "alpha": Param(float, "Lipschitz RNN: scale of the drift's linear part"),
+    "init_std": Param(float, "standard deviation of the recurrent weights' initialisation", **POSITIVE),
+    "step": Param(float, "Euler-Maruyama step size (eq 5)", **POSITIVE),
+    "learn_step": Param(bool, "learn the step size"),
+    "gamma": Param(float, "antisymmetric RNN: diffusion gamma; coRNN: gamma", **NONNEGATIVE),
+    "epsilon": Param(float, "coRNN: damping epsilon", **NONNEGATIVE),
+    "dt": Param(float, "coRNN: step dt", **POSITIVE),
+    "noise": Param(str, "hidden-state noise setting", choices=("none", "research", "sde")),
+    "mult_noise": Param(float, "multiplicative noise level (research parametrisation)", **NONNEGATIVE),
+    "add_noise": Param(float, "additive noise level (research parametrisation)", **NONNEGATIVE),
+    "noise_eps": Param(float, "noise scale epsilon of eq (4)", **NONNEGATIVE),
+    "sigma1": Param(float, "additive diffusion sigma_1 of eq (4)", **NONNEGATIVE),
+    "sigma2": Param(float, "multiplicative diffusion sigma_2 of eq (4)", **NONNEGATIVE),
+}
+
+MAX_EPOCHS = 1_000_000
+
+# Training options (the fields of noisyrnn.training.TrainConfig).
+TRAIN_PARAMS: dict[str, Param] = {
+    "epochs": Param(int, "passes over the training split", low=1, high=MAX_EPOCHS),
+    "batch_size": Param(int, "sequences per update", low=1),
+    "optimizer": Param(str, "optimizer", choices=("adam", "rmsprop")),
+    "lr": Param(float, "learning rate", **POSITIVE),
+    "orthogonal_lr": Param(float, "learning rate of an orthogonal recurrent map (expRNN)", optional=True, **POSITIVE),
+    "lr_milestones": Param("epochs", "epochs at which the learning rate is multiplied by lr_gamma"),
+    "lr_gamma": Param(float, "learning-rate decay factor", **POSITIVE),
+    "weight_decay": Param(float, "L2 weight decay", **NONNEGATIVE),
+    "grad_clip": Param(float, "gradient-norm clip per model", optional=True, **POSITIVE),
+    "noise": Param(bool, "inject the model's noise during training"),
+    "select": Param(str, "which epoch to keep", choices=("val_accuracy", "val_loss", "last")),
+    "select_under": Param(str, "perturbation column for robustness-aware selection", optional=True),
+    "regularizer": Param(str, "explicit regulariser instead of noise", choices=("none", "explicit")),
+    "regularizer_scale": Param(float, "weight of the explicit regulariser", **NONNEGATIVE),
+    "device": Param(str, "torch device"),
+    "seed": Param(int, "random seed", low=0),
+    "eval_batch_size": Param(int, "sequences per evaluation batch", low=1),
+}
+
+
+def check_params(values: dict, rules: dict[str, Param], prefix: str = "") -> dict:
+    """``values`` with every declared key checked and converted (undeclared keys pass through)."""
+    return {k: (check_value(prefix + k, v, rules[k]) if k in rules else v) for k, v in values.items()}
