@@ -3,6 +3,7 @@ whether it wrote anything, for the table of the reliability issue.
 
     python scripts/hostile_cases.py --out docs/results/reliability/after
     python scripts/hostile_cases.py --src OLD_CHECKOUT/src --out docs/results/reliability/before
+    python scripts/hostile_cases.py --combine BEFORE/cases.json AFTER/cases.json --out docs/results/reliability
 
 ``--src`` runs another checkout's package (e.g. a ``git worktree`` of an older commit) with
 this script's cases. Each case runs in its own process in a fresh folder, under an address-space
@@ -199,6 +200,21 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def before_after(before: dict, after: dict) -> str:
+    """One table: each case's outcome and message with the code of ``before`` and of ``after``."""
+    old = {r["case"]: r for r in before["cases"]}
+    lines = [f"Before: {before['code']}. After: {after['code']}. Each case in a fresh folder, "
+             f"address-space limit {after['memory_gb']:g} GB.", "",
+             "| # | item | case | before | after | after: message (or output) |", "|---|---|---|---|---|---|"]
+    for i, r in enumerate(after["cases"], 1):
+        b = old.get(r["case"])
+        before_text = outcome(b) + (f": {b.get('message', '')[:90]}" if b and b.get("message") else "") if b else "-"
+        msg = (r.get("message") or " / ".join(r.get("stdout_tail") or [])).replace("|", "\\|")
+        lines.append(f"| {i} | {r['item']} | {r['case'].replace('|', '/')} | {before_text.replace('|', '/')} | "
+                     f"{outcome(r)} | {msg[:220]} |")
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
@@ -206,7 +222,15 @@ if __name__ == "__main__":
     ap.add_argument("--memory-gb", type=float, default=6.0)
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--only", default=None, help="run only cases whose name contains this")
+    ap.add_argument("--combine", nargs=2, type=Path, metavar=("BEFORE_JSON", "AFTER_JSON"),
+                    help="write OUT/cases.md as one before/after table of two earlier runs' cases.json")
     ARGS = ap.parse_args()
+    if ARGS.combine:
+        b, a = (json.loads(p.read_text()) for p in ARGS.combine)
+        ARGS.memory_gb = a["memory_gb"]
+        ARGS.out.mkdir(parents=True, exist_ok=True)
+        (ARGS.out / "cases.md").write_text(before_after(b, a))
+        sys.exit(0)
     rows = []
     for name, item, setup, argv in CASES:
         if ARGS.only and ARGS.only not in name:
@@ -215,7 +239,11 @@ if __name__ == "__main__":
         print(f"[{r['item']}] {name}: {outcome(r)} :: {r.get('message', '')[:150]}", flush=True)
         rows.append(r)
     ARGS.out.mkdir(parents=True, exist_ok=True)
-    code = "this checkout" if ARGS.src is None else str(ARGS.src)
+    src = ARGS.src or Path(__file__).resolve().parent.parent / "src"
+    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=src, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=src, capture_output=True,
+                           text=True).stdout.strip()
+    code = f"commit {sha}" + (" with uncommitted changes" if dirty else "")
     (ARGS.out / "cases.json").write_text(json.dumps({"code": code, "memory_gb": ARGS.memory_gb, "cases": rows}, indent=2))
     (ARGS.out / "cases.md").write_text(f"Code: {code}; address-space limit {ARGS.memory_gb:g} GB per case.\n\n"
                                        + markdown(rows))

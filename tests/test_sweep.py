@@ -22,16 +22,25 @@ step = 0.1
 epochs = {epochs}
 batch_size = 100
 lr = 0.01
-lr_milestones = []
+lr_milestones = {milestones}
 """
 
 
-def make_configs(root: Path, epochs=2) -> Path:
+def make_configs(root: Path, epochs=2, milestones=()) -> Path:
     d = root / "configs"
     d.mkdir(exist_ok=True)
     for m in ("nrnn", "lipschitz", "antisymmetric"):
-        (d / f"{m}.toml").write_text(BASE.format(model=m, epochs=epochs))
+        (d / f"{m}.toml").write_text(BASE.format(model=m, epochs=epochs, milestones=list(milestones)))
     return d
+
+
+def state_epoch(folder: Path) -> int:
+    from noisyrnn.training.checkpoint import read_training_state
+
+    try:
+        return read_training_state(folder)[0]["info"]["epoch"]
+    except Exception:  # noqa: BLE001 - not written yet
+        return -1
 
 
 def write_sweep(root: Path, body: str) -> Path:
@@ -79,7 +88,7 @@ seeds = [0, 1]
 
 
 def test_sweep_survives_sigkill_and_matches_uninterrupted(tmp_path):
-    cfg = make_configs(tmp_path, epochs=12)
+    cfg = make_configs(tmp_path, epochs=12, milestones=[9])  # the kill falls before a run's milestone
     body = 'task = "ecg"\nmodels = ["lipschitz", "antisymmetric"]\nseeds = [0, 1, 2, 3]\nbatch_seeds = false\n'
     sweep = write_sweep(tmp_path, body)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -91,7 +100,7 @@ def test_sweep_survives_sigkill_and_matches_uninterrupted(tmp_path):
     while time.time() < deadline:
         results = list(killed.glob("runs/*/seed*/result.json"))
         states = [p for p in killed.glob("runs/*/seed*/state.safetensors") if not (p.parent / "result.json").exists()]
-        if len(results) >= 2 and states:
+        if len(results) >= 2 and any(0 <= state_epoch(p.parent) < 8 for p in states):
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
@@ -105,6 +114,14 @@ def test_sweep_survives_sigkill_and_matches_uninterrupted(tmp_path):
     assert subprocess.run(cmd + ["--out", str(clean)], env=env, capture_output=True).returncode == 0
     assert accuracies(killed) == accuracies(clean)
     assert all(v is not None for v in accuracies(clean).values())
+
+    def logs(out):  # every epoch's metrics of every run, lr included, but the timings
+        return {str(p.relative_to(out)): [{k: v for k, v in json.loads(line).items() if k != "seconds"}
+                                          for line in p.read_text().splitlines()]
+                for p in sorted(out.glob("runs/*/seed*/metrics.jsonl"))}
+
+    assert logs(killed) == logs(clean)
+    assert all(log[9]["lr"] == pytest.approx(0.001) for log in logs(clean).values())
 
 
 def test_ray_executor_matches_local(tmp_path):
