@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	# import beside this torch build and which it does not need here: install it alone.
 	$(PY) -m pip install --quiet -c constraints.txt --no-deps torchattacks
 	# the C++ cell engine is compiled here, once, not inside the first run (a failure only warns)
-	-$(PY) -m noisyrnn.cpu_kernels
+	-$(PY) -m noisyrnn.engine.build
 	touch $@
 
 install: $(VENV)/.installed

@@ -1,6 +1,6 @@
 """Where the non-GEMM time of the fused forward goes (pixel-MNIST shapes, noise off).
 
-Times, in one run, the forward loop of :mod:`noisyrnn.fused` (per step: one GEMM and four
+Times, in one run, the forward loop of :mod:`noisyrnn.engine.aten` (per step: one GEMM and four
 small elementwise ATen kernels) three ways: called from Python (as the library does), the
 same ATen calls from a C++ loop (a torch extension compiled here, ~20 s), and the GEMMs
 alone. If the C++ loop is not much faster, Python dispatch is not the bottleneck and only a
@@ -74,6 +74,6 @@ gemm_ms = sorted(ts)[2] * 1e3
 print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, B={B} T={M} N={N}, median of 5; compile {compile_s:.0f} s")
 print("| forward loop | ms | / GEMMs alone |")
 print("|---|---|---|")
-for name, v in [("Python loop of ATen calls (noisyrnn.fused)", py_ms), ("same ATen calls from a C++ loop", cpp_ms),
+for name, v in [("Python loop of ATen calls (noisyrnn.engine.aten)", py_ms), ("same ATen calls from a C++ loop", cpp_ms),
                 ("the GEMMs alone", gemm_ms)]:
     print(f"| {name} | {v:.1f} | {v / gemm_ms:.2f}x |")

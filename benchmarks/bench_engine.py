@@ -9,7 +9,7 @@ training shape (B=64, T=140) and the pixel-MNIST shape (B=128, T=784), hidden si
    research-style eager loop (:mod:`noisyrnn.reference`), target >= 3x; with the GEMM floors
    (the step's GEMMs alone: per step h @ [alpha A^T | W^T] and its transpose product, plus
    the weight gradient), with torch's BLAS (what the eager loop uses) and with the engine's
-   own kernel (:mod:`noisyrnn.cpu_gemm`, what the engine uses);
+   own kernel (:mod:`noisyrnn.engine (csrc/gemm.h)`, what the engine uses);
 2. every drift model's noisy training step (research scheme mult = add = 0.02) against the
    Lipschitz drift's at the same shape, target <= 1.3x, with the generic loop's time
    (``model.fused = False``: autograd through the reference loop) beside it.
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
         keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from noisyrnn.cpu_kernels import kernels
+    from noisyrnn.engine.build import kernels
 
     cpp = kernels() is not None
     result = {"torch": torch.__version__, "threads": torch.get_num_threads(), "repeats": args.repeats,

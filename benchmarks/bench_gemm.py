@@ -1,4 +1,4 @@
-"""The cell engine's GEMM (noisyrnn.cpu_gemm) against the BLAS torch links, at the engine's shapes.
+"""The cell engine's GEMM (noisyrnn.engine (csrc/gemm.h)) against the BLAS torch links, at the engine's shapes.
 
     python benchmarks/bench_gemm.py --out docs/results/bench_gemm
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from noisyrnn.cpu_kernels import kernels
+from noisyrnn.engine.build import kernels
 from noisyrnn.data.files import atomic_write_text
 
 # (label, M, K, N, accumulate): per-step products of the Table 3 / pixel-MNIST runs, hidden 128

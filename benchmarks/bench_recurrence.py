@@ -3,7 +3,7 @@
 (a) `eager`: a plain loop written the way the authors' research code does it: encoder
     inside the loop, separate h@A and h@W products, noise drawn per step.
 (b) `ours`: noisyrnn's model (fused autograd Function, noise pre-drawn from Philox streams),
-    noise off / on, with the C++ loops of noisyrnn.cpu_kernels where they compile; (b-py)
+    noise off / on, with the C++ loops of noisyrnn.engine.build where they compile; (b-py)
     the same with the Python loop of ATen calls (noise still from the C++ Philox fill).
 (c) `S batched`: S models trained at once as one seed-batched ensemble, time per model
     (on the CPU the members' C++ loops run in parallel, one thread each).
@@ -77,7 +77,7 @@ def time_ensemble_step(models, x, y, repeats):
 
 def noise_draw(B, T, N, repeats):
     """ms to draw a uniform and a normal (T, B, N) tensor: torch's generator, then Philox."""
-    from noisyrnn import philox
+    from noisyrnn.engine import philox
 
     gen, shape = torch.Generator().manual_seed(0), (T, B, N)
     draws = [lambda: (torch.rand(shape, generator=gen), torch.randn(shape, generator=gen)),
@@ -97,13 +97,13 @@ def noise_draw(B, T, N, repeats):
 def gemm_floor(B, T, N, repeats, kernel="blas"):
     """ms (and GFLOP/s) of one eq (3) training step's GEMMs alone: T products h @ [A | W]^T, T
     products dp @ [A | W] and the weight gradient over all steps; ``kernel`` "blas": torch.mm
-    (the BLAS torch links), "engine": the cell engine's own (noisyrnn.cpu_gemm, b packed once)."""
+    (the BLAS torch links), "engine": the cell engine's own (noisyrnn.engine (csrc/gemm.h), b packed once)."""
     h, w, dp = torch.randn(B, N), torch.randn(N, 2 * N), torch.randn(B, 2 * N)
     states, DP = torch.randn(T * B, N), torch.randn(T * B, 2 * N)
     p, g, dw = torch.empty(B, 2 * N), torch.zeros(B, N), torch.empty(N, 2 * N)
     wt = w.T.contiguous()
     if kernel == "engine":
-        from noisyrnn.cpu_kernels import kernels
+        from noisyrnn.engine.build import kernels
 
         ops = kernels()
 
@@ -141,8 +141,8 @@ def main():
         keep_freed_memory()  # applies to (a), (b) and the floor alike
     if args.threads:
         torch.set_num_threads(args.threads)
-    import noisyrnn.fused as fused
-    from noisyrnn.cpu_kernels import kernels
+    from noisyrnn.engine import use_backend
+    from noisyrnn.engine.build import kernels
 
     cpp = kernels() is not None
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats} steps, "
@@ -166,10 +166,9 @@ def main():
         ean = time_step(eager, x, y, True, args.repeats)
         ob = time_step(ours, x, y, False, args.repeats)
         obn = time_step(ours, x, y, True, args.repeats)
-        fused.USE_CPP = False
-        pb = time_step(ours, x, y, False, args.repeats)
-        pbn = time_step(ours, x, y, True, args.repeats)
-        fused.USE_CPP = True
+        with use_backend("aten"):  # (b-py): the ATen path instead of the C++ engine
+            pb = time_step(ours, x, y, False, args.repeats)
+            pbn = time_step(ours, x, y, True, args.repeats)
         floor, gflops = gemm_floor(s["B"], s["T"], s["N"], args.repeats)
         efloor, egflops = gemm_floor(s["B"], s["T"], s["N"], args.repeats, "engine") if cpp else (float("nan"),) * 2
         members = [build_model("nrnn", s["dx"], s["classes"], hidden_size=s["N"], step=0.01, mult_noise=0.02,

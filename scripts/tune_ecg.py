@@ -15,7 +15,7 @@ from noisyrnn.evaluation import robustness
 from noisyrnn.ensemble import can_batch
 from noisyrnn.models import build_model
 from noisyrnn.training import TrainConfig, train_model
-from noisyrnn.training.ensemble_trainer import fit_ensemble
+from noisyrnn.training import fit_ensemble
 
 COLUMNS = ["clean", "white_0.4", "white_0.8", "white_1.2", "mult_0.4", "mult_0.8", "mult_1.2"]
 TRAIN_KEYS = set(TrainConfig.__dataclass_fields__) - {"seed"}

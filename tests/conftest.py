@@ -29,9 +29,9 @@ class Killed(BaseException):
 @pytest.fixture
 def kill_after_epoch(monkeypatch):
     """kill_after_epoch(k): the next training run dies right after committing epoch k's state."""
-    from noisyrnn.training import ensemble_trainer
+    from noisyrnn.training import loop
 
-    real = ensemble_trainer.save_training_state
+    real = loop.save_training_state
 
     def arm(epoch: int):
         def save_then_die(folder, model, optimizer, scheduler, generators, info, best_state=None):
@@ -39,7 +39,39 @@ def kill_after_epoch(monkeypatch):
             if info["epoch"] == epoch:
                 raise Killed(f"killed after epoch {epoch}")
 
-        monkeypatch.setattr(ensemble_trainer, "save_training_state", save_then_die)
+        monkeypatch.setattr(loop, "save_training_state", save_then_die)
 
     yield arm
-    monkeypatch.setattr(ensemble_trainer, "save_training_state", real)
+    monkeypatch.setattr(loop, "save_training_state", real)
+
+
+def compiler_present() -> bool:
+    import shutil
+
+    return any(shutil.which(c) for c in ("c++", "g++", "clang++"))
+
+
+@pytest.fixture
+def engine():
+    """The C++ engine's ops. Where a compiler exists the engine must have built (a failed build is
+    a test failure, not a skip: otherwise the engine-vs-loop tests would compare the loop with
+    itself); without a compiler the test is skipped."""
+    from noisyrnn.engine.build import kernels
+
+    ops = kernels()
+    if ops is None:
+        if compiler_present():
+            pytest.fail("a C++ compiler is present but the engine did not build (see the RuntimeWarning)")
+        pytest.skip("no C++ compiler: the library runs the ATen loops")
+    return ops
+
+
+def run_script(relative: str, *args: str, timeout: float = 600) -> None:
+    """Run a repository script (a benchmark) as its own process, as a user would; fail with its output."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / relative
+    proc = subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

@@ -8,7 +8,7 @@ from noisyrnn.data.task import Split, Task
 from noisyrnn.evaluation import evaluate
 from noisyrnn.models.baselines import mod_relu
 from noisyrnn.training import TrainConfig, train_model
-from noisyrnn.training.trainer import make_optimizer
+from noisyrnn.training.config import make_optimizer
 
 
 

@@ -8,7 +8,7 @@ from noisyrnn.data.task import Split, Task
 from noisyrnn.ensemble import Ensemble
 from noisyrnn.errors import ConfigError
 from noisyrnn.training import TrainConfig, train_model
-from noisyrnn.training.ensemble_trainer import fit_ensemble
+from noisyrnn.training import fit_ensemble
 
 
 def tiny_task(n=48, T=10, seed=0):

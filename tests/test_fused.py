@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from noisyrnn import build_model
-from noisyrnn.fused import lipschitz_recurrence
+from noisyrnn.engine.aten import lipschitz_recurrence
 
 CASES = [
     ("lipschitz", {}, False),
@@ -107,22 +107,19 @@ def test_noise_distribution_matches_research_style_loop():
 
 
 @pytest.mark.parametrize("name,params,noise", CASES)
-def test_cpp_cell_engine_equals_the_aten_loop_in_float32(name, params, noise, monkeypatch):
-    """The C++ cell engine (noisyrnn.fused_cells, noise drawn in its loop) against the
+def test_cpp_cell_engine_equals_the_aten_loop_in_float32(name, params, noise, engine):
+    """The C++ cell engine (noisyrnn.engine.cells, noise drawn in its loop) against the
     fused Python loop of ATen calls with pre-drawn noise, for every noise scheme and step
     layout; both float32 on the CPU."""
-    import noisyrnn.fused as fused
-    from noisyrnn.cpu_kernels import kernels
+    from noisyrnn.engine import use_backend
 
-    if kernels() is None:
-        pytest.skip("no C++ compiler: the library runs the Python loop")
     torch.manual_seed(0)
     model = build_model(name, 3, 4, hidden_size=16, step=0.1, init_std=3.0, **params)
     x = torch.randn(5, 20, 3)
     y = torch.randint(0, 4, (5,))
     loss_c, grads_c = loss_and_grads(model, x, y, noise)
-    monkeypatch.setattr(fused, "USE_CPP", False)
-    loss_p, grads_p = loss_and_grads(model, x, y, noise)
+    with use_backend("aten"):
+        loss_p, grads_p = loss_and_grads(model, x, y, noise)
     assert abs(loss_c - loss_p) <= 1e-6 * abs(loss_p)
     for k in grads_p:
         assert (grads_c[k] - grads_p[k]).norm() <= 1e-5 * grads_p[k].norm() + 1e-7, k
@@ -130,19 +127,15 @@ def test_cpp_cell_engine_equals_the_aten_loop_in_float32(name, params, noise, mo
 
 def test_prepared_gpu_benchmark_runs_on_the_cpu(tmp_path):
     """benchmarks/bench_gpu.py (the speed issue's GPU check) smoke-runs at tiny shapes on the CPU."""
-    import importlib.util
     import json
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_gpu.py"
-    spec = importlib.util.spec_from_file_location("bench_gpu", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    from conftest import run_script
+
     out = tmp_path / "gpu.json"
-    rows = bench.main(["--device", "cpu", "--B", "8", "--T", "6", "--N", "16", "--members", "2", "--steps", "1",
-                       "--json", str(out)])
-    assert [r["noise"] for r in rows] == [False, True]
+    run_script("benchmarks/bench_gpu.py", "--device", "cpu", "--B", "8", "--T", "6", "--N", "16", "--members", "2",
+               "--steps", "1", "--json", str(out))
     rec = json.loads(out.read_text())
+    assert [r["noise"] for r in rec["rows"]] == [False, True]
     assert all(r["S1_ms"] > 0 and r["S2_ms"] > 0 for r in rec["rows"])
     # what it times is right: the batched ensemble computes what its models compute alone
     assert rec["ensemble_max_abs_diff"] < 1e-5

@@ -1,13 +1,13 @@
-"""The cell engine (noisyrnn.fused_cells) against the reference: autograd through the generic
-loop of noisyrnn.integrator, with the same generator, so the same noise (drawn in the C++
+"""The cell engine (noisyrnn.engine.cells) against the reference: autograd through the generic
+loop of noisyrnn.engine.integrate, with the same generator, so the same noise (drawn in the C++
 loop there, pre-drawn into (M, B, N) tensors here)."""
 
 import pytest
 import torch
 
 from noisyrnn import build_model
-from noisyrnn.fused_cells import cells_apply
-from noisyrnn.integrator import integrate, step_sizes
+from noisyrnn.engine.cells import cells_apply
+from noisyrnn.engine.integrate import integrate, step_sizes
 from noisyrnn.models.baselines import AntisymmetricDrift, ExpRNNDrift
 from noisyrnn.noise import Deterministic, EulerMaruyama, ResearchCodeNoise
 from noisyrnn.dynamics import PaperDiffusion
@@ -91,8 +91,8 @@ def test_noise_differs_between_generators_and_is_off_at_evaluation():
 def test_members_run_together_equal_each_run_alone():
     """S = 3 members (different weights, steps, noise levels, lengths) in one C++ call equal
     three S = 1 calls; every input's gradient included."""
-    from noisyrnn.fused import Workspace
-    from noisyrnn.fused_cells import FORMS, CellSpec, LoopNoise, cell_recurrence
+    from noisyrnn.engine.workspace import Workspace
+    from noisyrnn.engine.cells import FORMS, CellSpec, LoopNoise, cell_recurrence
 
     torch.manual_seed(5)
     S, M, B, N = 3, 12, 4, 8
@@ -138,22 +138,14 @@ def test_inference_path_with_rotating_buffers_equals_reference(name):
 
 def test_engine_benchmark_smoke_runs(tmp_path):
     """benchmarks/bench_engine.py (the #13 target table) runs and writes its table."""
-    import importlib.util
     import json
-    import sys
-    from pathlib import Path
 
-    bench_dir = Path(__file__).resolve().parent.parent / "benchmarks"
-    sys.path.insert(0, str(bench_dir))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_engine", bench_dir / "bench_engine.py")
-        bench = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(bench)
-        assert bench.main(["--out", str(tmp_path / "be"), "--shapes", "ecg", "--repeats", "1", "--default-malloc"]) == 0
-    finally:
-        sys.path.remove(str(bench_dir))
+    from conftest import run_script
+
+    run_script("benchmarks/bench_engine.py", "--out", str(tmp_path / "be"), "--shapes", "ecg", "--repeats", "1",
+               "--default-malloc")
     result = json.loads((tmp_path / "be.json").read_text())
-    assert set(result["shapes"]["ecg"]["cells"]) == set(bench.CELLS)
+    assert set(result["shapes"]["ecg"]["cells"]) == {"lipschitz", "antisymmetric", "cornn", "exprnn", "antisymmetric_gated"}
     assert "target >= 3x" in (tmp_path / "be.md").read_text()
 
 
@@ -164,8 +156,8 @@ def test_in_loop_input_projection_equals_the_encoded_inputs(form, width, channel
     the recurrence on the materialised u, with the same gradients for x, U, b and the weight;
     S = 3 members with padded lengths."""
     from noisyrnn.dynamics import LinearInputs
-    from noisyrnn.fused import Workspace
-    from noisyrnn.fused_cells import FORMS, CellSpec, LoopNoise, cell_recurrence
+    from noisyrnn.engine.workspace import Workspace
+    from noisyrnn.engine.cells import FORMS, CellSpec, LoopNoise, cell_recurrence
 
     torch.manual_seed(6)
     S, M, B, N = 3, 11, 4, 8

@@ -9,7 +9,7 @@ from noisyrnn import (
     Deterministic, EulerMaruyama, LipschitzDrift, MatrixDiffusion, PaperDiffusion, ResearchCodeNoise,
     build_model, integrate,
 )
-from noisyrnn import philox
+from noisyrnn.engine import philox
 from noisyrnn.dynamics import Drift, lipschitz_matrix
 from noisyrnn.errors import InputError
 
@@ -227,7 +227,7 @@ def test_non_positive_learned_step_is_a_named_error_not_nan():
 
 def test_one_entry_picks_its_backend_from_what_drift_and_scheme_declare():
     from noisyrnn.errors import ConfigError
-    from noisyrnn.integrator import fused_applies
+    from noisyrnn.engine.integrate import fused_applies
 
     torch.manual_seed(0)
     lip = build_model("lipschitz", 2, 3, hidden_size=5)
@@ -250,7 +250,7 @@ def test_one_entry_picks_its_backend_from_what_drift_and_scheme_declare():
         def forward(self, h, u):
             return torch.tanh(h + u)
 
-    with pytest.raises(ConfigError, match="the fused recurrence does not apply to Plain"):
+    with pytest.raises(ConfigError, match="the .fused. recurrence does not apply to Plain"):
         integrate(Plain(), h0, torch.randn(3, 8, 5), 0.1, backend="fused")
     with pytest.raises(ConfigError, match="unknown recurrence backend 'gpu'"):
         integrate(lip.drift, h0, u, lip.step, backend="gpu")

@@ -4,7 +4,7 @@ import pytest
 import torch
 from scipy import stats
 
-from noisyrnn import cpu_kernels, philox
+from noisyrnn.engine import build, philox
 
 # Random123 tests/kat_vectors, the three "philox4x32 10" lines: counter[4], key[2], result[4]
 KAT = [
@@ -17,7 +17,7 @@ KAT = [
 
 @pytest.fixture
 def no_cpp(monkeypatch):
-    monkeypatch.setitem(cpu_kernels._STATE, "ops", None)
+    monkeypatch.setitem(build._BUILT, "ops", None)
 
 
 @pytest.mark.parametrize("counter,key,expected", KAT)
@@ -27,9 +27,7 @@ def test_pure_torch_philox_matches_the_published_known_answers(counter, key, exp
 
 
 @pytest.mark.parametrize("counter,key,expected", KAT)
-def test_cpp_fill_matches_the_published_known_answers(counter, key, expected):
-    if cpu_kernels.kernels() is None:
-        pytest.skip("no C++ compiler")
+def test_cpp_fill_matches_the_published_known_answers(counter, key, expected, engine):
     out = torch.empty(64, dtype=torch.int32)
     philox.fill_(out, key[0] | key[1] << 32, philox.RAW, offset=counter[0] | counter[1] << 32,
                  stream=counter[2] | counter[3] << 32)
@@ -38,13 +36,11 @@ def test_cpp_fill_matches_the_published_known_answers(counter, key, expected):
 
 @pytest.mark.parametrize("kind", [philox.RAW, philox.UNIFORM, philox.NORMAL])
 @pytest.mark.parametrize("n", [1, 63, 64, 1001])
-def test_cpp_fill_equals_the_pure_torch_path(kind, n, monkeypatch):
-    if cpu_kernels.kernels() is None:
-        pytest.skip("no C++ compiler")
+def test_cpp_fill_equals_the_pure_torch_path(kind, n, monkeypatch, engine):
     dtype = torch.int32 if kind == philox.RAW else torch.float32
     key = 0x1234_5678_9ABC_DEF
     fast = philox.fill_(torch.empty(n, dtype=dtype), key, kind, offset=7)
-    monkeypatch.setitem(cpu_kernels._STATE, "ops", None)
+    monkeypatch.setitem(build._BUILT, "ops", None)
     slow = philox.fill_(torch.empty(n, dtype=dtype), key, kind, offset=7)
     if kind == philox.NORMAL:  # the vector log/sin/cos differ from torch's in the last bits
         assert torch.allclose(fast, slow, rtol=0, atol=2e-6)

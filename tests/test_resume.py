@@ -15,7 +15,7 @@ from conftest import Killed, make_tiny_task
 from noisyrnn.errors import ConfigError
 from noisyrnn.training import TrainConfig, train_model
 from noisyrnn.training.checkpoint import read_training_state
-from noisyrnn.training.ensemble_trainer import fit_ensemble
+from noisyrnn.training import fit_ensemble
 
 PARAMS = {"hidden_size": 8, "add_noise": 0.1, "mult_noise": 0.1}
 CFG = dict(epochs=6, batch_size=16, lr=0.01, lr_milestones=[4])  # the milestone falls after the kill

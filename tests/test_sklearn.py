@@ -15,6 +15,7 @@ def small(model="lipschitz", **kw):
     return NRNNClassifier(model=model, epochs=kw.pop("epochs", 60), params={"hidden_size": 16}, **kw)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["nrnn", "lstm"])
 def test_passes_scikit_learn_estimator_checks(model):
     est = small(model)

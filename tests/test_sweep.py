@@ -87,6 +87,7 @@ seeds = [0, 1]
     assert "lipschitz__lr=0.01" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_sweep_survives_sigkill_and_matches_uninterrupted(tmp_path):
     cfg = make_configs(tmp_path, epochs=12, milestones=[9])  # the kill falls before a run's milestone
     body = 'task = "ecg"\nmodels = ["lipschitz", "antisymmetric"]\nseeds = [0, 1, 2, 3]\nbatch_seeds = false\n'
@@ -124,6 +125,7 @@ def test_sweep_survives_sigkill_and_matches_uninterrupted(tmp_path):
     assert all(log[9]["lr"] == pytest.approx(0.001) for log in logs(clean).values())
 
 
+@pytest.mark.slow
 def test_ray_executor_matches_local(tmp_path):
     pytest.importorskip("ray")
     cfg = make_configs(tmp_path)

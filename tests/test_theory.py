@@ -71,6 +71,7 @@ def test_delta_scaling_of_Q_and_R():
     assert 3.6 < abs(t[0].Q / t[1].Q) < 4.4
 
 
+@pytest.mark.slow
 def test_lyapunov_exponent_of_geometric_brownian_motion():
     """dh = a h dt + s h dB: log|e_T|/T = a - s^2/2 + s B_T/T exactly, so the finite-horizon
     estimate scatters with std s/sqrt(T) around Lambda = a - s^2/2, where eq (20)'s bounds meet."""
@@ -92,6 +93,7 @@ def test_lyapunov_exponent_of_geometric_brownian_motion():
     assert torch.allclose(lam0, torch.full_like(lam0, a), atol=0.02)
 
 
+@pytest.mark.slow
 def test_measured_exponents_of_a_nonlinear_nrnn_lie_within_bounds():
     torch.manual_seed(3)
     drift_mod = LipschitzDrift(1, 6, beta=0.75, gamma_a=0.5, gamma_w=0.1, init_std=4.0).double()
@@ -106,6 +108,7 @@ def test_measured_exponents_of_a_nonlinear_nrnn_lie_within_bounds():
         assert lo - slack <= float(lam.min()) and float(lam.max()) <= hi + slack
 
 
+@pytest.mark.slow
 def test_stochastic_stabilisation_and_the_limits_of_eq20():
     """A drift unstable without noise (A = 0.4 I + skew) is stabilised by s h dB (one Brownian
     motion): eq (20)'s upper bound turns negative and the measured exponent follows. With
@@ -135,6 +138,7 @@ def test_stochastic_stabilisation_and_the_limits_of_eq20():
     assert plo - slack <= float(lam_diag.min()) and float(lam_diag.max()) <= phi + slack
 
 
+@pytest.mark.slow
 def test_hessian_tools_against_the_dense_hessian():
     torch.manual_seed(0)
     model = build_model("lipschitz", 1, 2, hidden_size=4, step=0.3, init_std=3.0).double()

@@ -225,6 +225,8 @@ def test_explicit_regulariser_errors_are_named():
         explicit_regularizer(plain, task.train.x[:2], task.train.y[:2])
 
 
+@pytest.mark.slow
+@pytest.mark.slow
 def test_analyze_command_writes_resumable_per_checkpoint_json_report_and_figures(tmp_path, capsys):
     from noisyrnn import build_model
     from noisyrnn.cli import main

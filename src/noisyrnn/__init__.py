@@ -6,7 +6,7 @@ injected into the hidden states.
 
 from .dynamics import Diffusion, Drift, LipschitzDrift, MatrixDiffusion, PaperDiffusion, research_to_sde
 from .errors import ConfigError, DataError, InputError, NoisyRNNError
-from .integrator import integrate
+from .engine.integrate import integrate
 from .models import RecurrentClassifier, build_model, model_from_config
 from .noise import Deterministic, EulerMaruyama, NoiseScheme, ResearchCodeNoise
 

@@ -80,6 +80,7 @@ def resolve_settings(task: str, model: str | None, config_file=None, recipe: boo
     from .experiments.configs import default_config, load_config, task_config
     from .models.noise_settings import rebase_params
     from .models.registry import resolve_params
+    from .parameters import decay_milestones
     from .training import TrainConfig
 
     if config_file is not None:
@@ -106,7 +107,7 @@ def resolve_settings(task: str, model: str | None, config_file=None, recipe: boo
         train["epochs"] = epochs
         explicit = any(k.split(".")[-1] == "lr_milestones" for k in _parse_assignments(assignments))
         if config_file is None and not recipe and not explicit:  # the defaults' decay at 90% of the epochs
-            train["lr_milestones"] = [int(0.9 * epochs)] if epochs > 1 else []
+            train["lr_milestones"] = decay_milestones(epochs)
     if select_under is not None:
         train["select_under"] = select_under
     params = resolve_params(name, params)
@@ -308,15 +309,21 @@ def _add_executor_args(p: argparse.ArgumentParser) -> None:
                    help="if another process owns the results store, wait for it to finish instead of failing")
 
 
+class _NoAbbrevParser(argparse.ArgumentParser):
+    """Sub-command parsers that take no abbreviations: ``--data`` is never ``--data-dir``."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="noisyrnn", description=__doc__, allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"noisyrnn {__version__}")
     parser.add_argument("--keep-freed-memory", action="store_true",
                         help="tune glibc's allocator for this process (noisyrnn.runtime.keep_freed_memory: keep "
                              "freed blocks instead of unmapping them; faster long CPU runs); off unless given")
-    sub = parser.add_subparsers(dest="command", required=True)
-    _add_parser = sub.add_parser
-    sub.add_parser = lambda *a, **k: _add_parser(*a, allow_abbrev=False, **k)  # --data is never --data-dir
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_NoAbbrevParser)
 
     p = sub.add_parser("train", help="train one model on a task or your data and report its robustness")
     p.add_argument("--model", default=None, help="model name (default nrnn); its own defaults are used")

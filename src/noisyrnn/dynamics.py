@@ -32,7 +32,7 @@ IN_LOOP_MAX_CHANNELS = 32
 
 @dataclass(frozen=True)
 class LinearInputs:
-    """Encoded inputs u = x U^T + b left unevaluated: the cell engine (noisyrnn.fused_cells)
+    """Encoded inputs u = x U^T + b left unevaluated: the cell engine (noisyrnn.engine.cells)
     forms u_m inside its step loop from the raw inputs x (B, M, d_x), so the (B, M, d_u) tensor
     of drives (128x the input for one channel) is never written and read back; every other
     path calls :meth:`materialise`. Built by :meth:`Drift.encoded`; with a leading member axis
@@ -77,13 +77,13 @@ class Drift(nn.Module):
     # The closed form a drift declares, for the code paths written for it: "lipschitz" is
     # eq (3), f = alpha A h + tanh(W h + U x + b) with ``stacked_weight()`` = [alpha A^T | W^T]
     # (the fused recurrences, seed-batched ensembles, certified margin bounds); "tanh",
-    # "modrelu", "cornn": the baselines' forms the cell engine runs (noisyrnn.fused_cells,
+    # "modrelu", "cornn": the baselines' forms the cell engine runs (noisyrnn.engine.cells,
     # which reads ``cell_operands()``); None: the generic loop only.
     form: str | None = None
 
     def cell_operands(self):
         """(weight (H, P), bias or None, gamma, eps) of the declared form for
-        :mod:`noisyrnn.fused_cells`; drifts with a ``form`` of that table override it."""
+        :mod:`noisyrnn.engine.cells`; drifts with a ``form`` of that table override it."""
         raise NotImplementedError(f"{type(self).__name__} declares no cell form")
 
     @property
@@ -151,7 +151,7 @@ def lipschitz_matrix(base: torch.Tensor, beta: float, gamma: float) -> torch.Ten
 def eq3_drift(h: torch.Tensor, weight: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """Eq (3), f(h, x) = alpha A h + tanh(W h + u) with u = U x + b, from the stacked weight
     [alpha A^T | W^T] (d_h, 2 d_h): both products in one GEMM. The one Python definition; the
-    fused paths (noisyrnn.fused's ATen loop, the C++ cell engine) inline it and are tested
+    fused paths (noisyrnn.engine.aten's ATen loop, the C++ cell engine) inline it and are tested
     against it."""
     ah, wh = (h @ weight).split(weight.shape[0], dim=-1)
     return ah + torch.tanh(wh + u)

@@ -3,10 +3,10 @@
 :class:`Ensemble` holds S members of any model of the registry (every drift model, LSTM,
 GRU) and runs them as one model with a leading member axis: ``forward`` takes (S, B, T, d_x)
 (each member its own batch) or (B, T, d_x) and returns (S, B, C). Where the members' drift
-declares a cell form (:mod:`noisyrnn.fused_cells`), their recurrences run in one C++ call,
+declares a cell form (:mod:`noisyrnn.engine.cells`), their recurrences run in one C++ call,
 one parallel task per member (on 2 cores, two single-threaded members beat one model split
 across both threads: no synchronisation per step); on other devices the eq (3) form runs as
-one batched recurrence (:mod:`noisyrnn.fused`, ``bmm`` over the member axis); anything else
+one batched recurrence (:mod:`noisyrnn.engine.aten`, ``bmm`` over the member axis); anything else
 runs member by member. Each member keeps everything a separate run has: its own
 initialisation (built with its own seed), its own shuffling and noise generators, its own
 Adam state (Adam is elementwise, so one Adam over all members is S independent Adams), its
@@ -24,9 +24,10 @@ import torch
 from torch import nn
 
 from .errors import ConfigError, check_sequences
-from .fused import Workspace
+from .engine.workspace import Workspace
 from .dynamics import LinearInputs
-from .integrator import step_sizes
+from .engine.backend import allows, effective_backend
+from .engine.integrate import step_sizes
 from .models.recurrent import RecurrentClassifier
 from .noise import Deterministic
 
@@ -86,8 +87,9 @@ class Ensemble(nn.Module):
             u = self._encoded(x)
             h0 = x.new_zeros(S, x.shape[1], first.hidden_size)
             schemes = [m.scheme if (noise and m.scheme is not None) else Deterministic() for m in self.models]
-            hM = self._cells(u, h0, schemes, gens, lens)
-            if hM is None:
+            backend = effective_backend()
+            hM = self._cells(u, h0, schemes, gens, lens) if allows(backend, "cells") else None
+            if hM is None and allows(backend, "aten"):
                 hM = self._batched_eq3(u, h0, schemes, gens, lens)
             if hM is not None:
                 return torch.stack([m.decoder(m.drift.readout(hM[s])) for s, m in enumerate(self.models)])
@@ -106,7 +108,7 @@ class Ensemble(nn.Module):
 
     def _cells(self, u, h0, schemes, gens, lens):
         """All members' h_M in one cell-engine call (noise drawn in the C++ loop), or None."""
-        from .fused_cells import cell_members_final_state, cells_apply, member_inputs
+        from .engine.cells import cell_members_final_state, cells_apply, member_inputs
 
         drifts = [m.drift for m in self.models]
         deltas = [step_sizes(m.step, u.shape[2], h0.shape[-1], h0) for m in self.models]
@@ -117,7 +119,7 @@ class Ensemble(nn.Module):
 
     def _batched_eq3(self, u, h0, schemes, gens, lens):
         """The eq (3) members as one batched recurrence with pre-drawn noise (the GPU path), or None."""
-        from .integrator import fused_applies, fused_members_final_state
+        from .engine.integrate import fused_applies, fused_members_final_state
 
         drifts = [m.drift for m in self.models]
         if not all(fused_applies(d, sc) for d, sc in zip(drifts, schemes)):

@@ -1,6 +1,6 @@
 """Noise schemes: how one step h_m -> h_{m+1} adds the drift and the injected noise.
 
-Three schemes share the recurrence loop in :mod:`noisyrnn.integrator`:
+Three schemes share the recurrence loop in :mod:`noisyrnn.engine.integrate`:
 
 * :class:`Deterministic` - the Euler step of eq (6), ``h + delta*f``.
 * :class:`EulerMaruyama` - the paper's SDE step, eq (5),
@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from . import philox
+from .engine import philox
+from .engine.forms import NOISE_KINDS
 from .dynamics import Diffusion, PaperDiffusion
 from .errors import ConfigError, check_positive
 
@@ -32,7 +33,7 @@ from .errors import ConfigError, check_positive
 @dataclass(frozen=True)
 class LoopNoise:
     """A scheme's coefficients as the C++ cell engine draws them inside its loop
-    (:mod:`noisyrnn.fused_cells`): ``kind`` 0 deterministic (c = dt), 1 the research scheme
+    (:mod:`noisyrnn.engine.cells`): ``kind`` 0 deterministic (c = dt), 1 the research scheme
     (c = dt (mscale U + mshift), n = add Z), 2 eq (4)-(5) (c = dt + sqrt(dt) s2 xi,
     n = sqrt(dt) s1 xi); ``key_u``/``key_n``: the Philox keys of the uniform and normal streams."""
 
@@ -53,7 +54,7 @@ class NoiseScheme(nn.Module):
 
     affine = True
     # ``draws_in_loop``: ``in_loop`` gives the coefficients as the C++ cell engine draws them
-    # inside its step loop (:mod:`noisyrnn.fused_cells`), the same numbers ``draw`` would give
+    # inside its step loop (:mod:`noisyrnn.engine.cells`), the same numbers ``draw`` would give
     draws_in_loop = True
 
     def draw(self, steps: int, batch: int, hidden: int, like: torch.Tensor, generator):
@@ -62,7 +63,7 @@ class NoiseScheme(nn.Module):
     def in_loop(self, generator):
         """The :class:`LoopNoise` of one sequence batch, drawing the same
         Philox keys from ``generator`` as :meth:`draw` (so both paths see the same noise)."""
-        return LoopNoise(kind=0)
+        return LoopNoise(kind=NOISE_KINDS["deterministic"])
 
     def step(self, h, f, dt, u, noise_m):
         return h + dt * f
@@ -110,7 +111,7 @@ class EulerMaruyama(NoiseScheme):
 
     def in_loop(self, generator):
         d = self.diffusion
-        return LoopNoise(kind=2, s1=d.eps * d.sigma1, s2=d.eps * d.sigma2, key_n=philox.draw_key(generator))
+        return LoopNoise(kind=NOISE_KINDS["eq4"], s1=d.eps * d.sigma1, s2=d.eps * d.sigma2, key_n=philox.draw_key(generator))
 
     def draw(self, steps, batch, hidden, like, generator):
         r = self.diffusion.brownian_dim(hidden)
@@ -160,7 +161,7 @@ class ResearchCodeNoise(NoiseScheme):
 
     def in_loop(self, generator):
         key_u = philox.draw_key(generator)  # the order of draw(): the uniform factor, then the normal
-        return LoopNoise(kind=1, mscale=self.mult_noise, mshift=1.0 - self.mult_noise, add=self.add_noise,
+        return LoopNoise(kind=NOISE_KINDS["research"], mscale=self.mult_noise, mshift=1.0 - self.mult_noise, add=self.add_noise,
                          key_u=key_u, key_n=philox.draw_key(generator))
 
     def affine_coefficients(self, dt, drawn):

@@ -146,6 +146,12 @@ TRAIN_PARAMS: dict[str, Param] = {
 }
 
 
+def decay_milestones(epochs: int) -> list[int]:
+    """The library's default learning-rate schedule: x ``lr_gamma`` once, at 90% of the epochs
+    (the paper's recipes decay at epoch 90 of 100); none for a single epoch."""
+    return [int(0.9 * epochs)] if epochs > 1 else []
+
+
 def check_params(values: dict, rules: dict[str, Param], prefix: str = "") -> dict:
     """``values`` with every declared key checked and converted (undeclared keys pass through)."""
     return {k: (check_value(prefix + k, v, rules[k]) if k in rules else v) for k, v in values.items()}

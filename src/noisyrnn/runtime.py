@@ -4,7 +4,7 @@
 large blocks to the OS at once. Training allocates many same-sized buffers of tens of MB
 per step; with the default settings each is ``mmap``-ed, page-faulted in and unmapped
 every step (measured: ~45% of a pixel-MNIST training step on 2 cores, before the model-owned
-buffer workspace of :mod:`noisyrnn.fused` recycled the largest of them). It changes the
+buffer workspace of :mod:`noisyrnn.engine.aten` recycled the largest of them). It changes the
 whole process, so nothing calls it unless asked: ``noisyrnn --keep-freed-memory COMMAND``,
 ``bench_recurrence.py`` (``--default-malloc`` skips it), or a library user once at start-up.
 """

@@ -84,7 +84,7 @@ class NRNNClassifier(ClassifierMixin, BaseEstimator):
         from .experiments.configs import default_config
         from .training import TrainConfig
 
-        from .parameters import TRAIN_PARAMS, Param, check_value
+        from .parameters import TRAIN_PARAMS, Param, check_value, decay_milestones
 
         cfg = default_config(self.model)
         train = dict(cfg["train"])
@@ -98,7 +98,7 @@ class NRNNClassifier(ClassifierMixin, BaseEstimator):
             train["lr"] = check_value("lr", self.lr, TRAIN_PARAMS["lr"])
         if not 0 < self.validation_fraction < 1:
             train["select"] = "last"
-        train["lr_milestones"] = [int(0.9 * train["epochs"])] if train["epochs"] > 1 else []
+        train["lr_milestones"] = decay_milestones(train["epochs"])
         return {**cfg["params"], **(self.params or {})}, TrainConfig.from_dict(train)
 
     def _seed(self) -> int:

@@ -1,7 +1,7 @@
 """A hand-written autograd Function for the eq (3) recurrence on any device and dtype, with
 any noise scheme whose step is affine in the drift, ``h' = h + c_m * f(h, x_m) + n_m``, the
 coefficients pre-drawn as tensors. On the CPU in float32 the C++ cell engine
-(:mod:`noisyrnn.fused_cells`, noise drawn inside its loop) runs instead wherever it applies;
+(:mod:`noisyrnn.engine.cells`, noise drawn inside its loop) runs instead wherever it applies;
 this path serves the GPU, float64, non-uniform partitions (per-step sizes) and the
 ensembles' fallback.
 
@@ -31,62 +31,13 @@ per-step operand is a 2-D matrix and the GEMMs are plain ``mm`` calls.
 
 from __future__ import annotations
 
-import threading
 import weakref
 
 import torch
 
+from .workspace import Workspace
+
 _tanh_backward = torch.ops.aten.tanh_backward
-
-
-class Workspace:
-    """Reuses the large per-sequence buffers between calls; each model (or ensemble) owns one.
-
-    Freshly allocated buffers of tens of MB are page-faulted in by the OS on every
-    training step (measured: ~170 ms of a ~380 ms pixel-MNIST step), while the eager
-    loop's small per-step tensors are recycled by the allocator. Buffers are handed back
-    when autograd frees the graph that saved them (so ``retain_graph`` stays correct); at
-    most ``keep`` per shape are kept. Thread-safe (a lock around the free lists), so one model
-    may run in several threads; a model copied with ``copy.deepcopy`` gets its own.
-    """
-
-    def __init__(self, keep: int = 4) -> None:
-        self.free: dict = {}
-        self.keep = keep
-        self._lock = threading.Lock()
-
-    def take(self, shape, like: torch.Tensor) -> torch.Tensor:
-        key = (tuple(shape), like.dtype, like.device)
-        with self._lock:
-            stack = self.free.get(key)
-            if stack:
-                return stack.pop()
-        return like.new_empty(shape)
-
-    def give(self, *tensors) -> None:
-        with self._lock:
-            for t in tensors:
-                if t is None:
-                    continue
-                stack = self.free.setdefault((tuple(t.shape), t.dtype, t.device), [])
-                if len(stack) < self.keep:
-                    stack.append(t)
-
-    def clear(self) -> None:
-        with self._lock:
-            self.free.clear()
-
-    def __deepcopy__(self, memo):
-        return Workspace(self.keep)
-
-    def __getstate__(self):
-        return {"keep": self.keep}
-
-    def __setstate__(self, state):
-        self.__init__(state["keep"])
-
-
-USE_CPP = True  # False: never the C++ cell engine (noisyrnn.fused_cells); tests and benchmarks compare
 
 
 def _gemm(a, b, out):

@@ -3,23 +3,25 @@
 Measured on the project's 2-core machine (``benchmarks/bench_cpp_loop.py``): per step a
 Python loop of ATen calls runs one GEMM and four or more small elementwise kernels, and those
 kernels, not Python dispatch, cost most of the time above the GEMMs. Here each step is one
-GEMM (:mod:`noisyrnn.cpu_gemm`: AVX-512 with the weight packed once per call, ATen's BLAS where
+GEMM (``csrc/gemm.h``: AVX-512 with the weight packed once per call, ATen's BLAS where
 AVX-512 is absent) plus a single fused, vectorised pass over the row, for every drift form of
-:mod:`noisyrnn.fused_cells` (namespace ``cells``: eq (3), the antisymmetric RNN, expRNN's
+:mod:`noisyrnn.engine.cells` (namespace ``cells``: eq (3), the antisymmetric RNN, expRNN's
 modReLU, coRNN's IMEX step), forward and hand-written backward, with the noise scheme's
 coefficients computed in that pass from Philox keys (the numbers ``philox_fill`` would write
 into a (M, B, N) tensor; regenerated in the backward pass).
 
-The extension is compiled on first use (or by ``python -m noisyrnn.cpu_kernels``, which
-``make install`` runs) with the machine's C++ compiler (``torch.utils.cpp_extension.load_inline``,
-about 40 s once, cached by torch in ``~/.cache/torch_extensions``) with ``-O3 -march=native
+The sources are the files of ``engine/csrc/`` (``ops.cpp`` with the headers ``philox.h``,
+``gemm.h`` and ``forms.h``), shipped in the wheel. The extension is compiled on first use (or by
+``python -m noisyrnn.engine.build``, which ``make install`` runs) with the machine's C++ compiler
+(``torch.utils.cpp_extension.load``, about 40 s once, cached by torch in
+``~/.cache/torch_extensions``, rebuilt by torch when a source or flag changes) with ``-O3 -march=native
 -mprefer-vector-width=512 -ffast-math -fopenmp``: glibc's vector ``tanhf`` (16 lanes where
 AVX-512 exists), the Philox rounds in AVX-512 intrinsics (a portable loop elsewhere), and OpenMP
 for the parallel tasks (the libgomp torch itself loads, so one thread pool). Linear encoders are
 applied inside the step loop (``u`` holds the raw inputs and ``in_wt``, ``in_b`` the projection).
 Results agree with the ATen path to float32 rounding (tested). If no
-compiler is available, compilation fails, or ``NOISYRNN_NO_CPP=1`` is set, :func:`kernels`
-returns None and the Python loop runs instead.
+compiler is available or compilation fails, :func:`kernels` returns None (and says why once)
+and the ATen loops run instead; :func:`noisyrnn.engine.use_backend` chooses explicitly.
 
 Work is split into tasks of (model, block of batch rows) run in parallel on torch's intra-op
 threads, each task's GEMMs single-threaded: one model's batch is split into one block per
@@ -37,700 +39,64 @@ value a function of its index only, so any thread count gives the same numbers);
 
 from __future__ import annotations
 
-import os
+import hashlib
+import platform
+import threading
 import warnings
+from pathlib import Path
 
-from .cpu_gemm import GEMM_SOURCE
+CSRC = Path(__file__).resolve().parent / "csrc"
+SOURCES = ("ops.cpp",)
+HEADERS = ("philox.h", "gemm.h", "forms.h")
+CFLAGS = ("-O3", "-march=native", "-mprefer-vector-width=512", "-ffast-math", "-fopenmp")
+LDFLAGS = ("-fopenmp",)
 
-_SOURCE = r"""
-#include <ATen/ATen.h>
-#include <torch/library.h>
-#include <ATen/Parallel.h>
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-#include <type_traits>
-#include <vector>
-
-// ---- Philox4x32-10 (Salmon et al., SC'11), the counter-based generator of noisyrnn.philox ----
-namespace philox {
-constexpr uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u, W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
-constexpr int LANES = 16;  // counters per block: the rounds vectorise across them
-
-#if defined(__AVX512F__)
-// high 32 bits of the 16 products a_j * b_j (unsigned)
-inline __m512i mulhi_epu32(__m512i a, __m512i b) {
-  const __m512i even = _mm512_srli_epi64(_mm512_mul_epu32(a, b), 32);
-  const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), _mm512_srli_epi64(b, 32));
-  return _mm512_mask_blend_epi32(0xAAAA, even, odd);
-}
-
-// x[w][j] = word w of Philox(counter = (first + j, stream), key): the 16 counters in the lanes of
-// four registers (the scalar loop below computes the same words; GCC would use the slow 64-bit
-// vpmullq for its 32 x 32 -> 64 products)
-inline void block(uint64_t first, uint64_t stream, uint64_t key, uint32_t (&x)[4][LANES]) {
-  static_assert(LANES == 16, "one 512-bit register of 32-bit counters");
-  const __m512i base = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(first)));
-  __m512i x0 = _mm512_add_epi32(base, _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
-  __m512i x1 = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(first >> 32)));
-  x1 = _mm512_mask_add_epi32(x1, _mm512_cmplt_epu32_mask(x0, base), x1, _mm512_set1_epi32(1));  // carry
-  __m512i x2 = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream)));
-  __m512i x3 = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream >> 32)));
-  const __m512i m0 = _mm512_set1_epi32(static_cast<int>(M0)), m1 = _mm512_set1_epi32(static_cast<int>(M1));
-  uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
-  for (int r = 0; r < 10; ++r) {
-    const __m512i lo0 = _mm512_mullo_epi32(x0, m0), hi0 = mulhi_epu32(x0, m0);
-    const __m512i lo1 = _mm512_mullo_epi32(x2, m1), hi1 = mulhi_epu32(x2, m1);
-    x0 = _mm512_xor_si512(_mm512_xor_si512(hi1, x1), _mm512_set1_epi32(static_cast<int>(k0)));
-    x2 = _mm512_xor_si512(_mm512_xor_si512(hi0, x3), _mm512_set1_epi32(static_cast<int>(k1)));
-    x1 = lo1;
-    x3 = lo0;
-    k0 += W0;
-    k1 += W1;
-  }
-  _mm512_storeu_si512(x[0], x0);
-  _mm512_storeu_si512(x[1], x1);
-  _mm512_storeu_si512(x[2], x2);
-  _mm512_storeu_si512(x[3], x3);
-}
-#else
-// x[w][j] = word w of Philox(counter = (first + j, stream), key)
-inline void block(uint64_t first, uint64_t stream, uint64_t key, uint32_t (&x)[4][LANES]) {
-  uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
-  for (int j = 0; j < LANES; ++j) {
-    const uint64_t c = first + static_cast<uint64_t>(j);
-    x[0][j] = static_cast<uint32_t>(c);
-    x[1][j] = static_cast<uint32_t>(c >> 32);
-    x[2][j] = static_cast<uint32_t>(stream);
-    x[3][j] = static_cast<uint32_t>(stream >> 32);
-  }
-  for (int r = 0; r < 10; ++r) {
-#pragma omp simd
-    for (int j = 0; j < LANES; ++j) {
-      const uint64_t p0 = static_cast<uint64_t>(M0) * x[0][j], p1 = static_cast<uint64_t>(M1) * x[2][j];
-      const uint32_t y0 = static_cast<uint32_t>(p1 >> 32) ^ x[1][j] ^ k0;
-      const uint32_t y2 = static_cast<uint32_t>(p0 >> 32) ^ x[3][j] ^ k1;
-      x[1][j] = static_cast<uint32_t>(p1);
-      x[3][j] = static_cast<uint32_t>(p0);
-      x[0][j] = y0;
-      x[2][j] = y2;
-    }
-    k0 += W0;
-    k1 += W1;
-  }
-}
-#endif
-
-// kind 1: uniform [0, 1) from the top 24 bits; kind 2: standard normal, Box-Muller on the
-// word pairs (0, 1) and (2, 3): r = sqrt(-2 log u1) with u1 in (0, 1], theta = 2 pi u2
-template <int KIND>
-inline void transform(const uint32_t (&x)[4][LANES], float (&v)[4][LANES]) {
-  constexpr float SCALE = 1.0f / 16777216.0f, TWO_PI = 6.283185307179586f;
-  if constexpr (KIND == 1) {
-    for (int w = 0; w < 4; ++w)
-#pragma omp simd
-      for (int j = 0; j < LANES; ++j) v[w][j] = static_cast<float>(x[w][j] >> 8) * SCALE;
-  } else {
-    for (int w = 0; w < 4; w += 2) {
-      float r[LANES], theta[LANES];
-#pragma omp simd
-      for (int j = 0; j < LANES; ++j) {
-        r[j] = std::sqrt(-2.0f * std::log(static_cast<float>((x[w][j] >> 8) + 1u) * SCALE));
-        theta[j] = TWO_PI * (static_cast<float>(x[w + 1][j] >> 8) * SCALE);
-      }
-#pragma omp simd
-      for (int j = 0; j < LANES; ++j) v[w][j] = r[j] * std::cos(theta[j]);
-#pragma omp simd
-      for (int j = 0; j < LANES; ++j) v[w + 1][j] = r[j] * std::sin(theta[j]);
-    }
-  }
-}
-
-// Block b holds counters 16b .. 16b+15; element 64b + 16w + j gets word w of counter 16b + j.
-template <int KIND, typename T>
-void fill(T* out, int64_t n, uint64_t key, uint64_t offset, uint64_t stream, float scale, float shift) {
-  constexpr int64_t PER_BLOCK = 4 * LANES;
-  const int64_t blocks = (n + PER_BLOCK - 1) / PER_BLOCK;
-  at::parallel_for(0, blocks, 64, [&](int64_t b0, int64_t b1) {  // values depend on the index only
-    uint32_t x[4][LANES];
-    float v[4][LANES];
-    for (int64_t b = b0; b < b1; ++b) {
-      block(offset + static_cast<uint64_t>(b) * LANES, stream, key, x);
-      const int64_t base = b * PER_BLOCK, count = std::min<int64_t>(PER_BLOCK, n - base);
-      T* o = out + base;
-      if constexpr (KIND == 0) {
-        const uint32_t* flat = &x[0][0];
-        for (int64_t e = 0; e < count; ++e) o[e] = static_cast<T>(flat[e]);
-      } else {
-        transform<KIND>(x, v);
-        const float* flat = &v[0][0];
-#pragma omp simd
-        for (int64_t e = 0; e < count; ++e) o[e] = static_cast<T>(shift + scale * flat[e]);
-      }
-    }
-  });
-}
-}  // namespace philox
-
-// out (any shape, contiguous, CPU): the stream of counters (offset + i, stream) under key, laid
-// out in blocks of 16 counters (see fill); uniforms and normals as shift + scale * value
-void philox_fill(at::Tensor out, int64_t key, int64_t offset, int64_t stream, int64_t kind, double scale,
-                 double shift) {
-  const float a = static_cast<float>(scale), b = static_cast<float>(shift);
-  TORCH_CHECK(out.is_contiguous(), "philox_fill: out must be contiguous");
-  const int64_t n = out.numel();
-  const uint64_t k = static_cast<uint64_t>(key), o = static_cast<uint64_t>(offset), s = static_cast<uint64_t>(stream);
-  if (kind == 0) {
-    TORCH_CHECK(out.scalar_type() == at::kInt, "philox_fill: raw words need an int32 tensor");
-    philox::fill<0>(out.data_ptr<int32_t>(), n, k, o, s, 1.0f, 0.0f);
-  } else {
-    TORCH_CHECK(kind == 1 || kind == 2, "philox_fill: kind must be 0, 1 or 2");
-    if (out.scalar_type() == at::kFloat) {
-      if (kind == 1) philox::fill<1>(out.data_ptr<float>(), n, k, o, s, a, b);
-      else philox::fill<2>(out.data_ptr<float>(), n, k, o, s, a, b);
-    } else {
-      TORCH_CHECK(out.scalar_type() == at::kDouble, "philox_fill: float32 or float64 out");
-      if (kind == 1) philox::fill<1>(out.data_ptr<double>(), n, k, o, s, a, b);
-      else philox::fill<2>(out.data_ptr<double>(), n, k, o, s, a, b);
-    }
-  }
-}
-
-// S models (one list entry each), split into tasks of (member, block of batch rows) run in
-// parallel on the intra-op threads, every task's GEMMs single-threaded inside the parallel
-// region: no thread synchronisation per step, which costs more than it saves at these
-// small per-step GEMMs. With S >= threads each member is one task; one model is split into
-// `threads` row blocks.
-template <typename F>
-void for_each_task(int64_t S, int64_t B, const F& body) {
-  const int64_t threads = at::get_num_threads();
-  const int64_t blocks = S >= threads ? 1 : std::min<int64_t>(B, (threads + S - 1) / S);
-  at::parallel_for(0, S * blocks, 1, [&](int64_t t0, int64_t t1) {
-    at::NoGradGuard no_grad;  // grad mode is thread-local: worker threads start with it on
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t s = t / blocks, k = t % blocks;
-      body(s, k * B / blocks, (k + 1) * B / blocks);
-    }
-  });
-}
-
-// out = [out +] a b for a (M x K), b (K x N), out (M x N), contiguous float32: b packed once and
-// the product formed `repeat` times, as a step loop does, the rows split into tasks as the
-// engine splits one model (for tests and the benchmarks)
-void gemm_nn(at::Tensor a, at::Tensor b, at::Tensor out, bool accumulate, int64_t repeat) {
-  TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && out.dim() == 2 && a.size(1) == b.size(0) &&
-              out.size(0) == a.size(0) && out.size(1) == b.size(1), "gemm_nn: shapes a (M, K), b (K, N), out (M, N)");
-  TORCH_CHECK(a.is_contiguous() && b.is_contiguous() && out.is_contiguous() && a.scalar_type() == at::kFloat &&
-              b.scalar_type() == at::kFloat && out.scalar_type() == at::kFloat, "gemm_nn: contiguous float32 tensors");
-  TORCH_CHECK(repeat >= 1, "gemm_nn: repeat must be >= 1");
-  const gemm::RightFactor factor(b);
-  const int64_t K = a.size(1), N = out.size(1);
-  for_each_task(1, a.size(0), [&](int64_t, int64_t i0, int64_t i1) {
-    for (int64_t r = 0; r < repeat; ++r)
-      factor.apply(i1 - i0, a.data_ptr<float>() + i0 * K, K, out.data_ptr<float>() + i0 * N, N, accumulate);
-  });
-}
-
-// out[s] (M x N) = a[s]^T b[s] for a[s] (K x M), b[s] (K x N), contiguous float32: tasks of
-// (member, block of output rows), each single-threaded (the weight gradient)
-void gemm_tn(at::TensorList a, at::TensorList b, at::TensorList out) {
-  const int64_t S = static_cast<int64_t>(a.size());
-  TORCH_CHECK(static_cast<int64_t>(b.size()) == S && static_cast<int64_t>(out.size()) == S,
-              "gemm_tn: one a, b and out per member");
-  for (int64_t s = 0; s < S; ++s) {
-    TORCH_CHECK(a[s].dim() == 2 && b[s].dim() == 2 && out[s].dim() == 2 && a[s].size(0) == b[s].size(0) &&
-                out[s].size(0) == a[s].size(1) && out[s].size(1) == b[s].size(1),
-                "gemm_tn: shapes a (K, M), b (K, N), out (M, N)");
-    TORCH_CHECK(a[s].is_contiguous() && b[s].is_contiguous() && out[s].is_contiguous() &&
-                a[s].scalar_type() == at::kFloat && b[s].scalar_type() == at::kFloat &&
-                out[s].scalar_type() == at::kFloat, "gemm_tn: contiguous float32 tensors");
-  }
-  if (S == 0) return;
-  for_each_task(S, out[0].size(0), [&](int64_t s, int64_t i0, int64_t i1) {
-    const int64_t M = a[s].size(1), N = b[s].size(1);
-    gemm::transposed_product(i1 - i0, N, a[s].size(0), a[s].data_ptr<float>() + i0, M, b[s].data_ptr<float>(), N,
-                             out[s].data_ptr<float>() + i0 * N, N);
-  });
-}
-
-// ---- The cell engine: every drift form, noise drawn inside the loop from Philox keys ----
-// One step is h' = h + c (.) f(h, x_m) + n (the velocity z only, for coRNN), where the
-// scheme's coefficients (c, n) of row (m, b) are computed here from the Philox keys, the same
-// numbers noisyrnn.philox.rand / randn write into a (M, B, N) tensor (element (m B + b) N + k),
-// and regenerated in the backward pass instead of being stored.
-namespace cells {
-enum Form : int64_t { LIPSCHITZ = 0, TANH = 1, MODRELU = 2, CORNN = 3, GATED = 4 };
-
-struct Coef {
-  int64_t kind = 0;              // 0 deterministic, 1 research (uniform factor, additive normal), 2 eq (4)-(5)
-  const float* dt = nullptr;     // step sizes, dt_n = 1 or N of them
-  int64_t dt_n = 1;
-  float mscale = 0, mshift = 1, add = 0, s1 = 0, s2 = 0;
-  uint64_t key_u = 0, key_n = 0;
-  const int64_t* len = nullptr;  // per-sequence lengths, or none
-  int64_t B = 0, N = 0;
-  bool has_n() const { return kind == 1 ? add != 0.0f : (kind == 2 && s1 != 0.0f); }
-  bool live(int64_t m, int64_t b) const { return len == nullptr || m < len[b]; }
-};
-
-// elements idx0 .. idx0+n-1 of the stream KIND (1 uniform, 2 normal) under key, counter offset 0, stream 0
-template <int KIND>
-inline void stream_row(uint64_t key, int64_t idx0, int64_t n, float scale, float shift, float* __restrict out) {
-  constexpr int64_t PER = 4 * philox::LANES;
-  uint32_t x[4][philox::LANES];
-  float v[4][philox::LANES];
-  const int64_t end = idx0 + n;
-  int64_t i = idx0;
-  while (i < end) {
-    const int64_t blk = i / PER, base = blk * PER;
-    philox::block(static_cast<uint64_t>(blk) * philox::LANES, 0, key, x);
-    philox::transform<KIND>(x, v);
-    const float* flat = &v[0][0];
-    const int64_t lo = i - base, hi = std::min<int64_t>(PER, end - base);
-    float* o = out + (i - idx0) - lo;
-#pragma omp simd
-    for (int64_t e = lo; e < hi; ++e) o[e] = shift + scale * flat[e];
-    i = base + hi;
-  }
-}
-
-// c and n (when n != nullptr) of row (m, b); dcdt, dndt (when given): their derivatives in the step
-inline void coef_row(const Coef& k, int64_t m, int64_t b, float* __restrict c, float* __restrict n,
-                     float* __restrict dcdt, float* __restrict dndt, float* __restrict tmp) {
-  const int64_t N = k.N, idx0 = (m * k.B + b) * N;
-  const float* __restrict dt = k.dt;
-  const float d0 = dt[0];
-  const bool vec = k.dt_n > 1;  // every loop below is branch-free, so it vectorises
-  if (k.kind == 0) {
-    if (vec) std::copy(dt, dt + N, c); else std::fill(c, c + N, d0);
-    if (dcdt) { std::fill(dcdt, dcdt + N, 1.0f); std::fill(dndt, dndt + N, 0.0f); }
-  } else if (k.kind == 1) {
-    stream_row<1>(k.key_u, idx0, N, k.mscale, k.mshift, tmp);
-    if (vec) {
-#pragma omp simd
-      for (int64_t i = 0; i < N; ++i) c[i] = dt[i] * tmp[i];
-    } else {
-#pragma omp simd
-      for (int64_t i = 0; i < N; ++i) c[i] = d0 * tmp[i];
-    }
-    if (n) stream_row<2>(k.key_n, idx0, N, k.add, 0.0f, n);
-    if (dcdt) { std::copy(tmp, tmp + N, dcdt); std::fill(dndt, dndt + N, 0.0f); }
-  } else {
-    stream_row<2>(k.key_n, idx0, N, 1.0f, 0.0f, tmp);
-    const float s1 = k.s1, s2 = k.s2;
-#pragma omp simd
-    for (int64_t i = 0; i < N; ++i) {
-      const float d = vec ? dt[i] : d0, r = std::sqrt(d);
-      c[i] = d + r * s2 * tmp[i];
-    }
-    if (n) {
-#pragma omp simd
-      for (int64_t i = 0; i < N; ++i) n[i] = std::sqrt(vec ? dt[i] : d0) * s1 * tmp[i];
-    }
-    if (dcdt) {
-#pragma omp simd
-      for (int64_t i = 0; i < N; ++i) {
-        const float r2 = 2.0f * std::sqrt(vec ? dt[i] : d0);
-        dcdt[i] = 1.0f + s2 * tmp[i] / r2;
-        dndt[i] = s1 * tmp[i] / r2;
-      }
-    }
-  }
-}
-
-struct Shape { int64_t M, B, N, H, P; };
-
-// states (M+1, B, H), acts (M, B, N), drifts (M, B, N) or empty, u (B, M, N), w (H, P), p (B, P) scratch.
-// Templated on every variant so that each row loop is branch-free and vectorises (a runtime
-// test inside the loop stops GCC from vectorising tanh: measured 1.5x slower steps).
-// u (B, M, UW) holds the encoded inputs, or, with a projection (ut (D, UW), ub (UW)), the raw
-// inputs x (B, M, D): then u_m = x_m ut + ub is formed here, row by row, and never stored.
-template <int64_t FORM, bool HAS_N, bool KEEP_F>
-void forward_rows(at::Tensor states, at::Tensor acts, at::Tensor drifts, at::Tensor u, at::Tensor w, at::Tensor p,
-                  const float* bias, const float* ut, const float* ubias, int64_t uw, const Coef& k, float gamma,
-                  float eps, float ystep, int64_t b0, int64_t b1) {
-  // states hold every step (M+1 rows, kept for the backward) or rotate (2 rows, inference);
-  // acts hold every step, or are empty (inference: the activations go to a scratch row)
-  const bool keep_a = acts.numel() > 0;
-  const int64_t units = FORM == CORNN ? states.size(2) / 2 : states.size(2);
-  const Shape s{u.size(1), u.size(0), units, states.size(2), p.size(1)};
-  const int64_t N = s.N, H = s.H, rs = states.size(0), UW = u.size(2);
-  float* S = states.data_ptr<float>();
-  float* F = KEEP_F ? drifts.data_ptr<float>() : nullptr;
-  const float* U = u.data_ptr<float>();
-  float* PP = p.data_ptr<float>();
-  const gemm::RightFactor wf(w);  // packed once for the M steps
-  std::vector<float> scratch(4 * N + uw);
-  float *c = scratch.data(), *n = c + N, *tmp = n + N, *urow = tmp + N, *arow = urow + uw;
-  float* A = keep_a ? acts.data_ptr<float>() : nullptr;
-  // rows in blocks of ROWS: each block's GEMM output is read back while it is still in cache
-  constexpr int64_t ROWS = 128;
-  for (int64_t m = 0; m < s.M; ++m)
-   for (int64_t r0 = b0; r0 < b1; r0 += ROWS) {
-    const int64_t r1 = std::min(b1, r0 + ROWS);
-    wf.apply(r1 - r0, S + ((m % rs) * s.B + r0) * H, H, PP + r0 * s.P, s.P, false);  // p = h w
-    for (int64_t b = r0; b < r1; ++b) {
-      const float* __restrict h = S + ((m % rs) * s.B + b) * H;
-      float* __restrict ho = S + (((m + 1) % rs) * s.B + b) * H;
-      const float* __restrict pr = PP + b * s.P;
-      const float* __restrict ub = U + (b * s.M + m) * UW;
-      if (ut != nullptr) {  // u_m = x_m ut + ub (a linear encoder with D = UW input channels)
-        const float* xr = ub;
-        float* __restrict ur = urow;
-#pragma omp simd
-        for (int64_t i = 0; i < uw; ++i) ur[i] = ubias[i] + xr[0] * ut[i];
-        for (int64_t j = 1; j < UW; ++j) {
-          const float xv = xr[j];
-          const float* __restrict wr = ut + j * uw;
-#pragma omp simd
-          for (int64_t i = 0; i < uw; ++i) ur[i] += xv * wr[i];
-        }
-        ub = urow;
-      }
-      float* __restrict ar = keep_a ? A + (m * s.B + b) * N : arow;
-      float* __restrict fr = KEEP_F ? F + (m * s.B + b) * N : nullptr;
-      if (!k.live(m, b)) {  // padding: the state is frozen
-        std::copy(h, h + H, ho);
-        std::fill(ar, ar + N, 0.0f);
-        if constexpr (KEEP_F) std::fill(fr, fr + N, 0.0f);
-        continue;
-      }
-      coef_row(k, m, b, c, HAS_N ? n : nullptr, nullptr, nullptr, tmp);
-      if constexpr (FORM == GATED) {  // gated antisymmetric: f = sigmoid(W h + u_z) tanh(W h + u_h), p = [W h | W h]
-#pragma omp simd
-        for (int64_t i = 0; i < N; ++i) {
-          const float t = std::tanh(pr[i] + ub[i]), sg = 1.0f / (1.0f + std::exp(-(pr[N + i] + ub[N + i])));
-          ar[i] = t;
-          if constexpr (KEEP_F) fr[i] = sg;
-          if constexpr (HAS_N) ho[i] = (h[i] + n[i]) + c[i] * (sg * t); else ho[i] = h[i] + c[i] * (sg * t);
-        }
-      } else if constexpr (FORM == LIPSCHITZ) {  // eq (3): f = alpha A h + tanh(W h + u)
-#pragma omp simd
-        for (int64_t i = 0; i < N; ++i) {
-          const float t = std::tanh(pr[N + i] + ub[i]), f = pr[i] + t;
-          ar[i] = t;
-          if constexpr (KEEP_F) fr[i] = f;
-          if constexpr (HAS_N) ho[i] = (h[i] + n[i]) + c[i] * f; else ho[i] = h[i] + c[i] * f;
-        }
-      } else if constexpr (FORM == TANH) {  // antisymmetric RNN: f = tanh(W h + u)
-#pragma omp simd
-        for (int64_t i = 0; i < N; ++i) {
-          const float t = std::tanh(pr[i] + ub[i]);
-          ar[i] = t;
-          if constexpr (HAS_N) ho[i] = (h[i] + n[i]) + c[i] * t; else ho[i] = h[i] + c[i] * t;
-        }
-      } else if constexpr (FORM == MODRELU) {  // expRNN: f = modReLU(Q h + u, b) - h
-#pragma omp simd
-        for (int64_t i = 0; i < N; ++i) {
-          const float a = pr[i] + ub[i], rel = std::max(std::fabs(a) + bias[i], 0.0f);
-          const float r = a > 0.0f ? rel : (a < 0.0f ? -rel : 0.0f);
-          ar[i] = r;
-          if constexpr (HAS_N) ho[i] = (h[i] + n[i]) + c[i] * (r - h[i]); else ho[i] = h[i] + c[i] * (r - h[i]);
-        }
-      } else {  // coRNN, h = (y, z): z' = z + c F + n, y' = y + dt z', F = tanh(W y + Wz z + u) - gamma y - eps z
-#pragma omp simd
-        for (int64_t i = 0; i < N; ++i) {
-          const float t = std::tanh(pr[i] + ub[i]), y = h[i], z = h[N + i];
-          const float Fv = t - gamma * y - eps * z;
-          float zn;
-          if constexpr (HAS_N) zn = (z + n[i]) + c[i] * Fv; else zn = z + c[i] * Fv;
-          ar[i] = t;
-          ho[N + i] = zn;
-          ho[i] = y + ystep * zn;
-        }
-      }
-    }
-  }
-}
-
-// g_all (rows, B, H) with g_all[M % rows] = dL/dh_M; dp_all (M, B, P) out; wt (P, H);
-// d_dt (B, N) and d_bias (B, N) accumulated when non-empty
-template <int64_t FORM, bool WANT_DT>
-// With the raw inputs x (B, M, D) of an in-loop projection (else nullptr), dL/du_m (the tail
-// uw of dp) is folded into per-row sums d_inw (B, D, uw) += x_m (x) dL/du_m and d_inb (B, uw).
-void backward_rows(at::Tensor g_all, at::Tensor dp_all, at::Tensor states, at::Tensor acts, at::Tensor drifts,
-                   at::Tensor wt, const float* bias, at::Tensor d_dt, at::Tensor d_bias, const float* x_in,
-                   int64_t D, int64_t uw, float* d_inw, float* d_inb, const Coef& k, float gamma,
-                   float eps, float ystep, int64_t b0, int64_t b1) {
-  const Shape s{acts.size(0), acts.size(1), acts.size(2), states.size(2), dp_all.size(2)};
-  const int64_t N = s.N, H = s.H, rows = g_all.size(0);
-  const float* S = states.data_ptr<float>();
-  const float* A = acts.data_ptr<float>();
-  const float* F = drifts.numel() > 0 ? drifts.data_ptr<float>() : nullptr;
-  float* DDT = d_dt.numel() > 0 ? d_dt.data_ptr<float>() : nullptr;
-  float* DB = d_bias.numel() > 0 ? d_bias.data_ptr<float>() : nullptr;
-  std::vector<float> scratch(4 * N);
-  float *c = scratch.data(), *dcdt = c + N, *dndt = dcdt + N, *tmp = dndt + N;
-  const gemm::RightFactor wr(wt);  // packed once for the M steps
-  // dL/dh_m = out + dp W^T, where the pass writes out = g (lipschitz, tanh, gated) or the local part
-  for (int64_t m = s.M - 1; m >= 0; --m) {
-    const float* G = g_all.select(0, (m + 1) % rows).data_ptr<float>();
-    float* OUT = g_all.select(0, m % rows).data_ptr<float>();
-    for (int64_t b = b0; b < b1; ++b) {
-      const float* __restrict g = G + b * H;
-      float* __restrict out = OUT + b * H;
-      float* __restrict dp = dp_all.data_ptr<float>() + (m * s.B + b) * s.P;
-      const float* __restrict ar = A + (m * s.B + b) * N;
-      const float* __restrict h = S + (m * s.B + b) * H;
-      float* __restrict ddt = WANT_DT ? DDT + b * N : nullptr;
-      if (!k.live(m, b)) {
-        std::fill(dp, dp + s.P, 0.0f);
-        std::copy(g, g + H, out);
-        continue;
-      }
-      coef_row(k, m, b, c, nullptr, WANT_DT ? dcdt : nullptr, WANT_DT ? dndt : nullptr, tmp);
-      if constexpr (FORM == GATED) {
-        const float* __restrict fr = F + (m * s.B + b) * N;  // the gate sigmoid(W h + u_z)
-#pragma omp simd
-        for (int64_t i = 0; i < N; ++i) {
-          const float df = c[i] * g[i], t = ar[i], sg = fr[i];
-          dp[i] = df * sg * (1.0f - t * t);
-          dp[N + i] = df * t * sg * (1.0f - sg);
-          out[i] = g[i];
-          if constexpr (WANT_DT) ddt[i] += g[i] * (sg * t * dcdt[i] + dndt[i]);
-        }
-      } else if constexpr (FORM == LIPSCHITZ) {
-        const float* __restrict fr = F + (m * s.B + b) * N;
-#pragma omp simd
-        for (int64_t i = 0; i < N; ++i) {
-          const float df = c[i] * g[i], t = ar[i];
-          dp[i] = df;
-          dp[N + i] = df * (1.0f - t * t);
-          out[i] = g[i];
-          if constexpr (WANT_DT) ddt[i] += g[i] * (fr[i] * dcdt[i] + dndt[i]);
-        }
-      } else if constexpr (FORM == TANH) {
-#pragma omp simd
-        for (int64_t i = 0; i < N; ++i) {
-          const float t = ar[i];
-          dp[i] = c[i] * g[i] * (1.0f - t * t);
-          out[i] = g[i];
-          if constexpr (WANT_DT) ddt[i] += g[i] * (t * dcdt[i] + dndt[i]);
-        }
-      } else if constexpr (FORM == MODRELU) {
-        float* __restrict db = DB + b * N;
-#pragma omp simd
-        for (int64_t i = 0; i < N; ++i) {
-          const float df = c[i] * g[i], r = ar[i];
-          dp[i] = r != 0.0f ? df : 0.0f;
-          db[i] += r > 0.0f ? df : (r < 0.0f ? -df : 0.0f);
-          out[i] = g[i] - df;
-          if constexpr (WANT_DT) ddt[i] += g[i] * ((r - h[i]) * dcdt[i] + dndt[i]);
-        }
-      } else {
-#pragma omp simd
-        for (int64_t i = 0; i < N; ++i) {
-          const float gzt = g[N + i] + ystep * g[i], dF = c[i] * gzt, t = ar[i];
-          dp[i] = dF * (1.0f - t * t);
-          out[i] = g[i] - gamma * dF;
-          out[N + i] = gzt - eps * dF;
-        }
-      }
-    }
-    if (x_in != nullptr) {
-      for (int64_t b = b0; b < b1; ++b) {
-        if (!k.live(m, b)) continue;
-        const float* __restrict du = dp_all.data_ptr<float>() + (m * s.B + b) * s.P + (s.P - uw);
-        const float* xr = x_in + (b * s.M + m) * D;
-        float* __restrict db = d_inb + b * uw;
-#pragma omp simd
-        for (int64_t i = 0; i < uw; ++i) db[i] += du[i];
-        for (int64_t j = 0; j < D; ++j) {
-          const float xv = xr[j];
-          float* __restrict dw = d_inw + (b * D + j) * uw;
-#pragma omp simd
-          for (int64_t i = 0; i < uw; ++i) dw[i] += xv * du[i];
-        }
-      }
-    }
-    // in place: out holds g (or its local part) already
-    wr.apply(b1 - b0, dp_all.data_ptr<float>() + (m * s.B + b0) * s.P, s.P, OUT + b0 * H, H, true);
-  }
-}
-
-Coef make_coef(const at::Tensor& dt, const at::Tensor& lengths, int64_t kind, double mscale, double mshift,
-               double add, double s1, double s2, int64_t key_u, int64_t key_n, int64_t B, int64_t N) {
-  TORCH_CHECK(dt.is_contiguous() && dt.scalar_type() == at::kFloat, "cells: dt must be contiguous float32");
-  Coef k;
-  k.kind = kind;
-  k.dt = dt.data_ptr<float>();
-  k.dt_n = dt.numel();
-  TORCH_CHECK(k.dt_n == 1 || k.dt_n == N, "cells: dt must hold 1 or N values");
-  k.mscale = static_cast<float>(mscale);
-  k.mshift = static_cast<float>(mshift);
-  k.add = static_cast<float>(add);
-  k.s1 = static_cast<float>(s1);
-  k.s2 = static_cast<float>(s2);
-  k.key_u = static_cast<uint64_t>(key_u);
-  k.key_n = static_cast<uint64_t>(key_n);
-  k.len = lengths.numel() > 0 ? lengths.data_ptr<int64_t>() : nullptr;
-  k.B = B;
-  k.N = N;
-  return k;
-}
-
-std::vector<Coef> make_coefs(at::TensorList dt, at::TensorList lengths, at::IntArrayRef kind,
-                             at::ArrayRef<double> mscale, at::ArrayRef<double> mshift, at::ArrayRef<double> add,
-                             at::ArrayRef<double> s1, at::ArrayRef<double> s2, at::IntArrayRef key_u,
-                             at::IntArrayRef key_n, int64_t B, int64_t N) {
-  std::vector<Coef> coef;
-  for (size_t s = 0; s < dt.size(); ++s)
-    coef.push_back(make_coef(dt[s], lengths[s], kind[s], mscale[s], mshift[s], add[s], s1[s], s2[s], key_u[s],
-                             key_n[s], B, N));
-  return coef;
-}
-
-// fn(std::integral_constant<int64_t, FORM>{}) for the runtime form
-template <typename Fn>
-void with_form(int64_t form, const Fn& fn) {
-  switch (form) {
-    case LIPSCHITZ: fn(std::integral_constant<int64_t, LIPSCHITZ>{}); break;
-    case TANH: fn(std::integral_constant<int64_t, TANH>{}); break;
-    case GATED: fn(std::integral_constant<int64_t, GATED>{}); break;
-    case MODRELU: fn(std::integral_constant<int64_t, MODRELU>{}); break;
-    default: fn(std::integral_constant<int64_t, CORNN>{}); break;
-  }
-}
-}  // namespace cells
-
-// S members (list entries), one task per (member, block of rows) as for_each_task splits them
-void cells_forward(at::TensorList states, at::TensorList acts, at::TensorList drifts, at::TensorList u,
-                   at::TensorList w, at::TensorList p, at::TensorList bias, at::TensorList in_wt, at::TensorList in_b,
-                   at::TensorList dt, at::TensorList lengths,
-                   int64_t form, at::IntArrayRef kind, at::ArrayRef<double> mscale, at::ArrayRef<double> mshift,
-                   at::ArrayRef<double> add, at::ArrayRef<double> s1, at::ArrayRef<double> s2, at::IntArrayRef key_u,
-                   at::IntArrayRef key_n, at::ArrayRef<double> gamma, at::ArrayRef<double> eps,
-                   at::ArrayRef<double> ystep) {
-  const int64_t S = static_cast<int64_t>(states.size()), B = u[0].size(0);
-  const int64_t N = form == cells::CORNN ? states[0].size(2) / 2 : states[0].size(2);  // units (acts may be empty)
-  const auto coef = cells::make_coefs(dt, lengths, kind, mscale, mshift, add, s1, s2, key_u, key_n, B, N);
-  for_each_task(S, B, [&](int64_t s, int64_t b0, int64_t b1) {
-    const float* bi = bias[s].numel() > 0 ? bias[s].data_ptr<float>() : nullptr;
-    const bool proj = in_wt[s].numel() > 0;
-    const float* ut = proj ? in_wt[s].data_ptr<float>() : nullptr;
-    const float* ub = proj ? in_b[s].data_ptr<float>() : nullptr;
-    const int64_t uw = proj ? in_wt[s].size(1) : 0;
-    const float g = static_cast<float>(gamma[s]), e = static_cast<float>(eps[s]), ys = static_cast<float>(ystep[s]);
-    const bool has_n = coef[s].has_n(), keep_f = drifts[s].numel() > 0;
-    auto run = [&](auto form_c, auto n_c, auto f_c) {
-      cells::forward_rows<decltype(form_c)::value, decltype(n_c)::value, decltype(f_c)::value>(
-          states[s], acts[s], drifts[s], u[s], w[s], p[s], bi, ut, ub, uw, coef[s], g, e, ys, b0, b1);
-    };
-    auto by_flags = [&](auto form_c) {
-      using T = std::true_type;
-      using Fa = std::false_type;
-      if (has_n) { if (keep_f) run(form_c, T{}, T{}); else run(form_c, T{}, Fa{}); }
-      else { if (keep_f) run(form_c, Fa{}, T{}); else run(form_c, Fa{}, Fa{}); }
-    };
-    cells::with_form(form, by_flags);
-  });
-}
-
-void cells_backward(at::TensorList g_all, at::TensorList dp_all, at::TensorList states, at::TensorList acts,
-                    at::TensorList drifts, at::TensorList wt, at::TensorList bias, at::TensorList d_dt,
-                    at::TensorList d_bias, at::TensorList x_in, at::TensorList d_inw, at::TensorList d_inb,
-                    at::TensorList dt, at::TensorList lengths, int64_t form,
-                    at::IntArrayRef kind, at::ArrayRef<double> mscale, at::ArrayRef<double> mshift,
-                    at::ArrayRef<double> add, at::ArrayRef<double> s1, at::ArrayRef<double> s2,
-                    at::IntArrayRef key_u, at::IntArrayRef key_n, at::ArrayRef<double> gamma,
-                    at::ArrayRef<double> eps, at::ArrayRef<double> ystep) {
-  const int64_t S = static_cast<int64_t>(g_all.size()), B = acts[0].size(1), N = acts[0].size(2);
-  const auto coef = cells::make_coefs(dt, lengths, kind, mscale, mshift, add, s1, s2, key_u, key_n, B, N);
-  for_each_task(S, B, [&](int64_t s, int64_t b0, int64_t b1) {
-    const float* bi = bias[s].numel() > 0 ? bias[s].data_ptr<float>() : nullptr;
-    const float g = static_cast<float>(gamma[s]), e = static_cast<float>(eps[s]), ys = static_cast<float>(ystep[s]);
-    const bool want_dt = d_dt[s].numel() > 0, proj = x_in[s].numel() > 0;
-    const float* xs = proj ? x_in[s].data_ptr<float>() : nullptr;
-    const int64_t D = proj ? x_in[s].size(2) : 0, uw = proj ? d_inb[s].size(1) : 0;
-    float* dw = proj ? d_inw[s].data_ptr<float>() : nullptr;
-    float* db = proj ? d_inb[s].data_ptr<float>() : nullptr;
-    auto run = [&](auto form_c, auto dt_c) {
-      cells::backward_rows<decltype(form_c)::value, decltype(dt_c)::value>(
-          g_all[s], dp_all[s], states[s], acts[s], drifts[s], wt[s], bi, d_dt[s], d_bias[s], xs, D, uw, dw, db,
-          coef[s], g, e, ys, b0, b1);
-    };
-    auto by_flags = [&](auto form_c) {
-      if (want_dt) run(form_c, std::true_type{}); else run(form_c, std::false_type{});
-    };
-    cells::with_form(form, by_flags);
-  });
-}
-
-TORCH_LIBRARY(noisyrnn_cpu, lib) {
-  lib.def("philox_fill(Tensor(a!) out, int key, int offset, int stream, int kind, float scale, float shift) -> ()");
-  lib.def("cells_forward(Tensor(a!)[] states, Tensor(b!)[] acts, Tensor(c!)[] drifts, Tensor[] u, Tensor[] w, "
-          "Tensor(d!)[] p, Tensor[] bias, Tensor[] in_wt, Tensor[] in_b, Tensor[] dt, Tensor[] lengths, int form, int[] kind, float[] mscale, "
-          "float[] mshift, float[] add, float[] s1, float[] s2, int[] key_u, int[] key_n, float[] gamma, "
-          "float[] eps, float[] ystep) -> ()");
-  lib.def("cells_backward(Tensor(a!)[] g_all, Tensor(b!)[] dp_all, Tensor[] states, Tensor[] acts, Tensor[] drifts, "
-          "Tensor[] wt, Tensor[] bias, Tensor(c!)[] d_dt, Tensor(d!)[] d_bias, Tensor[] x_in, Tensor(e!)[] d_inw, "
-          "Tensor(f!)[] d_inb, Tensor[] dt, Tensor[] lengths, "
-          "int form, int[] kind, float[] mscale, float[] mshift, float[] add, float[] s1, float[] s2, "
-          "int[] key_u, int[] key_n, float[] gamma, float[] eps, float[] ystep) -> ()");
-  lib.def("gemm_tn(Tensor[] a, Tensor[] b, Tensor(a!)[] out) -> ()");
-  lib.def("gemm_nn(Tensor a, Tensor b, Tensor(a!) out, bool accumulate, int repeat) -> ()");
-  lib.def("gemm_kernel() -> str", &gemm_kernel);
-}
-TORCH_LIBRARY_IMPL(noisyrnn_cpu, CPU, lib) {
-  lib.impl("philox_fill", &philox_fill);
-  lib.impl("cells_forward", &cells_forward);
-  lib.impl("cells_backward", &cells_backward);
-  lib.impl("gemm_tn", &gemm_tn);
-  lib.impl("gemm_nn", &gemm_nn);
-}
-"""
-
-_STATE: dict = {}
+_LOCK = threading.Lock()
+_BUILT: dict = {}  # the loaded ops (or None after a failed build): one extension per process
 
 
-def _build_name() -> str:
-    """Extension name, unique per CPU feature set: the build uses -march=native, so a cache
-    shared between different machines must not hand one machine's binary to another."""
-    import hashlib
-    import platform
-
+def extension_name() -> str:
+    """The extension's name: ``noisyrnn_engine_`` + a digest of this CPU's feature flags, since
+    the build uses ``-march=native`` and a cache shared between machines must not hand one
+    machine's binary to another. Changes of the sources or flags are versioned by torch's own
+    hashing (``cpp_extension.load`` rebuilds and bumps ``_vN``)."""
     flags = ""
     try:
         with open("/proc/cpuinfo") as f:
             flags = next((line for line in f if line.startswith(("flags", "Features"))), "")
     except OSError:
         pass
-    digest = hashlib.sha1((platform.machine() + flags).encode()).hexdigest()[:12]
-    return f"noisyrnn_cpu_kernels_v24_{digest}"
-
-
-def enabled() -> bool:
-    return os.environ.get("NOISYRNN_NO_CPP", "") in ("", "0")
+    return "noisyrnn_engine_" + hashlib.sha1((platform.machine() + flags).encode()).hexdigest()[:12]
 
 
 def kernels():
-    """``torch.ops.noisyrnn_cpu`` (compiling it on first use), or None if unavailable or disabled."""
-    if not enabled():
-        return None
-    if "ops" not in _STATE:
-        try:
-            import torch
-            from torch.utils.cpp_extension import load_inline
+    """``torch.ops.noisyrnn_cpu`` (compiling the extension on first use), or None where it
+    cannot be built (no compiler, a build error: a warning names the cause, once)."""
+    with _LOCK:
+        if "ops" not in _BUILT:
+            _BUILT["ops"] = _build()
+        return _BUILT["ops"]
 
-            load_inline(_build_name(), cpp_sources=[GEMM_SOURCE, _SOURCE], is_python_module=False,
-                        extra_cflags=["-O3", "-march=native", "-mprefer-vector-width=512", "-ffast-math", "-fopenmp"],
-                        extra_ldflags=["-fopenmp"], verbose=False)
-            _STATE["ops"] = torch.ops.noisyrnn_cpu
-        except Exception as err:  # noqa: BLE001 - any build failure falls back to the ATen loop
-            warnings.warn(f"noisyrnn: C++ kernels unavailable ({type(err).__name__}: {err}); "
-                          "using the slower Python loop", RuntimeWarning, stacklevel=2)
-            _STATE["ops"] = None
-    return _STATE["ops"]
+
+def _build():
+    try:
+        import torch
+        from torch.utils.cpp_extension import load
+
+        load(extension_name(), sources=[str(CSRC / s) for s in SOURCES], extra_include_paths=[str(CSRC)],
+             extra_cflags=list(CFLAGS), extra_ldflags=list(LDFLAGS), is_python_module=False, verbose=False)
+        return torch.ops.noisyrnn_cpu
+    except Exception as err:  # noqa: BLE001 - any build failure falls back to the ATen loops
+        warnings.warn(f"noisyrnn: C++ engine unavailable ({type(err).__name__}: {str(err)[:500]}); "
+                      "using the slower ATen loops", RuntimeWarning, stacklevel=3)
+        return None
 
 
 def main() -> int:
-    """``python -m noisyrnn.cpu_kernels``: compile the extension now (``make install`` does, so
+    """``python -m noisyrnn.engine.build``: compile the extension now (``make install`` does, so
     the first training run does not spend the ~40 s compile); exit status 1 if unavailable."""
     ops = kernels()
-    print(f"noisyrnn C++ kernels {_build_name()}: " + ("ready" if ops is not None else "unavailable (Python loop)"))
+    print(f"noisyrnn C++ engine {extension_name()}: " + ("ready" if ops is not None else "unavailable (ATen loops)"))
     return 0 if ops is not None else 1
 
 

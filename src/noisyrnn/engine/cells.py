@@ -5,7 +5,7 @@ A drift declares its closed form (``Drift.form``) and hands over its operands
 (``Drift.cell_operands()``); a noise scheme declares how its coefficients are drawn
 (``NoiseScheme.in_loop(generator)``, a :class:`LoopNoise`). Every step is
 ``h' = h + c (.) f(h, x_m) + n`` (on the velocity only, for coRNN) with one GEMM
-``p = h @ weight`` and one vectorised pass over the row, in C++ (:mod:`noisyrnn.cpu_kernels`,
+``p = h @ weight`` and one vectorised pass over the row, in C++ (:mod:`noisyrnn.engine.build`,
 namespace ``cells``):
 
 ======== ================================================ ============== ==========
@@ -21,14 +21,14 @@ gated    sigmoid(W h + u_z) tanh(W h + u_h) (gated AntisymmetricRNN)  [W^T|W^T] 
 The coefficients (c, n) of row (m, b) are computed from the Philox keys the scheme drew from
 the caller's generator: the same numbers :func:`noisyrnn.philox.rand` / ``randn`` write into
 the (M, B, N) tensors the generic loop draws (element ``(m B + b) N + k``), so this path and
-the reference loop of :mod:`noisyrnn.integrator` see the same noise; the backward pass
+the reference loop of :mod:`noisyrnn.engine.integrate` see the same noise; the backward pass
 regenerates them instead of storing (M, B, N) noise tensors. The backward is written by hand
 (tested against autograd through the reference loop): per step one elementwise pass and one
 GEMM for the state gradient, the weight gradient one GEMM over all steps, the step-size
 gradient (a learned per-unit step) and modReLU's bias gradient accumulated per row.
 
 Applies on the CPU in float32 with the C++ extension, one model (S = 1), step sizes that are a
-scalar or per unit (coRNN: a fixed scalar); elsewhere :mod:`noisyrnn.fused` (eq 3 form) or the
+scalar or per unit (coRNN: a fixed scalar); elsewhere :mod:`noisyrnn.engine.aten` (eq 3 form) or the
 generic loop runs.
 """
 
@@ -39,17 +39,17 @@ from dataclasses import dataclass
 
 import torch
 
-from .dynamics import LinearInputs
-from .noise import LoopNoise, sqrt_step
+from ..dynamics import LinearInputs
+from ..noise import LoopNoise, sqrt_step
+from .forms import FORMS  # declared once, in csrc/forms.h
 
 __all__ = ["FORMS", "CellSpec", "LoopNoise", "cells_apply", "cell_final_state", "cell_members_final_state",
            "cell_recurrence", "member_inputs"]
 
-FORMS = {"lipschitz": 0, "tanh": 1, "modrelu": 2, "cornn": 3, "gated": 4}
 
 
 def _ops():
-    from .cpu_kernels import kernels
+    from .build import kernels
 
     return kernels()
 
@@ -70,9 +70,7 @@ def cells_apply(drift, scheme, h0: torch.Tensor, u: torch.Tensor, deltas: torch.
         return False
     if form == "cornn" and (deltas.numel() != 1 or deltas.requires_grad):
         return False
-    from . import fused
-
-    return fused.USE_CPP and _ops() is not None
+    return _ops() is not None
 
 
 @dataclass(frozen=True)

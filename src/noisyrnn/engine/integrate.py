@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import torch
 
-from .dynamics import Drift, LinearInputs
-from .errors import ConfigError, InputError
-from .fused import Workspace
-from .noise import Deterministic, NoiseScheme
+from ..dynamics import Drift, LinearInputs
+from ..errors import ConfigError, InputError
+from .backend import allows, effective_backend
+from .workspace import Workspace
+from ..noise import Deterministic, NoiseScheme
 
-BACKENDS = ("auto", "loop", "fused")
 
 
 def step_sizes(dt, steps: int, hidden: int, like: torch.Tensor) -> torch.Tensor:
@@ -81,18 +81,18 @@ def step_mask(lengths, batch: int, steps: int, like: torch.Tensor) -> torch.Tens
 
 
 def fused_applies(drift: Drift, scheme: NoiseScheme | None) -> bool:
-    """Whether :mod:`noisyrnn.fused` can run this recurrence: the drift declares the eq (3)
+    """Whether :mod:`noisyrnn.engine.aten` can run this recurrence: the drift declares the eq (3)
     form (``Drift.form == "lipschitz"``) and the scheme's step is affine in f
     (``NoiseScheme.affine_coefficients``; checked again on the drawn noise)."""
     return getattr(drift, "form", None) == "lipschitz" and (scheme is None or scheme.affine)
 
 
 def fused_members_final_state(drifts, h0, u, deltas, schemes, generators, lengths, workspace):
-    """h_M (S, B, N) of S eq (3) members as one :func:`noisyrnn.fused.lipschitz_recurrence` with
+    """h_M (S, B, N) of S eq (3) members as one :func:`noisyrnn.engine.aten.lipschitz_recurrence` with
     pre-drawn noise: h0 (S, B, N), u (S, B, M, N); per member its drift, step sizes (as
     :func:`step_sizes` returns them), scheme, generator and lengths. None when a scheme's
     coefficients are not affine for these draws."""
-    from .fused import lipschitz_recurrence
+    from .aten import lipschitz_recurrence
 
     S, batch, steps, hidden = u.shape
     cs, ns = [], []
@@ -138,34 +138,35 @@ def integrate(
     With ``noise=False`` (or no scheme) the update is exactly eq (6). With ``lengths``,
     states stay frozen on each sequence's padded steps (:func:`step_mask`).
 
-    ``backend``: ``"auto"`` runs the fused recurrence (:mod:`noisyrnn.fused`, with its C++
-    loops on the CPU) where :func:`fused_applies` and only h_M is asked for, else the generic
-    loop below; ``"loop"`` always runs the loop (the reference, which ``torch.func`` can
-    differentiate); ``"fused"`` requires the fused path. ``workspace``: the fused path's
-    buffer pool (:class:`noisyrnn.fused.Workspace`, owned by the model).
+    ``backend`` (:mod:`noisyrnn.engine.backend`): ``"auto"`` runs the C++ cell engine
+    (:mod:`noisyrnn.engine.cells`) where it applies, else the ATen Function of eq (3)
+    (:mod:`noisyrnn.engine.aten`) where :func:`fused_applies`, else the generic loop below, unless
+    a :func:`~noisyrnn.engine.backend.use_backend` block chose otherwise; ``"cells"``, ``"aten"``
+    and ``"fused"`` (either) require that path; ``"loop"`` always runs the loop (the reference,
+    which ``torch.func`` can differentiate). The fast paths return h_M only. ``workspace``: their
+    buffer pool (:class:`noisyrnn.engine.workspace.Workspace`, owned by the model).
     """
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown recurrence backend {backend!r}; known: {', '.join(BACKENDS)}")
+    backend = effective_backend(backend)
     if scheme is None or not noise:
         scheme = Deterministic()
     fast = backend != "loop" and not return_states
     if fast:
-        from .fused_cells import cell_final_state, cells_apply
+        from .cells import cell_final_state, cells_apply
 
         deltas = step_sizes(dt, u.shape[1], h0.shape[-1], h0)
         workspace = workspace if workspace is not None else Workspace(0)
-        if cells_apply(drift, scheme, h0, u, deltas):
+        if allows(backend, "cells") and cells_apply(drift, scheme, h0, u, deltas):
             lengths = check_lengths(lengths, u.shape[0], u.shape[1])
             return cell_final_state(drift, h0, u, deltas, scheme, generator, lengths, workspace)
     if isinstance(u, LinearInputs):  # every path below takes the encoded inputs as a tensor
         u = u.materialise()
-    if fast and fused_applies(drift, scheme):
+    if fast and allows(backend, "aten") and fused_applies(drift, scheme):
         out = fused_members_final_state([drift], h0.unsqueeze(0), u.unsqueeze(0), [deltas], [scheme],
                                         [generator], [lengths], workspace)
         if out is not None:
             return out[0]
-    if backend == "fused":
-        raise ConfigError(f"the fused recurrence does not apply to {type(drift).__name__} with "
+    if backend not in ("auto", "loop"):
+        raise ConfigError(f"the {backend!r} recurrence does not apply to {type(drift).__name__} with "
                           f"{type(scheme).__name__}{' (states requested)' if return_states else ''}")
     return _loop(drift, h0, u, dt, scheme, generator, return_states, lengths)
 

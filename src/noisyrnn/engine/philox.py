@@ -14,7 +14,7 @@ from a saved generator state and per-member generators work as before) and fills
 64 elements from 16 counters (element ``64b + 16w + j`` from word ``w`` of counter
 ``16b + j``, so the C++ fill stores whole vectors). Uniforms use the top 24 bits of a word
 (``[0, 1)``); normals use Box-Muller on word pairs. On the CPU the fill runs in the C++
-extension of :mod:`noisyrnn.cpu_kernels`; without it, :func:`philox4x32` (pure torch,
+extension of :mod:`noisyrnn.engine.build`; without it, :func:`philox4x32` (pure torch,
 the same words bit for bit) and the same transforms run instead. On other devices torch's
 own generator draws the noise (on CUDA it is Philox already).
 """
@@ -94,7 +94,7 @@ def fill_(out: torch.Tensor, key: int, kind: int, offset: int = 0, stream: int =
     where available, else the pure-torch reference."""
     if not (out.device.type == "cpu" and out.is_contiguous()):
         raise ValueError("philox.fill_ needs a contiguous CPU tensor")
-    from .cpu_kernels import kernels
+    from .build import kernels
 
     ops = kernels()
     if ops is not None:

@@ -204,8 +204,9 @@ def analyze_checkpoints(folders, task, out: Path, cfg: AnalysisConfig, progress:
         model, meta = load_model(folder)
         if meta.get("task") not in (None, task.name):
             raise ConfigError(f"checkpoint {folder} was trained on {meta['task']!r}, not {task.name!r}")
-        torch.manual_seed(cfg.seed)
-        rec = analyze_model(model, task, cfg)
+        with torch.random.fork_rng(devices=[]):  # the analysis' draws, without touching the caller's RNG
+            torch.manual_seed(cfg.seed)
+            rec = analyze_model(model, task, cfg)
         rec["checkpoint"] = str(folder)
         rec["label"] = checkpoint_label(folder)
         m = re.search(r"seed(\d+)$", Path(folder).name)
@@ -270,16 +271,13 @@ def markdown_summary(summary: dict) -> str:
 
 
 def write_figures(out: Path, records: list[dict]) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .report import subplots
 
     written = []
     names = sorted({group_of(r) for r in records})
     colors = {n: f"C{i}" for i, n in enumerate(names)}
     if all("margin" in r for r in records):
-        fig, ax = plt.subplots(1, 2, figsize=(11, 4.2))
+        fig, ax = subplots(1, 2, figsize=(11, 4.2))
         ax[0].set(xscale="log", yscale="log")
         lo_hi = []
         for name in names:
@@ -307,7 +305,7 @@ def write_figures(out: Path, records: list[dict]) -> list[str]:
         save_png(fig, out / "margins.png")
         written.append("margins.png")
     if all("hessian" in r for r in records):
-        fig, ax = plt.subplots(1, 2, figsize=(11, 4.2))
+        fig, ax = subplots(1, 2, figsize=(11, 4.2))
         for i, name in enumerate(names):
             recs = [r for r in records if group_of(r) == name]
             top = [r["hessian"]["top_eigenvalues"][0] for r in recs]

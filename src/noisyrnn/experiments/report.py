@@ -110,15 +110,11 @@ def _curves(results: dict):
 
 
 def write_figure(out: Path, results: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     kinds = _curves(results)
     titles = {"white": "additive white noise σ", "mult": "multiplicative white noise σ_M",
               "sp": "salt and pepper α", "fgsm": "FGSM radius r"}
-    fig, axes = plt.subplots(1, len(kinds), figsize=(5.2 * len(kinds), 4), squeeze=False)
+    fig, axes = subplots(1, len(kinds), figsize=(5.2 * len(kinds), 4), squeeze=False)
     for ax, (kind, pts) in zip(axes[0], kinds.items()):
         levels = [p[0] for p in pts]
         for name, cols in results["models"].items():
@@ -134,14 +130,20 @@ def write_figure(out: Path, results: dict) -> None:
     save_png(fig, Path(out) / "figure.png", dpi=120)
 
 
-def save_png(fig, path: Path, dpi: int = 110) -> None:
-    """Lay out ``fig``, write it as PNG atomically to ``path`` and close it."""
-    import matplotlib.pyplot as plt
+def subplots(*args, figsize=None, **kwargs):
+    """(figure, axes) without pyplot: a standalone ``matplotlib.figure.Figure``, so drawing never
+    switches the process's matplotlib backend or keeps figures in pyplot's global registry."""
+    from matplotlib.figure import Figure
 
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*args, **kwargs)
+
+
+def save_png(fig, path: Path, dpi: int = 110) -> None:
+    """Lay out ``fig`` and write it as PNG atomically to ``path``."""
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    plt.close(fig)
     atomic_write_bytes(Path(path), buf.getvalue())
 
 

@@ -54,19 +54,14 @@ def write_robustness_report(out: Path, accuracy: dict, meta: dict) -> dict:
 
 
 def _figure(path: Path, accuracy: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .report import save_png
+    from .report import save_png, subplots
 
     kinds: dict[str, list] = {}
     for column, acc in accuracy.items():
         m = re.match(r"^([a-z]+)_([0-9.]+)$", column)
         if m:
             kinds.setdefault(m.group(1), []).append((float(m.group(2)), acc))
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = subplots(figsize=(5, 3.5))
     clean = accuracy.get("clean")
     for kind, points in kinds.items():
         points = sorted(points)

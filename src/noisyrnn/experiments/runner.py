@@ -11,12 +11,16 @@ from ..data.files import atomic_write_text
 from .executors import LocalExecutor
 from ..errors import ConfigError
 from ..locking import FolderLock
+from ..provenance import code_version
 from .sweep import SWEEP_COPY, RunSpec, Sweep, run_folder, write_index
 
 
-def plan_jobs(sweep: Sweep, out: Path, workers: int, data_dir=None, download=False, progress=False) -> list[dict]:
+def plan_jobs(sweep: Sweep, out: Path, workers: int, data_dir=None, download=False, progress=False,
+              code: dict | None = None) -> list[dict]:
     """Jobs for the runs without a result: seeds of one configuration are split into at
-    most ``workers`` chunks (each chunk may train as one seed-batched ensemble)."""
+    most ``workers`` chunks (each chunk may train as one seed-batched ensemble). ``code``: the
+    code version the results record (the caller's, read once when the sweep starts, so a
+    commit made during a long sweep is not claimed)."""
     jobs = []
     for spec in sweep.runs:
         pending = [s for s in spec.seeds if not (run_folder(out, spec.name, s) / "result.json").is_file()]
@@ -27,7 +31,7 @@ def plan_jobs(sweep: Sweep, out: Path, workers: int, data_dir=None, download=Fal
         for chunk in chunks:
             jobs.append({"task": sweep.task, "task_options": sweep.task_options, "data_dir": None if data_dir is None else str(data_dir),
                          "download": download, "out": str(out), "columns": sweep.columns,
-                         "spec": asdict(spec), "seeds": chunk, "progress": progress})
+                         "spec": {**asdict(spec), "code": code}, "seeds": chunk, "progress": progress})
     if sweep.order == "seed":  # every run's first seed, then every run's second, ...
         jobs = [j for _, j in sorted(enumerate(jobs), key=lambda ij: (min(ij[1]["seeds"]), ij[0]))]
     return jobs
@@ -73,7 +77,7 @@ def _run_owned(sweep: Sweep, out: Path, executor, data_dir, download, progress, 
                                                     "columns": stored.columns,
                                                     "runs": [asdict(r) for r in stored.runs]}, indent=2))
     write_index(out, stored)
-    jobs = plan_jobs(sweep, out, getattr(executor, "workers", 1), data_dir, download, progress)
+    jobs = plan_jobs(sweep, out, getattr(executor, "workers", 1), data_dir, download, progress, code_version())
     t0 = time.perf_counter()
     for job, outcomes in executor.run(jobs):
         write_index(out, stored)

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import json
 import math
 import time
@@ -28,6 +30,18 @@ from ..theory.stability import (
 )
 
 
+def isolated_rng(fn):
+    """Run ``fn`` under its own copy of torch's global RNG (it seeds and draws from it), so the
+    caller's RNG state is what it was: a library call leaves no global side effect."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with torch.random.fork_rng(devices=[]):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@isolated_rng
 def theorem1_problem(seed: int = 0):
     """A 3-unit NRNN (drift eq 3, diffusion eq 4 with sigma1 = 0.6, sigma2 = 0.8), M = 12
     steps of 0.2, cross-entropy loss of a random 2-class readout: (drift, diffusion, loss, h0, u, deltas)."""
@@ -61,6 +75,7 @@ def theorem1_check(paths: int = 100_000, seed: int = 0, eps_levels=(0.4, 0.2, 0.
                      "expected": "R ratio -> 2 (R = O(Delta)), Q ratio -> 4 (Q = O(Delta^2))"}}
 
 
+@isolated_rng
 def theorem3_check(seed: int = 0, horizon: float = 100.0, dt: float = 0.005, paths: int = 16) -> dict:
     rows = []
     # closed form: dh = a h dt + s h dB has Lambda = a - s^2/2, where the bounds meet
@@ -125,12 +140,9 @@ def _row(name, lo, hi, lam, horizon, s) -> dict:
 
 
 def _figures(out: Path, t1: dict, t3: dict) -> None:
-    import matplotlib
+    from .report import subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    fig, ax = subplots(figsize=(5.5, 4.2))
     eps = np.array([r["eps"] for r in t1["levels"]])
     gap = np.array([r["gap"] for r in t1["levels"]])
     err = 1.96 * np.array([r["stderr"] for r in t1["levels"]])
@@ -146,7 +158,7 @@ def _figures(out: Path, t1: dict, t3: dict) -> None:
     save_png(fig, out / "thm1.png")
 
     rows = t3["rows"] + t3["stabilisation"] + [t3["frobenius_only_counterexample"]]
-    fig, ax = plt.subplots(figsize=(11, 0.45 * len(rows) + 1.8))
+    fig, ax = subplots(figsize=(11, 0.45 * len(rows) + 1.8))
     for i, r in enumerate(rows):
         ax.plot([r["lower"], r["upper"]], [i, i], "k-", lw=6, alpha=0.25)
         ax.plot([r["measured_min"], r["measured_max"]], [i, i], "C3|-", lw=2, ms=10)

@@ -21,14 +21,11 @@ from ..locking import FolderLock
 from ..models import build_model
 from ..provenance import code_version
 from ..training import TrainConfig, train_model
-from ..training.ensemble_trainer import fit_ensemble
+from ..training import fit_ensemble
 from .sweep import read_outcome, run_folder
 
 CLAIM = ".claim"  # a run's claim file: held (flock) by the process that trains it
 _TASKS: dict = {}
-# The code this process runs: read when the worker module is imported (with the rest of the
-# package), not when a result is written, so a commit made during a long sweep is not claimed.
-_CODE = code_version()
 
 
 def _task(name: str, data_dir, download: bool, options: dict | None = None):
@@ -50,7 +47,7 @@ def _record(task, spec: dict, seed: int, folder: Path, columns, result, seconds:
         "best_epoch": result.best_epoch, "best_val_accuracy": result.best_val_accuracy,
         "train_seconds": result.seconds, "seconds": seconds + time.perf_counter() - t0,
         "trained_with_seeds_batched": batched,
-        "code": _CODE,
+        "code": spec.get("code") or code_version(),
         "config": {**spec["config"], "train": {**spec["config"]["train"], "seed": seed}},  # this run's seed
     }
     (folder / "error.json").unlink(missing_ok=True)

@@ -39,7 +39,7 @@ class AntisymmetricDrift(LinearEncoderDrift):
         self.input_size, self.hidden_size = int(input_size), int(hidden_size)
         self.gamma = check_positive(gamma, "gamma", allow_zero=True)
         self.gated = bool(gated)
-        self.form = "gated" if self.gated else "tanh"  # the cell engine's forms (noisyrnn.fused_cells)
+        self.form = "gated" if self.gated else "tanh"  # the cell engine's forms (noisyrnn.engine.cells)
         self.init_std = check_positive(init_std, "init_std", allow_zero=True)
         self.encoder = nn.Linear(self.input_size, self.hidden_size * (2 if gated else 1))
         self.C = nn.Parameter(torch.empty(self.hidden_size, self.hidden_size))
@@ -196,7 +196,7 @@ class TorchRNNClassifier(nn.Module):
 
     def forward(self, x, noise: bool = False, generator=None, lengths=None):
         from ..errors import check_sequences
-        from ..integrator import check_lengths
+        from ..engine.integrate import check_lengths
 
         check_sequences(x, self.input_size)
         lengths = check_lengths(lengths, x.shape[0], x.shape[1])

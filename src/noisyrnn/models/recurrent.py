@@ -7,8 +7,8 @@ from torch import nn
 
 from ..dynamics import Drift
 from ..errors import check_positive, check_sequences
-from ..fused import Workspace
-from ..integrator import integrate
+from ..engine.workspace import Workspace
+from ..engine.integrate import integrate
 from ..noise import NoiseScheme
 
 
@@ -20,9 +20,9 @@ class RecurrentClassifier(nn.Module):
     ``model.train()``/``model.eval()`` never switch it. With ``learn_step=True`` the
     step is a learnable per-unit vector initialised to ``step`` (research-code solver).
     ``lengths`` (B,) gives each padded sequence's own length: the decoder then reads
-    h_{L_b}, so padding never changes a prediction (:func:`noisyrnn.integrator.step_mask`).
-    The recurrence goes through :func:`noisyrnn.integrator.integrate`, which runs the fused
-    recurrence of :mod:`noisyrnn.fused` for drifts that declare the eq (3) form (set
+    h_{L_b}, so padding never changes a prediction (:func:`noisyrnn.engine.integrate.step_mask`).
+    The recurrence goes through :func:`noisyrnn.engine.integrate.integrate`, which runs the fused
+    recurrence of :mod:`noisyrnn.engine.aten` for drifts that declare the eq (3) form (set
     ``fused = False`` for the generic loop; same results).
     """
 

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError, check_labels, check_sequences
-from ..integrator import step_mask, step_sizes
+from ..engine.integrate import step_mask, step_sizes
 from ..noise import Deterministic, EulerMaruyama, ResearchCodeNoise
 from .jacobians import _require_recurrent
 

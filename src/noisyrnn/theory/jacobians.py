@@ -23,7 +23,7 @@ import torch
 from torch.func import jacrev, vmap
 
 from ..errors import ConfigError, check_sequences
-from ..integrator import step_sizes
+from ..engine.integrate import step_sizes
 from ..noise import Deterministic
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import ConfigError, check_labels, check_sequences
-from ..integrator import step_sizes
+from ..engine.integrate import step_sizes
 from .jacobians import _require_recurrent, jacobian_norms
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch.func import grad, hessian, jacrev
 
-from ..integrator import integrate
+from ..engine.integrate import integrate
 from ..noise import EulerMaruyama
 
 
@@ -50,7 +50,7 @@ def _sigma_matrix(diffusion, h, u, f):
 
 def deterministic_path(drift, h0, u, deltas):
     """hbar_0..hbar_M (eq 6) for one sequence: h0 (d_h,), u (M, d_u), deltas (M,), through the
-    engine's generic loop (:func:`noisyrnn.integrator.integrate`)."""
+    engine's generic loop (:func:`noisyrnn.engine.integrate.integrate`)."""
     return integrate(drift, h0.unsqueeze(0), u.unsqueeze(0), deltas, return_states=True, backend="loop")[0]
 
 

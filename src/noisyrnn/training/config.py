@@ -1,16 +1,13 @@
-"""Training: Adam with a step learning-rate schedule, model selection on validation only,
-atomic checkpoints every epoch, exact resume, a progress bar and a JSONL metrics log."""
+"""Training settings (:class:`TrainConfig`, each field declared in :mod:`noisyrnn.parameters`),
+what a run returns, and the optimizer, generators and device they make."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 
 import torch
 
-from ..data.task import Task
 from ..errors import ConfigError, NoisyRNNError, check_choice, check_positive
-from ..models import build_model
 
 METRICS_LOG = "metrics.jsonl"
 OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}
@@ -112,7 +109,7 @@ def make_optimizer(model, config: "TrainConfig") -> torch.optim.Optimizer:
     return OPTIMIZERS[config.optimizer](groups, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def _generators(seed: int, device="cpu") -> dict[str, torch.Generator]:
+def generators(seed: int, device="cpu") -> dict[str, torch.Generator]:
     """Shuffling stays on the CPU (indices); noise is drawn on the model's device."""
     return {
         "shuffle": torch.Generator().manual_seed(int(seed) * 2 + 1),
@@ -138,37 +135,3 @@ SELECTION = {
     "val_loss": lambda m: (-m["val_loss"], m["val_accuracy"]),
     "last": lambda m: (m["epoch"], 0.0),
 }
-
-
-def validation_under(model, task: Task, config: TrainConfig) -> float:
-    """Validation accuracy under ``config.select_under``, the same draws every epoch."""
-    from ..evaluation import robustness
-
-    column = config.select_under
-    return robustness(model, task.val, [column], seed=config.seed, batch_size=config.eval_batch_size,
-                      value_range=task.data_range)[column]
-
-
-def fit(model, task: Task, config: TrainConfig, out_dir: Path | None = None, resume: bool = True,
-        progress: bool = True, log=None) -> TrainResult:
-    """Train ``model`` on ``task.train``, selecting the epoch with the best validation accuracy:
-    the one training loop (:func:`noisyrnn.training.ensemble_trainer.fit_members`) with S = 1.
-
-    With ``out_dir`` every epoch writes a resumable training state and the metrics log,
-    and the selected model is saved as ``out_dir/model.safetensors``; with ``resume`` an
-    existing state in ``out_dir`` is continued exactly (same weights, optimizer, RNG).
-    """
-    from .ensemble_trainer import fit_members
-
-    dirs = None if out_dir is None else [Path(out_dir)]
-    return fit_members([model], task, config, [config.seed], out_dir=out_dir, member_dirs=dirs, resume=resume,
-                       progress=progress, log=log)[0]
-
-
-def train_model(name: str, params: dict, task: Task, config: TrainConfig, out_dir=None,
-                resume: bool = True, progress: bool = True) -> TrainResult:
-    """Seed, build model ``name`` for ``task`` and :func:`fit` it."""
-    if task.input_size < 1:
-        raise ConfigError(f"task {task.name!r} has no input channels")
-    model = build_model(name, task.input_size, task.num_classes, seed=config.seed, **(params or {}))
-    return fit(model, task, config, out_dir=out_dir, resume=resume, progress=progress)
