@@ -146,8 +146,11 @@ def run_case(name, item, setup, argv, src: Path | None, memory_gb: float, timeou
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     if src is not None:
         env["PYTHONPATH"] = str(src)
-    pre = subprocess.run([sys.executable, "-c", SETUP + (setup if argv is not None else "")], cwd=work, env=env,
-                         capture_output=True, text=True, timeout=timeout)
+    try:
+        pre = subprocess.run([sys.executable, "-c", SETUP + (setup if argv is not None else "")], cwd=work, env=env,
+                             capture_output=True, text=True, timeout=4 * timeout)
+    except subprocess.TimeoutExpired:
+        return {"case": name, "item": item, "setup_failed": [f"set-up still running after {4 * timeout:g} s"]}
     if pre.returncode != 0:
         return {"case": name, "item": item, "setup_failed": pre.stderr.strip().splitlines()[-1:]}
     before = snapshot(work)

@@ -14,7 +14,7 @@ The sources are the files of ``engine/csrc/`` (``ops.cpp`` with the headers ``ph
 ``gemm.h`` and ``forms.h``), shipped in the wheel. The extension is compiled on first use (or by
 ``python -m noisyrnn.engine.build``, which ``make install`` runs) with the machine's C++ compiler
 (``torch.utils.cpp_extension.load``, about 40 s once, cached by torch in
-``~/.cache/torch_extensions``, rebuilt by torch when a source or flag changes) with ``-O3 -march=native
+``~/.cache/torch_extensions`` under :func:`extension_name`, which changes with the sources and flags) with ``-O3 -march=native
 -mprefer-vector-width=512 -ffast-math -fopenmp``: glibc's vector ``tanhf`` (16 lanes where
 AVX-512 exists), the Philox rounds in AVX-512 intrinsics (a portable loop elsewhere), and OpenMP
 for the parallel tasks (the libgomp torch itself loads, so one thread pool). Linear encoders are
@@ -40,7 +40,10 @@ value a function of its index only, so any thread count gives the same numbers);
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
+import shutil
+import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -56,17 +59,39 @@ _BUILT: dict = {}  # the loaded ops (or None after a failed build): one extensio
 
 
 def extension_name() -> str:
-    """The extension's name: ``noisyrnn_engine_`` + a digest of this CPU's feature flags, since
-    the build uses ``-march=native`` and a cache shared between machines must not hand one
-    machine's binary to another. Changes of the sources or flags are versioned by torch's own
-    hashing (``cpp_extension.load`` rebuilds and bumps ``_vN``)."""
+    """The extension's name: ``noisyrnn_engine_`` + a digest of this CPU's feature flags (the
+    build uses ``-march=native``: a cache shared between machines must not hand one machine's
+    binary to another) + a digest of the sources and flags, so that two installs of the same
+    code share one build and two versions never rebuild each other's."""
     flags = ""
     try:
         with open("/proc/cpuinfo") as f:
             flags = next((line for line in f if line.startswith(("flags", "Features"))), "")
     except OSError:
         pass
-    return "noisyrnn_engine_" + hashlib.sha1((platform.machine() + flags).encode()).hexdigest()[:12]
+    cpu = hashlib.sha1((platform.machine() + flags).encode()).hexdigest()[:12]
+    code = hashlib.sha1(b"".join((CSRC / f).read_bytes() for f in SOURCES + HEADERS)
+                        + " ".join(CFLAGS + LDFLAGS).encode()).hexdigest()[:12]
+    return f"noisyrnn_engine_{cpu}_{code}"
+
+
+def staged_sources(name: str) -> Path:
+    """The sources copied (once, atomically) to a folder named after the build: torch's JIT
+    hashes the include path with the sources, so compiling every install's own ``csrc/`` would
+    make two checkouts of the same code rebuild each other's extension in turn."""
+    from torch.utils.cpp_extension import get_default_build_root
+
+    stage = Path(get_default_build_root()) / f"{name}_src"
+    if not stage.is_dir():
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}_src.", dir=stage.parent if stage.parent.is_dir() else None))
+        for f in SOURCES + HEADERS:
+            shutil.copy2(CSRC / f, tmp / f)
+        stage.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(tmp, stage)
+        except OSError:  # another process staged it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return stage
 
 
 def kernels():
@@ -83,7 +108,9 @@ def _build():
         import torch
         from torch.utils.cpp_extension import load
 
-        load(extension_name(), sources=[str(CSRC / s) for s in SOURCES], extra_include_paths=[str(CSRC)],
+        name = extension_name()
+        stage = staged_sources(name)
+        load(name, sources=[str(stage / s) for s in SOURCES], extra_include_paths=[str(stage)],
              extra_cflags=list(CFLAGS), extra_ldflags=list(LDFLAGS), is_python_module=False, verbose=False)
         return torch.ops.noisyrnn_cpu
     except Exception as err:  # noqa: BLE001 - any build failure falls back to the ATen loops
