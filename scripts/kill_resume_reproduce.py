@@ -23,17 +23,17 @@ import subprocess
 import time
 from pathlib import Path
 
+from noisyrnn.errors import DataError
+from noisyrnn.training.checkpoint import read_training_state
+
 
 def state_epochs(store: Path) -> dict[str, int]:
-    """{run folder: the epoch its committed training state holds} (reads only the file's header)."""
+    """{run folder: the epoch its committed training state holds}."""
     out = {}
     for p in store.glob("runs/*/*/state.safetensors"):
         try:
-            data = p.read_bytes()
-            header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
-            meta = json.loads(header["__metadata__"]["noisyrnn.training_state"])
-            out[str(p.parent.relative_to(store))] = meta["info"]["epoch"]
-        except (OSError, ValueError, KeyError):
+            out[str(p.parent.relative_to(store))] = read_training_state(p.parent)[0]["info"]["epoch"]
+        except DataError:  # removed or replaced between the glob and the read
             continue
     return out
 

@@ -17,6 +17,17 @@ def make_tiny_task(n=64, T=10, seed=0) -> Task:
     return Task("tiny", make(n), make(n), make(n), num_classes=2)
 
 
+def state_epoch(folder) -> int:
+    """The epoch the training state in ``folder`` holds; -1 while there is none yet."""
+    from noisyrnn.errors import DataError
+    from noisyrnn.training.checkpoint import read_training_state
+
+    try:
+        return read_training_state(folder)[0]["info"]["epoch"]
+    except DataError:
+        return -1
+
+
 @pytest.fixture
 def tiny_task():
     return make_tiny_task()
@@ -41,8 +52,7 @@ def kill_after_epoch(monkeypatch):
 
         monkeypatch.setattr(loop, "save_training_state", save_then_die)
 
-    yield arm
-    monkeypatch.setattr(loop, "save_training_state", real)
+    return arm
 
 
 def compiler_present() -> bool:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import Killed, make_tiny_task
+from conftest import Killed, make_tiny_task, state_epoch
 from noisyrnn.errors import ConfigError
 from noisyrnn.training import TrainConfig, train_model
 from noisyrnn.training.checkpoint import read_training_state
@@ -141,14 +141,6 @@ def _cli(*args):
     return [sys.executable, "-m", "noisyrnn.cli", *args], env
 
 
-def _state_epoch(folder) -> int:
-    try:
-        meta, _ = read_training_state(folder)
-    except Exception:  # noqa: BLE001 - not there yet
-        return -1
-    return meta["info"]["epoch"]
-
-
 def test_cli_train_sigkilled_before_the_milestone_resumes_exactly(tmp_path):
     data = _npz(tmp_path / "d.npz")
     args = ["train", "--data", str(data), "--model", "nrnn", "--epochs", "40", "--set", "params.hidden_size=8",
@@ -156,11 +148,11 @@ def test_cli_train_sigkilled_before_the_milestone_resumes_exactly(tmp_path):
     cmd, env = _cli(*args, "--out", str(tmp_path / "killed"))
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while time.time() < deadline and _state_epoch(tmp_path / "killed") < 3:
+    while time.time() < deadline and state_epoch(tmp_path / "killed") < 3:
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed_at = _state_epoch(tmp_path / "killed")
+    killed_at = state_epoch(tmp_path / "killed")
     assert 3 <= killed_at < 36, killed_at  # the lr milestone (epoch 36 = 90% of 40) is still ahead
     assert subprocess.run(cmd, env=env, capture_output=True).returncode == 0
     clean_cmd, _ = _cli(*args, "--out", str(tmp_path / "clean"))

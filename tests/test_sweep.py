@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import state_epoch
 from noisyrnn.cli import main
 from noisyrnn.experiments.sweep import load_sweep, read_index
 
@@ -33,14 +34,6 @@ def make_configs(root: Path, epochs=2, milestones=()) -> Path:
         (d / f"{m}.toml").write_text(BASE.format(model=m, epochs=epochs, milestones=list(milestones)))
     return d
 
-
-def state_epoch(folder: Path) -> int:
-    from noisyrnn.training.checkpoint import read_training_state
-
-    try:
-        return read_training_state(folder)[0]["info"]["epoch"]
-    except Exception:  # noqa: BLE001 - not written yet
-        return -1
 
 
 def write_sweep(root: Path, body: str) -> Path:

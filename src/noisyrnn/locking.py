@@ -26,10 +26,12 @@ class FolderBusy(NoisyRNNError):
 
 class FolderLock:
     """Exclusive lock on ``folder/name``. ``wait``: block until it is free instead of raising
-    :class:`FolderBusy` naming the holder. Use as a context manager, or :meth:`try_acquire`."""
+    :class:`FolderBusy` naming the holder (and ``hint``, what the caller may do about it). Use as
+    a context manager, or :meth:`try_acquire`."""
 
-    def __init__(self, folder, name: str = ".lock", what: str = "folder", wait: bool = False) -> None:
+    def __init__(self, folder, name: str = ".lock", what: str = "folder", wait: bool = False, hint: str = "") -> None:
         self.folder, self.path, self.what, self.wait = Path(folder), Path(folder) / name, what, bool(wait)
+        self.hint = hint
         self._fd: int | None = None
 
     def holder(self) -> dict:
@@ -67,7 +69,7 @@ class FolderLock:
             who = (f"process {h.get('pid')} on {h.get('host')} since {h.get('since')} ({h.get('command')})"
                    if h else "another process")
             raise FolderBusy(f"{self.what} {self.folder} is in use by {who}; wait for it to finish"
-                             + (" (or pass --wait to queue behind it)" if self.what == "results store" else ""))
+                             + (f" ({self.hint})" if self.hint else ""))
         return self
 
     def release(self) -> None:

@@ -207,7 +207,7 @@ class NRNNClassifier(ClassifierMixin, BaseEstimator):
         model, _ = load_model(folder)
         config = model.config
         try:
-            claimed = resolve_params(est.model, {**est._settings()[0]})
+            claimed = resolve_params(est.model, est._settings()[0])
         except NoisyRNNError as err:
             raise DataError(f"{where}: {err}") from None
         if est.model != config["name"] or claimed != config["params"]:

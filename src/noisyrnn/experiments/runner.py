@@ -64,9 +64,7 @@ def run_sweep(sweep: Sweep, out, executor=None, data_dir=None, download=False, p
     (of every run the store holds, see :func:`merge_with_store`). The store is owned by this
     call: a second process fails at once naming the holder (or, with ``wait``, queues behind it)."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"results store {out} is a file; name a folder")
-    with FolderLock(out, what="results store", wait=wait):
+    with FolderLock(out, what="results store", wait=wait, hint="or pass --wait to queue behind it"):
         return _run_owned(sweep, out, executor, data_dir, download, progress, log)
 
 

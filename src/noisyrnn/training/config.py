@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import torch
 
-from ..errors import ConfigError, NoisyRNNError, check_choice, check_positive
+from ..errors import ConfigError, NoisyRNNError, check_choice
 
 METRICS_LOG = "metrics.jsonl"
 OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}
@@ -66,7 +66,6 @@ class TrainConfig:
         for f in fields(self):
             if f.name in TRAIN_PARAMS and f.name not in ("optimizer", "select", "regularizer"):
                 setattr(self, f.name, check_value(f"train.{f.name}", getattr(self, f.name), TRAIN_PARAMS[f.name]))
-        check_positive(self.lr, "lr")
         check_choice(self.optimizer, set(OPTIMIZERS), "optimizer")
         check_choice(self.select, set(SELECTION), "select")
         if self.select_under is not None:
@@ -76,13 +75,6 @@ class TrainConfig:
                 raise ConfigError("select_under names a perturbation (e.g. white_0.4); leave it unset for clean")
             parse_column(self.select_under)
         check_choice(self.regularizer, set(REGULARIZERS), "regularizer")
-        check_positive(self.regularizer_scale, "regularizer_scale", allow_zero=True)
-        if self.orthogonal_lr is not None:
-            check_positive(self.orthogonal_lr, "orthogonal_lr")
-        check_positive(self.lr_gamma, "lr_gamma")
-        check_positive(self.weight_decay, "weight_decay", allow_zero=True)
-        if self.grad_clip is not None:
-            check_positive(self.grad_clip, "grad_clip")
 
     def to_dict(self) -> dict:
         return asdict(self)

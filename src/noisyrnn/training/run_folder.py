@@ -66,8 +66,6 @@ def prepare_run_folder(out_dir: Path, member_dirs, identity: dict, resume: bool)
     """Make ``out_dir`` (owned by the caller) ready: clear stale temporaries, then either check
     that its state belongs to this run (``resume``) or clear the previous run's files."""
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"output folder {out_dir} is a file")
     folders = [out_dir] + [Path(d) for d in member_dirs if Path(d) != out_dir]
     for folder in folders:
         if folder.is_dir():
