@@ -6,7 +6,7 @@ SEEDS ?= 10
 MODELS ?= antisymmetric cornn exprnn lipschitz nrnn
 OUT ?= results/ecg
 
-.PHONY: install reproduce reproduce-mnist-cpu reproduce-mnist-rows analyze theory-checks test test-slow bench clean
+.PHONY: docs install reproduce reproduce-mnist-cpu reproduce-mnist-rows analyze theory-checks test test-slow bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,8 +49,17 @@ bench: install
 test: install
 	$(PY) -m pytest -q
 
+# The documentation site (MkDocs Material + mkdocstrings) into site/; --strict: a broken link or
+# API reference fails the build.
+$(VENV)/.docs: $(VENV)/.installed
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[docs]'
+	touch $@
+
+docs: $(VENV)/.docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
 test-slow: install
 	$(PY) -m pytest -q -m slow
 
 clean:
-	rm -rf $(VENV) results .pytest_cache
+	rm -rf $(VENV) results site .pytest_cache

@@ -1,4 +1,4 @@
-"""The engine's speed targets, as ratios measured in one run (issue #13).
+"""The engine's speed targets, as ratios measured in one run.
 
     python benchmarks/bench_engine.py --out docs/results/bench_engine
 
@@ -6,7 +6,7 @@ ms per training step (forward + backward + Adam, median of ``--repeats``) at the
 training shape (B=64, T=140) and the pixel-MNIST shape (B=128, T=784), hidden size 128:
 
 1. noisy step, noisyrnn's NRNN (the cell engine, noise drawn in the C++ loop) against the
-   research-style eager loop (:mod:`noisyrnn.reference`), target >= 3x; with the GEMM floors
+   research-style eager loop (``reference/research_style.py``), target >= 3x; with the GEMM floors
    (the step's GEMMs alone: per step h @ [alpha A^T | W^T] and its transpose product, plus
    the weight gradient), with torch's BLAS (what the eager loop uses) and with the engine's
    own kernel (:mod:`noisyrnn.engine (csrc/gemm.h)`, what the engine uses);
@@ -27,11 +27,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reference"))
 from bench_recurrence import gemm_floor, time_step  # noqa: E402
 
 from noisyrnn import build_model  # noqa: E402
 from noisyrnn.data.files import atomic_write_text  # noqa: E402
-from noisyrnn.reference import ResearchStyleNRNN  # noqa: E402
+from research_style import ResearchStyleNRNN  # noqa: E402
 
 SHAPES = {"ecg": dict(B=64, T=140, N=128, dx=1, classes=5), "pixel": dict(B=128, T=784, N=128, dx=1, classes=10)}
 NOISE = dict(noise="research", mult_noise=0.02, add_noise=0.02)
@@ -78,7 +79,7 @@ def main(argv=None) -> int:
             row["cells"][cell] = {"fused_ms": fused_ms, "loop_ms": loop_ms}
             print(f"{name} {cell}: {fused_ms:.1f} ms (loop {loop_ms:.1f} ms)", file=sys.stderr, flush=True)
         result["shapes"][name] = row
-    lines = [f"# Engine speed (issue #13 targets)", "",
+    lines = ["# Engine speed: the targets, as ratios measured in one run", "",
              f"`python benchmarks/bench_engine.py --out {args.out}`: torch {result['torch']}, "
              f"{result['threads']} threads, C++ kernels {'on' if cpp else 'unavailable'}, glibc allocator "
              f"{'tuned (keep_freed_memory, for every column)' if result['keep_freed_memory'] else 'default'}, ms per training step "

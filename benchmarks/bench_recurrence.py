@@ -22,14 +22,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from noisyrnn import build_model
-from noisyrnn.reference import ResearchStyleNRNN
-from noisyrnn.runtime import keep_freed_memory
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reference"))
+from research_style import ResearchStyleNRNN  # noqa: E402
+from noisyrnn.runtime import keep_freed_memory  # noqa: E402
 
 SHAPES = {"mnist": dict(B=128, T=784, N=128, dx=1, classes=10), "ecg": dict(B=128, T=140, N=128, dx=1, classes=2)}
 

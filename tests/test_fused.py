@@ -68,7 +68,7 @@ def test_function_gradcheck_with_model_axis():
 
 def test_matches_research_style_eager_loop_noise_off():
     """Loss and gradients equal the research-code-style eager loop to 1e-5 relative."""
-    from noisyrnn.reference import ResearchStyleNRNN
+    from research_style import ResearchStyleNRNN
 
     torch.manual_seed(3)
     ours = build_model("nrnn", 1, 10, hidden_size=32, step=0.05, init_std=2.0, gamma_a=0.001, gamma_w=0.001)
@@ -88,7 +88,7 @@ def test_matches_research_style_eager_loop_noise_off():
 
 def test_noise_distribution_matches_research_style_loop():
     """With noise on, final states have the same mean and spread as per-step-drawn noise."""
-    from noisyrnn.reference import ResearchStyleNRNN
+    from research_style import ResearchStyleNRNN
 
     torch.manual_seed(4)
     ours = build_model("nrnn", 1, 2, hidden_size=8, step=0.1, mult_noise=0.5, add_noise=0.1, init_std=3.0,

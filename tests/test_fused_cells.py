@@ -98,7 +98,7 @@ def test_members_run_together_equal_each_run_alone():
     S, M, B, N = 3, 12, 4, 8
     u, h0 = torch.randn(S, B, M, N), torch.randn(S, B, N)
     w, dt = 0.3 * torch.randn(S, N, 2 * N), 0.1 + 0.05 * torch.rand(S, N)
-    noise = (LoopNoise(1, 0.2, 0.8, 0.1, key_u=11, key_n=12), LoopNoise(2, s1=0.3, s2=0.2, key_n=13), LoopNoise(0))
+    noise = (LoopNoise("research", 0.2, 0.8, 0.1, key_u=11, key_n=12), LoopNoise("eq4", s1=0.3, s2=0.2, key_n=13), LoopNoise("deterministic"))
     lengths = (torch.tensor([12, 3, 7, 12]), torch.empty(0, dtype=torch.int64), torch.tensor([1, 12, 12, 5]))
     weights = torch.randn(S, B, N)
 
@@ -137,7 +137,7 @@ def test_inference_path_with_rotating_buffers_equals_reference(name):
 
 
 def test_engine_benchmark_smoke_runs(tmp_path):
-    """benchmarks/bench_engine.py (the #13 target table) runs and writes its table."""
+    """benchmarks/bench_engine.py (the speed targets table) runs and writes its table."""
     import json
 
     from conftest import run_script
@@ -165,7 +165,7 @@ def test_in_loop_input_projection_equals_the_encoded_inputs(form, width, channel
     P = {"lipschitz": 2 * N, "gated": 2 * N, "cornn": N}[form]
     x, U, b = torch.randn(S, B, M, channels), torch.randn(S, width, channels), torch.randn(S, width)
     h0, w, dt = 0.1 * torch.randn(S, B, H), 0.3 * torch.randn(S, H, P), torch.full((S, 1), 0.1)
-    noise = (LoopNoise(1, 0.2, 0.8, 0.1, key_u=1, key_n=2), LoopNoise(2, s1=0.3, s2=0.2, key_n=3), LoopNoise(0))
+    noise = (LoopNoise("research", 0.2, 0.8, 0.1, key_u=1, key_n=2), LoopNoise("eq4", s1=0.3, s2=0.2, key_n=3), LoopNoise("deterministic"))
     lengths = (torch.tensor([11, 3, 7, 11]), torch.empty(0, dtype=torch.int64), torch.tensor([1, 11, 11, 5]))
     spec = CellSpec(FORMS[form], noise, (0.5,) * S, (0.3,) * S, (0.1,) * S, lengths)
     probe = torch.randn(S, B, H)
@@ -199,3 +199,67 @@ def test_wide_inputs_are_encoded_once_and_still_run_on_the_engine():
     assert _rel(y1, y2) < 1e-5 and _rel(gx1, gx2) < 1e-5
     for key in g2:
         assert _rel(g1[key], g2[key]) < 1e-5, key
+
+
+@pytest.mark.parametrize("name", ["lipschitz", "antisymmetric", "antisymmetric_gated", "cornn", "exprnn"])
+@pytest.mark.parametrize("noise", ["none", "research", "sde"])
+@pytest.mark.parametrize("padded", [False, True])
+def test_every_state_on_the_engine_equals_reference_loop(name, noise, padded):
+    """integrate(..., return_states=True) on the cell engine: the states h_0..h_M and the
+    gradients of a loss on every step (x, h0 and every parameter) equal autograd through the
+    reference loop with the same noise."""
+    torch.manual_seed(0)
+    model = build_model(name, 3, 4, hidden_size=16, **NOISE[noise])
+    drift = model.drift
+    x = torch.randn(5, 19, 3)
+    lengths = torch.tensor([19, 5, 13, 1, 19]) if padded else None
+    probe = torch.randn(5, 20, drift.hidden_size)
+    scheme = model.scheme if noise != "none" else None
+    results = []
+    for backend in ("cells", "loop"):
+        model.zero_grad()
+        xx = x.clone().requires_grad_()
+        h0 = (0.1 * torch.randn(5, drift.hidden_size, generator=torch.Generator().manual_seed(1))).requires_grad_()
+        states = integrate(drift, h0, drift.encoded(xx) if backend == "cells" else drift.encode(xx), model.step,
+                           scheme, noise != "none", torch.Generator().manual_seed(3), return_states=True,
+                           lengths=lengths, backend=backend)
+        (states * probe).sum().backward()
+        grads = {k: v.grad.clone() for k, v in model.named_parameters() if v.grad is not None}
+        results.append((states.detach(), xx.grad, h0.grad, grads))
+    (s1, gx1, gh1, g1), (s2, gx2, gh2, g2) = results
+    assert s1.shape == (5, 20, drift.hidden_size)
+    assert _rel(s1, s2) < 1e-5
+    assert _rel(gx1, gx2) < 1e-5 and _rel(gh1, gh2) < 1e-5
+    assert set(g1) == set(g2) and g2
+    for key in g2:
+        assert _rel(g1[key], g2[key]) < 1e-5, key
+
+
+def test_states_without_grad_keep_every_step():
+    """Under no_grad the engine still writes every state when they are asked for."""
+    torch.manual_seed(0)
+    model = build_model("lipschitz", 2, 3, hidden_size=8)
+    x = torch.randn(3, 9, 2)
+    with torch.no_grad():
+        fast = model.hidden_states(x)
+        model.fused = False
+        slow = model.hidden_states(x)
+    assert fast.shape == (3, 10, 8) and _rel(fast, slow) < 1e-5
+
+
+def test_cell_op_scalar_columns_match_the_header():
+    """The packed per-member columns the Python side writes are the ones csrc/forms.h declares,
+    and every keyword the Python side passes is an argument of the registered op."""
+    from noisyrnn.engine.build import kernels
+    from noisyrnn.engine.forms import MEMBER_INTS, MEMBER_REALS
+
+    assert MEMBER_INTS == {"kind": 0, "key_u": 1, "key_n": 2}
+    assert list(MEMBER_REALS) == ["mscale", "mshift", "add", "s1", "s2", "gamma", "eps", "ystep"]
+    assert list(MEMBER_REALS.values()) == list(range(8))
+    ops = kernels()
+    if ops is None:
+        pytest.skip("no C++ engine")
+    names = [a.name for a in ops.cells_forward.default._schema.arguments]
+    assert names[-4:] == ["lengths", "form", "member_ints", "member_reals"]
+    names = [a.name for a in ops.cells_backward.default._schema.arguments]
+    assert names[2] == "g_out" and names[-4:] == ["lengths", "form", "member_ints", "member_reals"]

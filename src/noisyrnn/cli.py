@@ -1,4 +1,4 @@
-"""The ``noisyrnn`` command line: train, evaluate, reproduce, sweep, report, analyze, theory-checks."""
+"""The ``noisyrnn`` command line: train, predict, evaluate, search, reproduce, sweep, analyze, theory-checks, report, settings."""
 
 from __future__ import annotations
 
@@ -10,8 +10,12 @@ from pathlib import Path
 from . import __version__
 from .errors import ConfigError, NoisyRNNError
 
-TASKS = ("ecg", "mnist", "pmnist", "mnist_rows", "pmnist_rows")
-TABLE_TASKS = ("ecg", "mnist", "pmnist")
+
+def _tasks() -> str:
+    """The built-in tasks' names, from their registry (:data:`noisyrnn.data.TASK_LOADERS`)."""
+    from .data import TASK_LOADERS
+
+    return ", ".join(TASK_LOADERS)
 
 
 def _parse_assignments(items) -> dict:
@@ -37,7 +41,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 def _add_user_data_args(p: argparse.ArgumentParser, options: bool = True) -> None:
     p.add_argument("--task", default=None,
-                   help=f"a built-in task ({', '.join(TASKS)}; default ecg) or ucr:NAME (any UCR/UEA dataset)")
+                   help=f"a built-in task ({_tasks()}; default ecg) or ucr:NAME (any UCR/UEA dataset)")
     p.add_argument("--data", type=Path, default=None,
                    help="a data file: .npz (X, y[, lengths, X_test, y_test, lengths_test]), CSV (label first) "
                         "or .ts; NAME_TRAIN.* takes NAME_TEST.* beside it as its test part")
@@ -80,7 +84,6 @@ def resolve_settings(task: str, model: str | None, config_file=None, recipe: boo
     from .experiments.configs import default_config, load_config, task_config
     from .models.noise_settings import rebase_params
     from .models.registry import resolve_params
-    from .parameters import decay_milestones
     from .training import TrainConfig
 
     if config_file is not None:
@@ -104,10 +107,7 @@ def resolve_settings(task: str, model: str | None, config_file=None, recipe: boo
     params = rebase_params(cfg["params"], param_updates)
     train["seed"] = seed
     if epochs is not None:
-        train["epochs"] = epochs
-        explicit = any(k.split(".")[-1] == "lr_milestones" for k in _parse_assignments(assignments))
-        if config_file is None and not recipe and not explicit:  # the defaults' decay at 90% of the epochs
-            train["lr_milestones"] = decay_milestones(epochs)
+        train["epochs"] = epochs  # unset lr_milestones follow it (x lr_gamma at 90% of the epochs)
     if select_under is not None:
         train["select_under"] = select_under
     params = resolve_params(name, params)
@@ -178,7 +178,8 @@ def cmd_evaluate(args) -> int:
     if args.task is not None:
         raise ConfigError("give either --data PATH or --task NAME, not both")
     from .data import read_labelled_split
-    from .experiments.robustness_report import DEFAULT_COLUMNS, scale_note, write_robustness_report
+    from .experiments.paper import USER_COLUMNS
+    from .experiments.robustness_report import scale_note, write_robustness_report
     from .evaluation import robustness
     from .predict import TrainedRun
 
@@ -188,7 +189,7 @@ def cmd_evaluate(args) -> int:
     split, labels = read_labelled_split(args.data, run.classes, run.normalization)
     if labels is None:
         raise ConfigError(f"{args.data} has no labels (y); evaluate needs them (predict does not)")
-    columns = args.columns or DEFAULT_COLUMNS
+    columns = args.columns or USER_COLUMNS
     acc = robustness(run.model, split, columns, seed=args.seed, value_range=run.value_range)
     out = args.out or args.checkpoint / "evaluation"
     meta = {"model": run.model.config.get("name"), "run": str(args.checkpoint), "data": str(args.data),
@@ -289,6 +290,36 @@ def cmd_analyze(args) -> int:
     return 0
 
 
+def settings_text(model: str | None = None) -> str:
+    """The settings ``--set``, TOML files and sweeps take, from their declarations
+    (:mod:`noisyrnn.parameters`): a model's parameters with its defaults, then the training
+    options with the library's (and the model's own) defaults."""
+    from .experiments.configs import default_config
+    from .models.registry import DEFAULTS, MODEL_NAMES
+    from .parameters import MODEL_PARAMS, TRAIN_PARAMS, describe_settings
+
+    lines = []
+    if model is None:
+        lines.append("models: " + ", ".join(MODEL_NAMES) + " (noisyrnn settings --model NAME: its parameters)")
+        lines.append("model parameters (which ones a model takes, and their defaults, depend on the model):")
+        lines += ["  " + line for line in describe_settings(MODEL_PARAMS, "params.")]
+        train_defaults = None
+    else:
+        cfg = default_config(model)
+        own = {k: v for k, v in MODEL_PARAMS.items() if k in cfg["params"] or k in DEFAULTS.get(model, {})}
+        lines.append(f"model parameters of {model!r}:")
+        lines += ["  " + line for line in describe_settings(own, "params.", cfg["params"])]
+        train_defaults = {k: v for k, v in cfg["train"].items() if k != "lr_milestones"}
+    lines.append("training options:")
+    lines += ["  " + line for line in describe_settings(TRAIN_PARAMS, "train.", train_defaults)]
+    return "\n".join(lines)
+
+
+def cmd_settings(args) -> int:
+    print(settings_text(args.model))
+    return 0
+
+
 def cmd_theory_checks(args) -> int:
     from .experiments.theory_checks import run_theory_checks
 
@@ -317,15 +348,14 @@ class _NoAbbrevParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="noisyrnn", description=__doc__, allow_abbrev=False)
-    parser.add_argument("--version", action="version", version=f"noisyrnn {__version__}")
-    parser.add_argument("--keep-freed-memory", action="store_true",
-                        help="tune glibc's allocator for this process (noisyrnn.runtime.keep_freed_memory: keep "
-                             "freed blocks instead of unmapping them; faster long CPU runs); off unless given")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_NoAbbrevParser)
+def _train_command(sub) -> None:
+    from .parameters import TRAIN_PARAMS, describe_settings
 
-    p = sub.add_parser("train", help="train one model on a task or your data and report its robustness")
+    p = sub.add_parser("train", help="train one model on a task or your data and report its robustness",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="training options for --set train.NAME=VALUE (model parameters: noisyrnn settings "
+                              "--model NAME):\n" + "\n".join("  " + line for line in
+                                                             describe_settings(TRAIN_PARAMS, "train.")))
     p.add_argument("--model", default=None, help="model name (default nrnn); its own defaults are used")
     p.add_argument("--config", type=Path, default=None, help="a TOML config file (model, [params], [train])")
     p.add_argument("--recipe", action="store_true",
@@ -344,6 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_user_data_args(p)
     p.set_defaults(func=cmd_train)
 
+
+def _predict_command(sub) -> None:
     p = sub.add_parser("predict", help="predicted labels and class probabilities for new sequences (CSV)")
     p.add_argument("run", type=Path, help="a trained run's folder (model.safetensors + model.json)")
     p.add_argument("--data", type=Path, required=True, help="a data file (.npz, CSV or .ts; labels optional in .npz)")
@@ -351,10 +383,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=1000)
     p.set_defaults(func=cmd_predict)
 
+
+def _evaluate_command(sub) -> None:
     p = sub.add_parser("evaluate", help="robustness of a saved model: a paper task's test split (JSON) or your "
                                         "data (--data: report.md, robustness.png, robustness.json)")
     p.add_argument("checkpoint", type=Path, help="folder holding model.safetensors and model.json")
-    p.add_argument("--task", default=None, help=f"a built-in task ({', '.join(TASKS)}; default ecg)")
+    p.add_argument("--task", default=None, help=f"a built-in task ({_tasks()}; default ecg)")
     p.add_argument("--data", type=Path, default=None, help="a labelled data file (its test part if it has one)")
     p.add_argument("--columns", nargs="+", default=None, help="e.g. clean white_0.4 mult_1.2")
     p.add_argument("--seed", type=int, default=0, help="seed of the perturbation draws")
@@ -362,6 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.set_defaults(func=cmd_evaluate)
 
+
+def _search_command(sub) -> None:
     p = sub.add_parser("search", help="validation search over noise level, step and learning rate (a sweep)")
     p.add_argument("--model", default="nrnn")
     p.add_argument("--out", type=Path, required=True, help="results store of the search (resumable)")
@@ -377,8 +413,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_executor_args(p)
     p.set_defaults(func=cmd_search)
 
+
+def _reproduce_command(sub) -> None:
     p = sub.add_parser("reproduce", help="reproduce a paper table (report.md, figure.png, results.json)")
-    p.add_argument("task", choices=TABLE_TASKS)
+    from .experiments.reproduce import TABLE_SWEEPS
+
+    p.add_argument("task", choices=tuple(TABLE_SWEEPS))
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the table's sweep, 10 for ECG)")
     p.add_argument("--models", nargs="+", default=None, help="default: every row of the table")
     p.add_argument("--protocol", choices=("cpu", "rows", "full"), default=None,
@@ -394,6 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_executor_args(p)
     p.set_defaults(func=cmd_reproduce)
 
+
+def _sweep_command(sub) -> None:
     p = sub.add_parser("sweep", help="run a sweep file into a resumable results store")
     p.add_argument("config", type=Path, help="sweep TOML file, or the name of a shipped sweep (ecg_table3)")
     p.add_argument("--out", type=Path, required=True, help="results store folder")
@@ -403,10 +445,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_executor_args(p)
     p.set_defaults(func=cmd_sweep)
 
+
+def _analyze_command(sub) -> None:
     p = sub.add_parser("analyze", help="theory diagnostics of checkpoints: Thm 2 margins, Jacobian products, "
                                        "Hessian spectrum, Thm 3 bounds (JSON, report.md, PNG)")
     p.add_argument("checkpoints", nargs="+", type=Path, help="checkpoint folders (model.safetensors + model.json)")
-    p.add_argument("--task", default=None, help=f"{', '.join(TASKS)} (default ecg) or ucr:NAME")
+    p.add_argument("--task", default=None, help=f"{_tasks()} (default ecg) or ucr:NAME")
     p.add_argument("--data", type=Path, default=None, help="the data file the checkpoints were trained on")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--samples", type=int, default=30, help="test sequences for the margin study")
@@ -423,6 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.set_defaults(func=cmd_analyze)
 
+
+def _theory_checks_command(sub) -> None:
     p = sub.add_parser("theory-checks", help="Theorem 1 slope-2 check and Theorem 3 bounds vs measured exponents "
                                              "on small systems (JSON + PNG)")
     p.add_argument("--out", type=Path, required=True)
@@ -430,9 +476,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_theory_checks)
 
+
+def _report_command(sub) -> None:
     p = sub.add_parser("report", help="aggregate a results store into report.md, figure.png, results.json")
     p.add_argument("results", type=Path, help="results store folder (holding index.jsonl)")
     p.set_defaults(func=cmd_report)
+
+
+def _settings_command(sub) -> None:
+    p = sub.add_parser("settings", help="every model parameter and training option: type, range, default, help "
+                                        "(from their declarations)")
+    p.add_argument("--model", default=None, help="show this model's parameters and defaults (default: all models)")
+    p.set_defaults(func=cmd_settings)
+
+
+COMMANDS = (_train_command, _predict_command, _evaluate_command, _search_command, _reproduce_command,
+            _sweep_command, _analyze_command, _theory_checks_command, _report_command, _settings_command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="noisyrnn", description=__doc__, allow_abbrev=False)
+    parser.add_argument("--version", action="version", version=f"noisyrnn {__version__}")
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="tune glibc's allocator for this process (noisyrnn.runtime.keep_freed_memory: keep "
+                             "freed blocks instead of unmapping them; faster long CPU runs); off unless given")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_NoAbbrevParser)
+    for add in COMMANDS:
+        add(sub)
     return parser
 
 

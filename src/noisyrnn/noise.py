@@ -25,19 +25,18 @@ import torch
 from torch import nn
 
 from .engine import philox
-from .engine.forms import NOISE_KINDS
 from .dynamics import Diffusion, PaperDiffusion
 from .errors import ConfigError, check_positive
 
 
 @dataclass(frozen=True)
 class LoopNoise:
-    """A scheme's coefficients as the C++ cell engine draws them inside its loop
-    (:mod:`noisyrnn.engine.cells`): ``kind`` 0 deterministic (c = dt), 1 the research scheme
-    (c = dt (mscale U + mshift), n = add Z), 2 eq (4)-(5) (c = dt + sqrt(dt) s2 xi,
-    n = sqrt(dt) s1 xi); ``key_u``/``key_n``: the Philox keys of the uniform and normal streams."""
+    """A scheme's step coefficients (c, n) of ``h' = h + c f + n``, declared so that a loop can
+    draw them itself: ``kind`` ``"deterministic"`` (c = dt, eq 6), ``"research"`` (c = dt (mscale
+    U + mshift), n = add Z) or ``"eq4"`` (eq (4)-(5): c = dt + sqrt(dt) s2 xi, n = sqrt(dt) s1 xi);
+    ``key_u``/``key_n``: the Philox keys of the uniform and normal streams."""
 
-    kind: int
+    kind: str
     mscale: float = 0.0
     mshift: float = 1.0
     add: float = 0.0
@@ -63,7 +62,7 @@ class NoiseScheme(nn.Module):
     def in_loop(self, generator):
         """The :class:`LoopNoise` of one sequence batch, drawing the same
         Philox keys from ``generator`` as :meth:`draw` (so both paths see the same noise)."""
-        return LoopNoise(kind=NOISE_KINDS["deterministic"])
+        return LoopNoise(kind="deterministic")
 
     def step(self, h, f, dt, u, noise_m):
         return h + dt * f
@@ -111,7 +110,7 @@ class EulerMaruyama(NoiseScheme):
 
     def in_loop(self, generator):
         d = self.diffusion
-        return LoopNoise(kind=NOISE_KINDS["eq4"], s1=d.eps * d.sigma1, s2=d.eps * d.sigma2, key_n=philox.draw_key(generator))
+        return LoopNoise(kind="eq4", s1=d.eps * d.sigma1, s2=d.eps * d.sigma2, key_n=philox.draw_key(generator))
 
     def draw(self, steps, batch, hidden, like, generator):
         r = self.diffusion.brownian_dim(hidden)
@@ -161,7 +160,7 @@ class ResearchCodeNoise(NoiseScheme):
 
     def in_loop(self, generator):
         key_u = philox.draw_key(generator)  # the order of draw(): the uniform factor, then the normal
-        return LoopNoise(kind=NOISE_KINDS["research"], mscale=self.mult_noise, mshift=1.0 - self.mult_noise, add=self.add_noise,
+        return LoopNoise(kind="research", mscale=self.mult_noise, mshift=1.0 - self.mult_noise, add=self.add_noise,
                          key_u=key_u, key_n=philox.draw_key(generator))
 
     def affine_coefficients(self, dt, drawn):

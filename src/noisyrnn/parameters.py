@@ -1,10 +1,12 @@
-"""One declaration per setting (type, range, help): every boundary checks values against it.
+"""One declaration per setting (type, range, default, help): every boundary reads it.
 
-The command line (``--set``), TOML recipes and sweeps, ``model.json`` checkpoints and the
-scikit-learn estimator all hand their values to :func:`check_value` (through
-:func:`~noisyrnn.models.registry.resolve_params` and
-:class:`~noisyrnn.training.TrainConfig`), so a value of the wrong type or out of range gets
-one message naming the setting, the rule and the value, wherever it came from.
+The command line (``--set``, ``noisyrnn settings``, ``train --help``), TOML recipes and sweeps,
+``model.json`` checkpoints and the scikit-learn estimator all hand their values to
+:func:`check_value` (through :func:`~noisyrnn.models.registry.resolve_params` and
+:class:`~noisyrnn.training.TrainConfig`, whose field defaults are the ``default`` declared
+here), so a value of the wrong type or out of range gets one message naming the setting, the
+rule and the value, wherever it came from. A model's parameter defaults differ between models:
+each model declares its own in :data:`noisyrnn.models.registry.DEFAULTS`.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from .errors import ConfigError
 class Param:
     """A setting's rule. ``kind``: ``int``, ``float``, ``bool``, ``str`` or ``"epochs"`` (a list
     of integers >= 1); ``low``/``high``: inclusive bounds (``low_open``: strictly above ``low``);
-    ``choices``: the allowed strings; ``optional``: None is allowed."""
+    ``choices``: the allowed strings; ``optional``: None is allowed; ``default``: the value
+    when none is given (training options; a model parameter's default is the model's)."""
 
     kind: object
     help: str = ""
+    default: object = None
     low: float | None = None
     high: float | None = None
     low_open: bool = False
@@ -33,7 +37,7 @@ class Param:
 
     def describe(self) -> str:
         if self.kind == "epochs":
-            return "a list of epochs (integers >= 1), e.g. [90], or []"
+            return "a list of epochs (integers >= 1), e.g. [90], or []" + (" (or null)" if self.optional else "")
         if self.kind is bool:
             return "true or false"
         if self.choices is not None:
@@ -101,7 +105,8 @@ def check_value(name: str, value, rule: Param):
 POSITIVE = dict(low=0.0, low_open=True)
 NONNEGATIVE = dict(low=0.0)
 
-# Model parameters, by name; which ones a model takes is the registry's business.
+# Model parameters, by name; which ones a model takes, and their defaults, are the registry's
+# (models.registry.DEFAULTS); the noise levels' defaults here apply when a setting switches noise on.
 MODEL_PARAMS: dict[str, Param] = {
     "hidden_size": Param(int, "hidden state size N", low=1),
     "beta": Param(float, "Lipschitz RNN: skew-symmetric share of A and W (eq 3)", low=0.0, high=1.0),
@@ -114,42 +119,76 @@ MODEL_PARAMS: dict[str, Param] = {
     "gamma": Param(float, "antisymmetric RNN: diffusion gamma; coRNN: gamma", **NONNEGATIVE),
     "epsilon": Param(float, "coRNN: damping epsilon", **NONNEGATIVE),
     "dt": Param(float, "coRNN: step dt", **POSITIVE),
-    "noise": Param(str, "hidden-state noise setting", choices=("none", "research", "sde")),
-    "mult_noise": Param(float, "multiplicative noise level (research parametrisation)", **NONNEGATIVE),
-    "add_noise": Param(float, "additive noise level (research parametrisation)", **NONNEGATIVE),
-    "noise_eps": Param(float, "noise scale epsilon of eq (4)", **NONNEGATIVE),
-    "sigma1": Param(float, "additive diffusion sigma_1 of eq (4)", **NONNEGATIVE),
-    "sigma2": Param(float, "multiplicative diffusion sigma_2 of eq (4)", **NONNEGATIVE),
+    "noise": Param(str, "hidden-state noise setting (eq 5)", choices=("none", "research", "sde"), default="none"),
+    "mult_noise": Param(float, "multiplicative noise level (research parametrisation)", default=0.0, **NONNEGATIVE),
+    "add_noise": Param(float, "additive noise level (research parametrisation)", default=0.0, **NONNEGATIVE),
+    "noise_eps": Param(float, "noise scale epsilon of eq (4)", default=1.0, **NONNEGATIVE),
+    "sigma1": Param(float, "additive diffusion sigma_1 of eq (4)", default=0.0, **NONNEGATIVE),
+    "sigma2": Param(float, "multiplicative diffusion sigma_2 of eq (4)", default=0.0, **NONNEGATIVE),
 }
 
 MAX_EPOCHS = 1_000_000
 
-# Training options (the fields of noisyrnn.training.TrainConfig).
+
+def decay_milestones(epochs: int) -> list[int]:
+    """The one learning-rate rule: x ``lr_gamma`` once, at 90% of the epochs (the paper's
+    recipes decay at epoch 90 of 100); none for a single epoch. It applies wherever
+    ``lr_milestones`` is left unset."""
+    return [int(0.9 * epochs)] if epochs > 1 else []
+
+
+# Training options: the fields of noisyrnn.training.TrainConfig, with the library's defaults
+# (what `noisyrnn train --model M` and the estimators use when no recipe names them: small user
+# datasets need many updates, hence 200 epochs of batches of 32). A model that needs other
+# training settings declares them in models.registry.TRAIN_OVERRIDES; the paper's recipes
+# (configs/TASK/MODEL.toml) name theirs.
 TRAIN_PARAMS: dict[str, Param] = {
-    "epochs": Param(int, "passes over the training split", low=1, high=MAX_EPOCHS),
-    "batch_size": Param(int, "sequences per update", low=1),
-    "optimizer": Param(str, "optimizer", choices=("adam", "rmsprop")),
-    "lr": Param(float, "learning rate", **POSITIVE),
-    "orthogonal_lr": Param(float, "learning rate of an orthogonal recurrent map (expRNN)", optional=True, **POSITIVE),
-    "lr_milestones": Param("epochs", "epochs at which the learning rate is multiplied by lr_gamma"),
-    "lr_gamma": Param(float, "learning-rate decay factor", **POSITIVE),
-    "weight_decay": Param(float, "L2 weight decay", **NONNEGATIVE),
-    "grad_clip": Param(float, "gradient-norm clip per model", optional=True, **POSITIVE),
-    "noise": Param(bool, "inject the model's noise during training"),
-    "select": Param(str, "which epoch to keep", choices=("val_accuracy", "val_loss", "last")),
-    "select_under": Param(str, "perturbation column for robustness-aware selection", optional=True),
-    "regularizer": Param(str, "explicit regulariser instead of noise", choices=("none", "explicit")),
-    "regularizer_scale": Param(float, "weight of the explicit regulariser", **NONNEGATIVE),
-    "device": Param(str, "torch device"),
-    "seed": Param(int, "random seed", low=0),
-    "eval_batch_size": Param(int, "sequences per evaluation batch", low=1),
+    "epochs": Param(int, "passes over the training split", low=1, high=MAX_EPOCHS, default=200),
+    "batch_size": Param(int, "sequences per update", low=1, default=32),
+    "optimizer": Param(str, "optimizer", choices=("adam", "rmsprop"), default="adam"),
+    "lr": Param(float, "learning rate", default=0.003, **POSITIVE),
+    "orthogonal_lr": Param(float, "learning rate of an orthogonal recurrent map (expRNN); unset: lr",
+                           optional=True, **POSITIVE),
+    "lr_milestones": Param("epochs", "epochs at which the learning rate is multiplied by lr_gamma; unset: once, "
+                                     "at 90% of the epochs", optional=True),
+    "lr_gamma": Param(float, "learning-rate decay factor", default=0.1, **POSITIVE),
+    "weight_decay": Param(float, "L2 weight decay", default=0.0, **NONNEGATIVE),
+    "grad_clip": Param(float, "gradient-norm clip per model; unset: none", optional=True, **POSITIVE),
+    "noise": Param(bool, "inject the model's hidden-state noise during training (never at evaluation)",
+                   default=True),
+    "select": Param(str, "which epoch to keep, judged on the validation split",
+                    choices=("val_accuracy", "val_loss", "last"), default="val_accuracy"),
+    "select_under": Param(str, "perturbation column (e.g. white_0.4) under which val_accuracy is judged; "
+                               "unset: clean", optional=True),
+    "regularizer": Param(str, "Theorem 1's explicit regulariser (eq 18) in the loss instead of noise",
+                         choices=("none", "explicit"), default="none"),
+    "regularizer_scale": Param(float, "weight of the explicit regulariser", default=1.0, **NONNEGATIVE),
+    "device": Param(str, "torch device", default="cpu"),
+    "seed": Param(int, "random seed", low=0, default=0),
+    "eval_batch_size": Param(int, "sequences per evaluation batch", low=1, default=1000),
 }
 
 
-def decay_milestones(epochs: int) -> list[int]:
-    """The library's default learning-rate schedule: x ``lr_gamma`` once, at 90% of the epochs
-    (the paper's recipes decay at epoch 90 of 100); none for a single epoch."""
-    return [int(0.9 * epochs)] if epochs > 1 else []
+def describe_settings(rules: dict[str, Param], prefix: str, defaults: dict | None = None) -> list[str]:
+    """One line per setting: ``prefix`` + name, its rule, default and help (for ``--help`` and
+    ``noisyrnn settings``); ``defaults`` (a model's) replace the declared ones."""
+    lines = []
+    for name, rule in rules.items():
+        default = (defaults or {}).get(name, rule.default)
+        shown = "unset" if default is None else spelled(default)
+        lines.append(f"{prefix}{name}: {rule.describe()}; default {shown}. {rule.help}")
+    return lines
+
+
+def spelled(value) -> str:
+    """A value as TOML and ``--set`` spell it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(spelled(v) for v in value) + "]"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def check_params(values: dict, rules: dict[str, Param], prefix: str = "") -> dict:

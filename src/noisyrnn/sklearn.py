@@ -25,6 +25,7 @@ from .data.readers import LabelledSequences
 from .data.sequences import as_sequences
 from .data.user import sequences_to_split, task_from_sequences
 from .errors import ConfigError, InputError, NoisyRNNError
+from .parameters import TRAIN_PARAMS as _TRAIN
 from .predict import predict_proba as _predict_proba
 
 SETTINGS_FILE = "estimator.json"
@@ -52,10 +53,11 @@ class NRNNClassifier(ClassifierMixin, BaseEstimator):
     ``random_state`` (int; None means 0, so fits are deterministic); ``device``; ``verbose``.
     """
 
-    def __init__(self, model: str = "nrnn", params: dict | None = None, epochs: int = 200,
-                 lr: float | None = None, batch_size: int = 32, select_under: str | None = None,
-                 validation_fraction: float = 0.2, normalize: bool = True, layout: str = "ntd",
-                 random_state: int | None = None, device: str = "cpu", verbose: bool = False) -> None:
+    def __init__(self, model: str = "nrnn", params: dict | None = None, epochs: int = _TRAIN["epochs"].default,
+                 lr: float | None = None, batch_size: int = _TRAIN["batch_size"].default,
+                 select_under: str | None = None, validation_fraction: float = 0.2, normalize: bool = True,
+                 layout: str = "ntd", random_state: int | None = None, device: str = _TRAIN["device"].default,
+                 verbose: bool = False) -> None:
         self.model = model
         self.params = params
         self.epochs = epochs
@@ -84,7 +86,7 @@ class NRNNClassifier(ClassifierMixin, BaseEstimator):
         from .experiments.configs import default_config
         from .training import TrainConfig
 
-        from .parameters import TRAIN_PARAMS, Param, check_value, decay_milestones
+        from .parameters import TRAIN_PARAMS, Param, check_value
 
         cfg = default_config(self.model)
         train = dict(cfg["train"])
@@ -98,7 +100,6 @@ class NRNNClassifier(ClassifierMixin, BaseEstimator):
             train["lr"] = check_value("lr", self.lr, TRAIN_PARAMS["lr"])
         if not 0 < self.validation_fraction < 1:
             train["select"] = "last"
-        train["lr_milestones"] = decay_milestones(train["epochs"])
         return {**cfg["params"], **(self.params or {})}, TrainConfig.from_dict(train)
 
     def _seed(self) -> int:

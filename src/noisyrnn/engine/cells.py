@@ -41,10 +41,10 @@ import torch
 
 from ..dynamics import LinearInputs
 from ..noise import LoopNoise, sqrt_step
-from .forms import FORMS  # declared once, in csrc/forms.h
+from .forms import FORMS, MEMBER_INTS, MEMBER_REALS, NOISE_KINDS  # declared once, in csrc/forms.h
 
 __all__ = ["FORMS", "CellSpec", "LoopNoise", "cells_apply", "cell_final_state", "cell_members_final_state",
-           "cell_recurrence", "member_inputs"]
+           "cell_members_states", "cell_recurrence", "cell_states", "member_inputs"]
 
 
 
@@ -86,11 +86,20 @@ class CellSpec:
     ystep: tuple
     lengths: tuple
 
-    def call_args(self):
-        n = self.noise
-        return (list(self.lengths), self.form, [x.kind for x in n], [x.mscale for x in n], [x.mshift for x in n],
-                [x.add for x in n], [x.s1 for x in n], [x.s2 for x in n], [x.key_u for x in n],
-                [x.key_n for x in n], list(self.gamma), list(self.eps), list(self.ystep))
+    def scalars(self) -> dict:
+        """The keyword arguments both C++ ops take besides the tensors of the loop: the
+        lengths, the form and each member's scalars packed in the columns ``csrc/forms.h``
+        declares (``member_ints`` int64 (S, 3), ``member_reals`` float64 (S, 8))."""
+        ints = torch.zeros((len(self.noise), len(MEMBER_INTS)), dtype=torch.int64)
+        reals = torch.zeros((len(self.noise), len(MEMBER_REALS)), dtype=torch.float64)
+        for s, n in enumerate(self.noise):
+            for name, value in (("kind", NOISE_KINDS[n.kind]), ("key_u", n.key_u), ("key_n", n.key_n)):
+                ints[s, MEMBER_INTS[name]] = value
+            for name, value in (("mscale", n.mscale), ("mshift", n.mshift), ("add", n.add), ("s1", n.s1),
+                                ("s2", n.s2), ("gamma", self.gamma[s]), ("eps", self.eps[s]),
+                                ("ystep", self.ystep[s])):
+                reals[s, MEMBER_REALS[name]] = value
+        return {"lengths": list(self.lengths), "form": self.form, "member_ints": ints, "member_reals": reals}
 
 
 def _member_axis(u):
@@ -111,15 +120,32 @@ def cell_final_state(drift, h0, u, deltas, scheme, generator, lengths, workspace
                                     [lengths], workspace)[0]
 
 
+def cell_states(drift, h0, u, deltas, scheme, generator, lengths, workspace):
+    """Every state h_1..h_M (B, M, H) of one model's recurrence through the cell engine, the
+    backward taking a gradient at every step (see :func:`cell_members_states`)."""
+    return cell_members_states([drift], h0.unsqueeze(0), _member_axis(u), [deltas], [scheme], [generator],
+                               [lengths], workspace)[0].transpose(0, 1)
+
+
+def cell_members_states(drifts, h0, u, deltas, schemes, generators, lengths, workspace):
+    """h_1..h_M (S, M, B, H) of S members of one form (arguments as
+    :func:`cell_members_final_state`); past a sequence's length its state stays frozen."""
+    return _members(drifts, h0, u, deltas, schemes, generators, lengths, workspace, outputs=True)
+
+
 def cell_members_final_state(drifts, h0, u, deltas, schemes, generators, lengths, workspace):
     """h_M (S, B, H) of S members of one form through the cell engine, in one C++ call: h0
     (S, B, H), u (S, B, M, d_u) or :class:`~noisyrnn.dynamics.LinearInputs` with x (S, B, M, d_x),
     U (S, d_u, d_x), b (S, d_u); per member its drift, step sizes (1, 1 or N), scheme,
     generator and lengths (B,) or None. Each scheme draws its keys from its generator here."""
+    return _members(drifts, h0, u, deltas, schemes, generators, lengths, workspace, outputs=False)
+
+
+def _members(drifts, h0, u, deltas, schemes, generators, lengths, workspace, outputs):
     operands = [d.cell_operands() for d in drifts]
     noise = tuple(sc.in_loop(g) for sc, g in zip(schemes, generators))
     for n, dt in zip(noise, deltas):
-        if n.kind == 2:
+        if n.kind == "eq4":
             sqrt_step(dt)  # a named error for non-positive (learned) steps
     full = torch.empty(0, dtype=torch.int64)
     spec = CellSpec(FORMS[drifts[0].form], noise, tuple(float(o[2]) for o in operands),
@@ -128,22 +154,25 @@ def cell_members_final_state(drifts, h0, u, deltas, schemes, generators, lengths
     weight = torch.stack([o[0] for o in operands])
     bias = torch.stack([o[1] if o[1] is not None else h0.new_empty(0) for o in operands])
     dt = torch.stack([d.reshape(-1) for d in deltas])
-    return cell_recurrence(u, h0, weight, dt, bias, spec, workspace)
+    return cell_recurrence(u, h0, weight, dt, bias, spec, workspace, outputs)
 
 
-def cell_recurrence(u, h0, weight, dt, bias, spec: CellSpec, workspace):
-    """h_M (S, B, H) of S members at once: u (S, B, M, d_u) or LinearInputs (x (S, B, M, d_x),
-    U (S, d_u, d_x), b (S, d_u) or None; projected inside the loop), h0 (S, B, H), weight
-    (S, H, P), dt (S, 1 or N), bias (S, N) (modReLU) or (S, 0); the members run in parallel in C++."""
+def cell_recurrence(u, h0, weight, dt, bias, spec: CellSpec, workspace, outputs: bool = False):
+    """h_M (S, B, H) of S members at once, or with ``outputs`` every state h_1..h_M (S, M, B, H)
+    (a gradient at every step flows back through the same C++ loop; past a sequence's length
+    its state stays frozen, so ``[:, -1]`` is h_M): u (S, B, M, d_u) or LinearInputs (x (S, B,
+    M, d_x), U (S, d_u, d_x), b (S, d_u) or None; projected inside the loop), h0 (S, B, H),
+    weight (S, H, P), dt (S, 1 or N), bias (S, N) (modReLU) or (S, 0); the members run in
+    parallel in C++."""
     if isinstance(u, LinearInputs):
         in_b = u.bias if u.bias is not None else u.x.new_zeros(u.weight.shape[:2])
-        return _CellRecurrence.apply(u.x, h0, weight, dt, bias, u.weight, in_b, spec, workspace)
-    return _CellRecurrence.apply(u, h0, weight, dt, bias, None, None, spec, workspace)
+        return _CellRecurrence.apply(u.x, h0, weight, dt, bias, u.weight, in_b, spec, workspace, outputs)
+    return _CellRecurrence.apply(u, h0, weight, dt, bias, None, None, spec, workspace, outputs)
 
 
 class _CellRecurrence(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, u, h0, weight, dt, bias, in_w, in_b, spec, workspace):
+    def forward(ctx, u, h0, weight, dt, bias, in_w, in_b, spec, workspace, outputs):
         S, batch, steps = u.shape[:3]
         hidden, width = h0.shape[2], weight.shape[2]
         proj = in_w is not None  # u holds the raw inputs x, projected by in_w, in_b inside the loop
@@ -152,58 +181,64 @@ class _CellRecurrence(torch.autograd.Function):
         keep = any(ctx.needs_input_grad)  # else inference: two rotating state rows, no saved steps
         keep_f = keep and ((need_dt and spec.form == FORMS["lipschitz"]) or spec.form == FORMS["gated"])
         empty = h0.new_empty(0)
-        states = workspace.take((S, steps + 1 if keep else 2, batch, hidden), h0)
+        states = workspace.take((S, steps + 1 if keep or outputs else 2, batch, hidden), h0)
         units = hidden // 2 if spec.form == FORMS["cornn"] else hidden  # one activation per unit
         acts = workspace.take((S, steps, batch, units), h0) if keep else None  # inference: none kept
         drifts = workspace.take((S, steps, batch, units), h0) if keep_f else None
         states[:, 0] = h0
         members = range(S)
-        p = h0.new_empty((S, batch, width))
-        _ops().cells_forward(list(states), list(acts) if keep else [empty] * S,
-                             [drifts[s] if keep_f else empty for s in members],
-                             [u[s].contiguous() for s in members], [weight[s].contiguous() for s in members],
-                             list(p), [bias[s].contiguous() for s in members],
-                             list(in_wt) if proj else [empty] * S,
-                             [in_b[s].contiguous() for s in members] if proj else [empty] * S,
-                             [dt[s].contiguous() for s in members], *spec.call_args())
-        out = states[:, steps % states.shape[1]].clone()
+        _ops().cells_forward(
+            states=list(states), acts=list(acts) if keep else [empty] * S,
+            drifts=[drifts[s] if keep_f else empty for s in members],
+            u=[u[s].contiguous() for s in members], w=[weight[s].contiguous() for s in members],
+            p=list(h0.new_empty((S, batch, width))), bias=[bias[s].contiguous() for s in members],
+            in_wt=list(in_wt) if proj else [empty] * S,
+            in_b=[in_b[s].contiguous() for s in members] if proj else [empty] * S,
+            dt=[dt[s].contiguous() for s in members], **spec.scalars())
+        out = states[:, 1:].clone() if outputs else states[:, steps % states.shape[1]].clone()
         if not keep:
             workspace.give(states)
             return out
         ctx.save_for_backward(weight, dt, bias, u if proj else None, in_w)
         ctx.buffers = (states, acts, drifts)
-        ctx.spec, ctx.workspace = spec, workspace
+        ctx.spec, ctx.workspace, ctx.outputs = spec, workspace, outputs
         ctx.u_width = in_w.shape[1] if proj else u.shape[-1]
         weakref.finalize(ctx, workspace.give, states, acts, drifts)
         return out
 
     @staticmethod
-    def backward(ctx, grad_h):
+    def backward(ctx, grad_out):
         weight, dt, bias, x, in_w = ctx.saved_tensors
         states, acts, drifts = ctx.buffers
         S, steps, batch, units = acts.shape
         hidden, width = states.shape[3], weight.shape[2]
         need_dt = ctx.needs_input_grad[3]
-        empty, members = grad_h.new_empty(0), range(S)
-        dp_all = ctx.workspace.take((S, steps, batch, width), grad_h)  # returned below (d_u view)
-        g_all = grad_h.new_empty((S, 2, batch, hidden))  # dL/dh_{m+1} and dL/dh_m, rotating
-        g_all[:, steps % 2] = grad_h
-        d_dt_rows = grad_h.new_zeros((S, batch, units)) if need_dt else None
+        empty, members = grad_out.new_empty(0), range(S)
+        dp_all = ctx.workspace.take((S, steps, batch, width), grad_out)  # returned below (d_u view)
+        g_all = grad_out.new_empty((S, 2, batch, hidden))  # dL/dh_{m+1} and dL/dh_m, rotating
+        if ctx.outputs:  # every step's gradient is added inside the loop
+            g_all[:, steps % 2] = 0.0
+            g_out = [grad_out[s].contiguous() for s in members]
+        else:
+            g_all[:, steps % 2] = grad_out
+            g_out = [empty] * S
+        d_dt_rows = grad_out.new_zeros((S, batch, units)) if need_dt else None
         modrelu = ctx.spec.form == FORMS["modrelu"]
-        d_bias_rows = grad_h.new_zeros((S, batch, units)) if modrelu else None
+        d_bias_rows = grad_out.new_zeros((S, batch, units)) if modrelu else None
         wt = weight.transpose(1, 2).contiguous()
         fold = in_w is not None and (ctx.needs_input_grad[5] or ctx.needs_input_grad[6])  # dU, db in the loop
-        d_inw_rows = grad_h.new_zeros((S, batch, x.shape[-1], ctx.u_width)) if fold else None
-        d_inb_rows = grad_h.new_zeros((S, batch, ctx.u_width)) if fold else None
-        _ops().cells_backward(list(g_all), list(dp_all), list(states), list(acts),
-                              [drifts[s] if drifts is not None else empty for s in members], list(wt),
-                              [bias[s].contiguous() for s in members],
-                              list(d_dt_rows) if need_dt else [empty] * S,
-                              list(d_bias_rows) if modrelu else [empty] * S,
-                              [x[s].contiguous() for s in members] if fold else [empty] * S,
-                              list(d_inw_rows) if fold else [empty] * S, list(d_inb_rows) if fold else [empty] * S,
-                              [dt[s].contiguous() for s in members], *ctx.spec.call_args())
-        d_weight = grad_h.new_empty(weight.shape)  # per member one GEMM over all steps: sum_m h_m^T dp_m
+        d_inw_rows = grad_out.new_zeros((S, batch, x.shape[-1], ctx.u_width)) if fold else None
+        d_inb_rows = grad_out.new_zeros((S, batch, ctx.u_width)) if fold else None
+        _ops().cells_backward(
+            g_all=list(g_all), dp_all=list(dp_all), g_out=g_out, states=list(states), acts=list(acts),
+            drifts=[drifts[s] if drifts is not None else empty for s in members], wt=list(wt),
+            bias=[bias[s].contiguous() for s in members],
+            d_dt=list(d_dt_rows) if need_dt else [empty] * S,
+            d_bias=list(d_bias_rows) if modrelu else [empty] * S,
+            x_in=[x[s].contiguous() for s in members] if fold else [empty] * S,
+            d_inw=list(d_inw_rows) if fold else [empty] * S, d_inb=list(d_inb_rows) if fold else [empty] * S,
+            dt=[dt[s].contiguous() for s in members], **ctx.spec.scalars())
+        d_weight = grad_out.new_empty(weight.shape)  # per member one GEMM over all steps: sum_m h_m^T dp_m
         _ops().gemm_tn([states[s, :-1].reshape(-1, hidden) for s in members],
                        [dp_all[s].reshape(-1, width) for s in members], list(d_weight))
         drive = dp_all[..., width - ctx.u_width:]  # dL/du_m (S, M, B, d_u): the tail of dp
@@ -226,4 +261,4 @@ class _CellRecurrence(torch.autograd.Function):
             d_dt = d_dt_rows.sum(1)  # (S, N)
             d_dt = d_dt.sum(1, keepdim=True) if dt.shape[1] == 1 else d_dt
         d_bias = d_bias_rows.sum(1) if ctx.needs_input_grad[4] else None
-        return d_u, g_all[:, 0].clone(), d_weight, d_dt, d_bias, d_in_w, d_in_b, None, None
+        return d_u, g_all[:, 0].clone(), d_weight, d_dt, d_bias, d_in_w, d_in_b, None, None, None

@@ -143,24 +143,28 @@ def integrate(
     (:mod:`noisyrnn.engine.aten`) where :func:`fused_applies`, else the generic loop below, unless
     a :func:`~noisyrnn.engine.backend.use_backend` block chose otherwise; ``"cells"``, ``"aten"``
     and ``"fused"`` (either) require that path; ``"loop"`` always runs the loop (the reference,
-    which ``torch.func`` can differentiate). The fast paths return h_M only. ``workspace``: their
+    which ``torch.func`` can differentiate). The cell engine returns the states too (its backward
+    takes a gradient at every step); the ATen path h_M only. ``workspace``: their
     buffer pool (:class:`noisyrnn.engine.workspace.Workspace`, owned by the model).
     """
     backend = effective_backend(backend)
     if scheme is None or not noise:
         scheme = Deterministic()
-    fast = backend != "loop" and not return_states
+    fast = backend != "loop"
     if fast:
-        from .cells import cell_final_state, cells_apply
+        from .cells import cell_final_state, cell_states, cells_apply
 
         deltas = step_sizes(dt, u.shape[1], h0.shape[-1], h0)
         workspace = workspace if workspace is not None else Workspace(0)
         if allows(backend, "cells") and cells_apply(drift, scheme, h0, u, deltas):
             lengths = check_lengths(lengths, u.shape[0], u.shape[1])
+            if return_states:
+                states = cell_states(drift, h0, u, deltas, scheme, generator, lengths, workspace)
+                return torch.cat([h0.unsqueeze(1), states], dim=1)
             return cell_final_state(drift, h0, u, deltas, scheme, generator, lengths, workspace)
     if isinstance(u, LinearInputs):  # every path below takes the encoded inputs as a tensor
         u = u.materialise()
-    if fast and allows(backend, "aten") and fused_applies(drift, scheme):
+    if fast and not return_states and allows(backend, "aten") and fused_applies(drift, scheme):
         out = fused_members_final_state([drift], h0.unsqueeze(0), u.unsqueeze(0), [deltas], [scheme],
                                         [generator], [lengths], workspace)
         if out is not None:

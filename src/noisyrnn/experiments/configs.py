@@ -44,11 +44,13 @@ def load_config(path: Path) -> dict:
 
 
 def default_config(model: str) -> dict:
-    """The model's own defaults: registry parameters and :data:`~noisyrnn.models.registry.TRAIN_DEFAULTS`."""
-    from ..models.registry import TRAIN_DEFAULTS
+    """The model's own defaults: its registry parameters, and the declared training defaults
+    with the model's :data:`~noisyrnn.models.registry.TRAIN_OVERRIDES` (``lr_milestones``
+    unset: the decay follows the epochs)."""
+    from ..models.registry import TRAIN_OVERRIDES
 
     params = resolve_params(model, {})
-    train = TrainConfig.from_dict(dict(TRAIN_DEFAULTS.get(model, {}))).to_dict()
+    train = TrainConfig.from_dict(dict(TRAIN_OVERRIDES.get(model, {}))).to_dict()
     return {"model": model, "params": params, "train": train, "description": f"{model}: library defaults"}
 
 

@@ -1,21 +1,25 @@
-"""The paper's published numbers (accuracy in %, Tables 1-3) and each task's result columns."""
+"""The paper's published numbers (accuracy in %, Tables 1-3) and the one registry of each
+task's result columns (perturbations: :mod:`noisyrnn.perturbations`)."""
 
 from __future__ import annotations
 
+ECG_COLUMNS = ["clean", "white_0.4", "white_0.8", "white_1.2", "mult_0.4", "mult_0.8", "mult_1.2"]
 MNIST_COLUMNS = ["clean", "white_0.1", "white_0.2", "white_0.3", "sp_0.03", "sp_0.05", "sp_0.1",
                  "fgsm_0.01", "fgsm_0.05", "fgsm_0.1", "fgsm_0.15"]
-USER_COLUMNS = ["clean", "white_0.4", "white_0.8", "white_1.2"]  # user data: z-scored, so sigma in std units
+# users' data (train --data, evaluate --data, search, the estimator's reports): z-scored, so the
+# levels are in units of each channel's training standard deviation, as Table 3's
+USER_COLUMNS = list(ECG_COLUMNS)
+
+COLUMNS = {
+    "ecg": ECG_COLUMNS,
+    "mnist": MNIST_COLUMNS, "pmnist": MNIST_COLUMNS, "mnist_rows": MNIST_COLUMNS, "pmnist_rows": MNIST_COLUMNS,
+}
 
 
 def columns_for(task: str) -> list[str]:
     """The paper table's columns for a paper task, else :data:`USER_COLUMNS`."""
     return list(COLUMNS.get(task, USER_COLUMNS))
 
-
-COLUMNS = {
-    "ecg": ["clean", "white_0.4", "white_0.8", "white_1.2", "mult_0.4", "mult_0.8", "mult_1.2"],
-    "mnist": MNIST_COLUMNS, "pmnist": MNIST_COLUMNS, "mnist_rows": MNIST_COLUMNS, "pmnist_rows": MNIST_COLUMNS,
-}
 
 # Table 3: robustness w.r.t. white (sigma) and multiplicative (sigma_M) noise on ECG.
 TABLE3_ECG = {

@@ -19,8 +19,6 @@ from ..data.files import atomic_write_text
 from ..data.task import Split
 from ..evaluation import robustness
 
-DEFAULT_COLUMNS = ["clean", "white_0.4", "white_0.8", "white_1.2", "mult_0.4", "mult_0.8", "mult_1.2"]
-
 
 def scale_note(normalization) -> dict:
     if normalization is None:

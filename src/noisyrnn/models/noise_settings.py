@@ -28,8 +28,7 @@ NOISE_KEYS: dict[str, tuple[str, ...]] = {
     "sde": ("noise_eps", "sigma1", "sigma2"),
 }
 ALL_NOISE_KEYS = tuple(k for keys in NOISE_KEYS.values() for k in keys)
-NOISE_DEFAULTS: dict[str, float] = {"mult_noise": 0.0, "add_noise": 0.0, "noise_eps": 1.0, "sigma1": 0.0,
-                                    "sigma2": 0.0}
+NOISE_DEFAULTS: dict[str, float] = {k: MODEL_PARAMS[k].default for k in ALL_NOISE_KEYS}
 
 
 def noise_setting(model: str, defaults: dict[str, Any], params: dict[str, Any], legacy: bool = False,

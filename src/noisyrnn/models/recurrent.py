@@ -63,11 +63,13 @@ class RecurrentClassifier(nn.Module):
         return x.new_zeros(x.shape[0], self.hidden_size)
 
     def hidden_states(self, x: torch.Tensor, noise: bool = False, generator=None, lengths=None) -> torch.Tensor:
-        """All states h_0..h_M, shape (B, M+1, d_h) (frozen after each sequence's length)."""
+        """All states h_0..h_M, shape (B, M+1, d_h) (frozen after each sequence's length), on the
+        cell engine where it applies (a gradient at every step)."""
         check_sequences(x, self.input_size)
         return integrate(
-            self.drift, self.initial_state(x), self.drift.encode(x), self.step,
+            self.drift, self.initial_state(x), self.drift.encoded(x), self.step,
             self.scheme, noise, generator, return_states=True, lengths=lengths,
+            backend="auto" if self.fused else "loop", workspace=self.workspace,
         )
 
     def final_state(self, x: torch.Tensor, noise: bool = False, generator=None, lengths=None) -> torch.Tensor:

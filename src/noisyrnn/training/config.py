@@ -7,10 +7,12 @@ from dataclasses import asdict, dataclass, field, fields
 
 import torch
 
-from ..errors import ConfigError, NoisyRNNError, check_choice
+from ..errors import ConfigError, NoisyRNNError
+from ..parameters import TRAIN_PARAMS, check_value, decay_milestones
 
 METRICS_LOG = "metrics.jsonl"
-OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}
+OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}  # TRAIN_PARAMS["optimizer"].choices
+_DEFAULT = {name: rule.default for name, rule in TRAIN_PARAMS.items()}
 
 
 class TrainingDiverged(NoisyRNNError):
@@ -21,7 +23,7 @@ class TrainingDiverged(NoisyRNNError):
 class TrainConfig:
     """Optimisation settings. ``noise`` turns noise injection on during training (it is
     always off for validation and test); ``lr_milestones`` are epochs at which the learning
-    rate is multiplied by ``lr_gamma``. ``select`` picks the returned epoch on the validation
+    rate is multiplied by ``lr_gamma`` (unset: :attr:`milestones`, at 90% of the epochs). ``select`` picks the returned epoch on the validation
     split: ``val_accuracy`` (ties broken by lower loss), ``val_loss``, or ``last``;
     ``select_under`` (a perturbation column such as ``white_0.4``) makes ``val_accuracy`` mean
     the validation accuracy under that perturbation (fixed draws; ties broken by clean accuracy),
@@ -30,23 +32,30 @@ class TrainConfig:
     regulariser R_hat (eq 18) for the model's noise scheme to the loss: the deterministic
     alternative to noise injection (set ``noise = false`` with it)."""
 
-    epochs: int = 100
-    batch_size: int = 64
-    optimizer: str = "adam"
-    lr: float = 0.003
-    orthogonal_lr: float | None = None
-    lr_milestones: list[int] = field(default_factory=lambda: [90])
-    lr_gamma: float = 0.1
-    weight_decay: float = 0.0
-    grad_clip: float | None = None
-    noise: bool = True
-    select: str = "val_accuracy"
-    select_under: str | None = None
-    regularizer: str = "none"
-    regularizer_scale: float = 1.0
-    device: str = "cpu"
-    seed: int = 0
-    eval_batch_size: int = 1000
+    # each field's type, range and default are declared once, in noisyrnn.parameters.TRAIN_PARAMS
+    epochs: int = _DEFAULT["epochs"]
+    batch_size: int = _DEFAULT["batch_size"]
+    optimizer: str = _DEFAULT["optimizer"]
+    lr: float = _DEFAULT["lr"]
+    orthogonal_lr: float | None = _DEFAULT["orthogonal_lr"]
+    lr_milestones: list[int] | None = _DEFAULT["lr_milestones"]
+    lr_gamma: float = _DEFAULT["lr_gamma"]
+    weight_decay: float = _DEFAULT["weight_decay"]
+    grad_clip: float | None = _DEFAULT["grad_clip"]
+    noise: bool = _DEFAULT["noise"]
+    select: str = _DEFAULT["select"]
+    select_under: str | None = _DEFAULT["select_under"]
+    regularizer: str = _DEFAULT["regularizer"]
+    regularizer_scale: float = _DEFAULT["regularizer_scale"]
+    device: str = _DEFAULT["device"]
+    seed: int = _DEFAULT["seed"]
+    eval_batch_size: int = _DEFAULT["eval_batch_size"]
+
+    @property
+    def milestones(self) -> list[int]:
+        """The epochs at which the learning rate decays: ``lr_milestones``, or, unset, the one
+        rule :func:`noisyrnn.parameters.decay_milestones` (x ``lr_gamma`` at 90% of the epochs)."""
+        return decay_milestones(self.epochs) if self.lr_milestones is None else list(self.lr_milestones)
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "TrainConfig":
@@ -61,20 +70,14 @@ class TrainConfig:
     def validate(self) -> None:
         """Check every field against its declaration (:data:`noisyrnn.parameters.TRAIN_PARAMS`),
         converting in place (an integral 10.0 becomes 10); raises ConfigError naming the field."""
-        from ..parameters import TRAIN_PARAMS, check_value
-
         for f in fields(self):
-            if f.name in TRAIN_PARAMS and f.name not in ("optimizer", "select", "regularizer"):
-                setattr(self, f.name, check_value(f"train.{f.name}", getattr(self, f.name), TRAIN_PARAMS[f.name]))
-        check_choice(self.optimizer, set(OPTIMIZERS), "optimizer")
-        check_choice(self.select, set(SELECTION), "select")
+            setattr(self, f.name, check_value(f"train.{f.name}", getattr(self, f.name), TRAIN_PARAMS[f.name]))
         if self.select_under is not None:
             from ..perturbations import parse_column
 
             if self.select_under == "clean":
                 raise ConfigError("select_under names a perturbation (e.g. white_0.4); leave it unset for clean")
             parse_column(self.select_under)
-        check_choice(self.regularizer, set(REGULARIZERS), "regularizer")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -119,9 +122,7 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-REGULARIZERS = ("none", "explicit")
-
-SELECTION = {
+SELECTION = {  # TRAIN_PARAMS["select"].choices
     "val_accuracy": lambda m: ((m["val_under"], m["val_accuracy"], -m["val_loss"]) if "val_under" in m
                                else (m["val_accuracy"], -m["val_loss"])),
     "val_loss": lambda m: (-m["val_loss"], m["val_accuracy"]),

@@ -90,7 +90,7 @@ def _run(models, task, config, seeds, out_dir, member_dirs, identity, progress, 
     S = len(models)
     ens = Ensemble(models).to(device)
     optimizer = make_optimizer(ens, config)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.lr_milestones), config.lr_gamma)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, config.milestones, config.lr_gamma)
     state = _start(ens, S, seeds, device, out_dir, optimizer, scheduler)
     inject = bool(config.noise) and ens.injects_noise
     if config.regularizer == "explicit" and inject:

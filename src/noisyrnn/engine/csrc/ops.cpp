@@ -184,15 +184,53 @@ inline void coef_row(const Coef& k, int64_t m, int64_t b, float* __restrict c, f
 
 struct Shape { int64_t M, B, N, H, P; };
 
+// coRNN's constants (unused by the other forms)
+struct Constants { float gamma = 0, eps = 0, ystep = 0; };
+
+// one member's scalars: its noise coefficients and form constants
+struct Member {
+  Coef coef;
+  Constants consts;
+};
+
+// One member's operands of the forward loop. states (M+1 or 2, B, H), acts (M, B, N) or empty,
+// drifts (M, B, N) or empty, u (B, M, UW), w (H, P), p (B, P) scratch; bias (N) for modReLU;
+// in_wt (D, uw), in_b (uw) for an in-loop projection of raw inputs u = x, else nullptr.
+struct ForwardMember {
+  at::Tensor states, acts, drifts, u, w, p;
+  const float* bias = nullptr;
+  const float* in_wt = nullptr;
+  const float* in_b = nullptr;
+  int64_t uw = 0;
+  Coef coef;
+  Constants consts;
+};
+
+// One member's operands of the backward loop (see backward_rows)
+struct BackwardMember {
+  at::Tensor g_all, dp_all, states, acts, drifts, wt, d_dt, d_bias;
+  const float* bias = nullptr;
+  const float* g_out = nullptr;
+  const float* x_in = nullptr;
+  int64_t D = 0, uw = 0;
+  float* d_inw = nullptr;
+  float* d_inb = nullptr;
+  Coef coef;
+  Constants consts;
+};
+
 // states (M+1, B, H), acts (M, B, N), drifts (M, B, N) or empty, u (B, M, N), w (H, P), p (B, P) scratch.
 // Templated on every variant so that each row loop is branch-free and vectorises (a runtime
 // test inside the loop stops GCC from vectorising tanh: measured 1.5x slower steps).
 // u (B, M, UW) holds the encoded inputs, or, with a projection (ut (D, UW), ub (UW)), the raw
 // inputs x (B, M, D): then u_m = x_m ut + ub is formed here, row by row, and never stored.
 template <int64_t FORM, bool HAS_N, bool KEEP_F>
-void forward_rows(at::Tensor states, at::Tensor acts, at::Tensor drifts, at::Tensor u, at::Tensor w, at::Tensor p,
-                  const float* bias, const float* ut, const float* ubias, int64_t uw, const Coef& k, float gamma,
-                  float eps, float ystep, int64_t b0, int64_t b1) {
+void forward_rows(const ForwardMember& a, int64_t b0, int64_t b1) {
+  const at::Tensor &states = a.states, &acts = a.acts, &drifts = a.drifts, &u = a.u, &w = a.w, &p = a.p;
+  const float *bias = a.bias, *ut = a.in_wt, *ubias = a.in_b;
+  const int64_t uw = a.uw;
+  const Coef& k = a.coef;
+  const float gamma = a.consts.gamma, eps = a.consts.eps, ystep = a.consts.ystep;
   // states hold every step (M+1 rows, kept for the backward) or rotate (2 rows, inference);
   // acts hold every step, or are empty (inference: the activations go to a scratch row)
   const bool keep_a = acts.numel() > 0;
@@ -288,14 +326,20 @@ void forward_rows(at::Tensor states, at::Tensor acts, at::Tensor drifts, at::Ten
 }
 
 // g_all (rows, B, H) with g_all[M % rows] = dL/dh_M; dp_all (M, B, P) out; wt (P, H);
-// d_dt (B, N) and d_bias (B, N) accumulated when non-empty
-template <int64_t FORM, bool WANT_DT>
+// d_dt (B, N) and d_bias (B, N) accumulated when non-empty.
 // With the raw inputs x (B, M, D) of an in-loop projection (else nullptr), dL/du_m (the tail
 // uw of dp) is folded into per-row sums d_inw (B, D, uw) += x_m (x) dL/du_m and d_inb (B, uw).
-void backward_rows(at::Tensor g_all, at::Tensor dp_all, at::Tensor states, at::Tensor acts, at::Tensor drifts,
-                   at::Tensor wt, const float* bias, at::Tensor d_dt, at::Tensor d_bias, const float* x_in,
-                   int64_t D, int64_t uw, float* d_inw, float* d_inb, const Coef& k, float gamma,
-                   float eps, float ystep, int64_t b0, int64_t b1) {
+// With g_out (M, B, H) (else nullptr), the gradient of the output sequence h_1..h_M is added to
+// dL/dh_{m+1} as the loop walks back.
+template <int64_t FORM, bool WANT_DT>
+void backward_rows(const BackwardMember& a, int64_t b0, int64_t b1) {
+  const at::Tensor &g_all = a.g_all, &dp_all = a.dp_all, &states = a.states, &acts = a.acts, &drifts = a.drifts;
+  const at::Tensor &wt = a.wt, &d_dt = a.d_dt, &d_bias = a.d_bias;
+  const float *bias = a.bias, *x_in = a.x_in, *g_out = a.g_out;
+  const int64_t D = a.D, uw = a.uw;
+  float *d_inw = a.d_inw, *d_inb = a.d_inb;
+  const Coef& k = a.coef;
+  const float gamma = a.consts.gamma, eps = a.consts.eps, ystep = a.consts.ystep;
   const Shape s{acts.size(0), acts.size(1), acts.size(2), states.size(2), dp_all.size(2)};
   const int64_t N = s.N, H = s.H, rows = g_all.size(0);
   const float* S = states.data_ptr<float>();
@@ -308,9 +352,15 @@ void backward_rows(at::Tensor g_all, at::Tensor dp_all, at::Tensor states, at::T
   const gemm::RightFactor wr(wt);  // packed once for the M steps
   // dL/dh_m = out + dp W^T, where the pass writes out = g (lipschitz, tanh, gated) or the local part
   for (int64_t m = s.M - 1; m >= 0; --m) {
-    const float* G = g_all.select(0, (m + 1) % rows).data_ptr<float>();
+    float* G = g_all.select(0, (m + 1) % rows).data_ptr<float>();
     float* OUT = g_all.select(0, m % rows).data_ptr<float>();
     for (int64_t b = b0; b < b1; ++b) {
+      if (g_out != nullptr) {  // h_{m+1} is output m: its own gradient joins dL/dh_{m+1}
+        float* __restrict gm = G + b * H;
+        const float* __restrict go = g_out + (m * s.B + b) * H;
+#pragma omp simd
+        for (int64_t i = 0; i < H; ++i) gm[i] += go[i];
+      }
       const float* __restrict g = G + b * H;
       float* __restrict out = OUT + b * H;
       float* __restrict dp = dp_all.data_ptr<float>() + (m * s.B + b) * s.P;
@@ -392,36 +442,46 @@ void backward_rows(at::Tensor g_all, at::Tensor dp_all, at::Tensor states, at::T
   }
 }
 
-Coef make_coef(const at::Tensor& dt, const at::Tensor& lengths, int64_t kind, double mscale, double mshift,
-               double add, double s1, double s2, int64_t key_u, int64_t key_n, int64_t B, int64_t N) {
+// Member s's coefficients and form constants from the packed scalars (columns: forms.h)
+Member read_member(const at::Tensor& dt, const at::Tensor& lengths, const int64_t* ints, const double* reals,
+                   int64_t B, int64_t N) {
   TORCH_CHECK(dt.is_contiguous() && dt.scalar_type() == at::kFloat, "cells: dt must be contiguous float32");
-  Coef k;
-  k.kind = kind;
+  auto i = [&](MemberInt c) { return ints[static_cast<int64_t>(c)]; };
+  auto r = [&](MemberReal c) { return static_cast<float>(reals[static_cast<int64_t>(c)]); };
+  Member m;
+  Coef& k = m.coef;
+  k.kind = i(MemberInt::KIND);
   k.dt = dt.data_ptr<float>();
   k.dt_n = dt.numel();
   TORCH_CHECK(k.dt_n == 1 || k.dt_n == N, "cells: dt must hold 1 or N values");
-  k.mscale = static_cast<float>(mscale);
-  k.mshift = static_cast<float>(mshift);
-  k.add = static_cast<float>(add);
-  k.s1 = static_cast<float>(s1);
-  k.s2 = static_cast<float>(s2);
-  k.key_u = static_cast<uint64_t>(key_u);
-  k.key_n = static_cast<uint64_t>(key_n);
+  k.mscale = r(MemberReal::MSCALE);
+  k.mshift = r(MemberReal::MSHIFT);
+  k.add = r(MemberReal::ADD);
+  k.s1 = r(MemberReal::S1);
+  k.s2 = r(MemberReal::S2);
+  k.key_u = static_cast<uint64_t>(i(MemberInt::KEY_U));
+  k.key_n = static_cast<uint64_t>(i(MemberInt::KEY_N));
   k.len = lengths.numel() > 0 ? lengths.data_ptr<int64_t>() : nullptr;
   k.B = B;
   k.N = N;
-  return k;
+  m.consts = {r(MemberReal::GAMMA), r(MemberReal::EPS), r(MemberReal::YSTEP)};
+  return m;
 }
 
-std::vector<Coef> make_coefs(at::TensorList dt, at::TensorList lengths, at::IntArrayRef kind,
-                             at::ArrayRef<double> mscale, at::ArrayRef<double> mshift, at::ArrayRef<double> add,
-                             at::ArrayRef<double> s1, at::ArrayRef<double> s2, at::IntArrayRef key_u,
-                             at::IntArrayRef key_n, int64_t B, int64_t N) {
-  std::vector<Coef> coef;
-  for (size_t s = 0; s < dt.size(); ++s)
-    coef.push_back(make_coef(dt[s], lengths[s], kind[s], mscale[s], mshift[s], add[s], s1[s], s2[s], key_u[s],
-                             key_n[s], B, N));
-  return coef;
+std::vector<Member> read_members(at::TensorList dt, at::TensorList lengths, const at::Tensor& member_ints,
+                                 const at::Tensor& member_reals, int64_t B, int64_t N) {
+  const int64_t S = static_cast<int64_t>(dt.size());
+  TORCH_CHECK(member_ints.scalar_type() == at::kLong && member_ints.is_contiguous() && member_ints.dim() == 2 &&
+                  member_ints.size(0) == S && member_ints.size(1) == 3,
+              "cells: member_ints must be contiguous int64 (S, 3)");
+  TORCH_CHECK(member_reals.scalar_type() == at::kDouble && member_reals.is_contiguous() && member_reals.dim() == 2 &&
+                  member_reals.size(0) == S && member_reals.size(1) == 8,
+              "cells: member_reals must be contiguous float64 (S, 8)");
+  std::vector<Member> members;
+  for (int64_t s = 0; s < S; ++s)
+    members.push_back(read_member(dt[s], lengths[s], member_ints.data_ptr<int64_t>() + 3 * s,
+                                  member_reals.data_ptr<double>() + 8 * s, B, N));
+  return members;
 }
 
 // fn(std::integral_constant<int64_t, FORM>{}) for the runtime form
@@ -437,28 +497,30 @@ void with_form(int64_t form, const Fn& fn) {
 }
 }  // namespace cells
 
-// S members (list entries), one task per (member, block of rows) as for_each_task splits them
+// S members (list entries), one task per (member, block of rows) as for_each_task splits them.
+// The per-member scalars come packed (member_ints (S, 3), member_reals (S, 8); columns: forms.h).
 void cells_forward(at::TensorList states, at::TensorList acts, at::TensorList drifts, at::TensorList u,
                    at::TensorList w, at::TensorList p, at::TensorList bias, at::TensorList in_wt, at::TensorList in_b,
-                   at::TensorList dt, at::TensorList lengths,
-                   int64_t form, at::IntArrayRef kind, at::ArrayRef<double> mscale, at::ArrayRef<double> mshift,
-                   at::ArrayRef<double> add, at::ArrayRef<double> s1, at::ArrayRef<double> s2, at::IntArrayRef key_u,
-                   at::IntArrayRef key_n, at::ArrayRef<double> gamma, at::ArrayRef<double> eps,
-                   at::ArrayRef<double> ystep) {
+                   at::TensorList dt, at::TensorList lengths, int64_t form, const at::Tensor& member_ints,
+                   const at::Tensor& member_reals) {
   const int64_t S = static_cast<int64_t>(states.size()), B = u[0].size(0);
   const int64_t N = form == cells::CORNN ? states[0].size(2) / 2 : states[0].size(2);  // units (acts may be empty)
-  const auto coef = cells::make_coefs(dt, lengths, kind, mscale, mshift, add, s1, s2, key_u, key_n, B, N);
+  const auto members = cells::read_members(dt, lengths, member_ints, member_reals, B, N);
+  std::vector<cells::ForwardMember> ops(S);
+  for (int64_t s = 0; s < S; ++s) {
+    cells::ForwardMember& a = ops[s];
+    a.states = states[s], a.acts = acts[s], a.drifts = drifts[s], a.u = u[s], a.w = w[s], a.p = p[s];
+    a.bias = bias[s].numel() > 0 ? bias[s].data_ptr<float>() : nullptr;
+    if (in_wt[s].numel() > 0) {
+      a.in_wt = in_wt[s].data_ptr<float>(), a.in_b = in_b[s].data_ptr<float>(), a.uw = in_wt[s].size(1);
+    }
+    a.coef = members[s].coef, a.consts = members[s].consts;
+  }
   for_each_task(S, B, [&](int64_t s, int64_t b0, int64_t b1) {
-    const float* bi = bias[s].numel() > 0 ? bias[s].data_ptr<float>() : nullptr;
-    const bool proj = in_wt[s].numel() > 0;
-    const float* ut = proj ? in_wt[s].data_ptr<float>() : nullptr;
-    const float* ub = proj ? in_b[s].data_ptr<float>() : nullptr;
-    const int64_t uw = proj ? in_wt[s].size(1) : 0;
-    const float g = static_cast<float>(gamma[s]), e = static_cast<float>(eps[s]), ys = static_cast<float>(ystep[s]);
-    const bool has_n = coef[s].has_n(), keep_f = drifts[s].numel() > 0;
+    const cells::ForwardMember& a = ops[s];
+    const bool has_n = a.coef.has_n(), keep_f = a.drifts.numel() > 0;
     auto run = [&](auto form_c, auto n_c, auto f_c) {
-      cells::forward_rows<decltype(form_c)::value, decltype(n_c)::value, decltype(f_c)::value>(
-          states[s], acts[s], drifts[s], u[s], w[s], p[s], bi, ut, ub, uw, coef[s], g, e, ys, b0, b1);
+      cells::forward_rows<decltype(form_c)::value, decltype(n_c)::value, decltype(f_c)::value>(a, b0, b1);
     };
     auto by_flags = [&](auto form_c) {
       using T = std::true_type;
@@ -470,28 +532,37 @@ void cells_forward(at::TensorList states, at::TensorList acts, at::TensorList dr
   });
 }
 
-void cells_backward(at::TensorList g_all, at::TensorList dp_all, at::TensorList states, at::TensorList acts,
-                    at::TensorList drifts, at::TensorList wt, at::TensorList bias, at::TensorList d_dt,
-                    at::TensorList d_bias, at::TensorList x_in, at::TensorList d_inw, at::TensorList d_inb,
-                    at::TensorList dt, at::TensorList lengths, int64_t form,
-                    at::IntArrayRef kind, at::ArrayRef<double> mscale, at::ArrayRef<double> mshift,
-                    at::ArrayRef<double> add, at::ArrayRef<double> s1, at::ArrayRef<double> s2,
-                    at::IntArrayRef key_u, at::IntArrayRef key_n, at::ArrayRef<double> gamma,
-                    at::ArrayRef<double> eps, at::ArrayRef<double> ystep) {
+void cells_backward(at::TensorList g_all, at::TensorList dp_all, at::TensorList g_out, at::TensorList states,
+                    at::TensorList acts, at::TensorList drifts, at::TensorList wt, at::TensorList bias,
+                    at::TensorList d_dt, at::TensorList d_bias, at::TensorList x_in, at::TensorList d_inw,
+                    at::TensorList d_inb, at::TensorList dt, at::TensorList lengths, int64_t form,
+                    const at::Tensor& member_ints, const at::Tensor& member_reals) {
   const int64_t S = static_cast<int64_t>(g_all.size()), B = acts[0].size(1), N = acts[0].size(2);
-  const auto coef = cells::make_coefs(dt, lengths, kind, mscale, mshift, add, s1, s2, key_u, key_n, B, N);
+  const auto members = cells::read_members(dt, lengths, member_ints, member_reals, B, N);
+  std::vector<cells::BackwardMember> ops(S);
+  for (int64_t s = 0; s < S; ++s) {
+    cells::BackwardMember& a = ops[s];
+    a.g_all = g_all[s], a.dp_all = dp_all[s], a.states = states[s], a.acts = acts[s], a.drifts = drifts[s];
+    a.wt = wt[s], a.d_dt = d_dt[s], a.d_bias = d_bias[s];
+    a.bias = bias[s].numel() > 0 ? bias[s].data_ptr<float>() : nullptr;
+    if (g_out[s].numel() > 0) {
+      TORCH_CHECK(g_out[s].is_contiguous() && g_out[s].scalar_type() == at::kFloat && g_out[s].dim() == 3 &&
+                      g_out[s].size(0) == acts[s].size(0) && g_out[s].size(1) == B &&
+                      g_out[s].size(2) == states[s].size(2),
+                  "cells: g_out must be contiguous float32 (M, B, H)");
+      a.g_out = g_out[s].data_ptr<float>();
+    }
+    if (x_in[s].numel() > 0) {
+      a.x_in = x_in[s].data_ptr<float>(), a.D = x_in[s].size(2), a.uw = d_inb[s].size(1);
+      a.d_inw = d_inw[s].data_ptr<float>(), a.d_inb = d_inb[s].data_ptr<float>();
+    }
+    a.coef = members[s].coef, a.consts = members[s].consts;
+  }
   for_each_task(S, B, [&](int64_t s, int64_t b0, int64_t b1) {
-    const float* bi = bias[s].numel() > 0 ? bias[s].data_ptr<float>() : nullptr;
-    const float g = static_cast<float>(gamma[s]), e = static_cast<float>(eps[s]), ys = static_cast<float>(ystep[s]);
-    const bool want_dt = d_dt[s].numel() > 0, proj = x_in[s].numel() > 0;
-    const float* xs = proj ? x_in[s].data_ptr<float>() : nullptr;
-    const int64_t D = proj ? x_in[s].size(2) : 0, uw = proj ? d_inb[s].size(1) : 0;
-    float* dw = proj ? d_inw[s].data_ptr<float>() : nullptr;
-    float* db = proj ? d_inb[s].data_ptr<float>() : nullptr;
+    const cells::BackwardMember& a = ops[s];
+    const bool want_dt = a.d_dt.numel() > 0;
     auto run = [&](auto form_c, auto dt_c) {
-      cells::backward_rows<decltype(form_c)::value, decltype(dt_c)::value>(
-          g_all[s], dp_all[s], states[s], acts[s], drifts[s], wt[s], bi, d_dt[s], d_bias[s], xs, D, uw, dw, db,
-          coef[s], g, e, ys, b0, b1);
+      cells::backward_rows<decltype(form_c)::value, decltype(dt_c)::value>(a, b0, b1);
     };
     auto by_flags = [&](auto form_c) {
       if (want_dt) run(form_c, std::true_type{}); else run(form_c, std::false_type{});
@@ -503,14 +574,12 @@ void cells_backward(at::TensorList g_all, at::TensorList dp_all, at::TensorList 
 TORCH_LIBRARY(noisyrnn_cpu, lib) {
   lib.def("philox_fill(Tensor(a!) out, int key, int offset, int stream, int kind, float scale, float shift) -> ()");
   lib.def("cells_forward(Tensor(a!)[] states, Tensor(b!)[] acts, Tensor(c!)[] drifts, Tensor[] u, Tensor[] w, "
-          "Tensor(d!)[] p, Tensor[] bias, Tensor[] in_wt, Tensor[] in_b, Tensor[] dt, Tensor[] lengths, int form, int[] kind, float[] mscale, "
-          "float[] mshift, float[] add, float[] s1, float[] s2, int[] key_u, int[] key_n, float[] gamma, "
-          "float[] eps, float[] ystep) -> ()");
-  lib.def("cells_backward(Tensor(a!)[] g_all, Tensor(b!)[] dp_all, Tensor[] states, Tensor[] acts, Tensor[] drifts, "
-          "Tensor[] wt, Tensor[] bias, Tensor(c!)[] d_dt, Tensor(d!)[] d_bias, Tensor[] x_in, Tensor(e!)[] d_inw, "
-          "Tensor(f!)[] d_inb, Tensor[] dt, Tensor[] lengths, "
-          "int form, int[] kind, float[] mscale, float[] mshift, float[] add, float[] s1, float[] s2, "
-          "int[] key_u, int[] key_n, float[] gamma, float[] eps, float[] ystep) -> ()");
+          "Tensor(d!)[] p, Tensor[] bias, Tensor[] in_wt, Tensor[] in_b, Tensor[] dt, Tensor[] lengths, int form, "
+          "Tensor member_ints, Tensor member_reals) -> ()");
+  lib.def("cells_backward(Tensor(a!)[] g_all, Tensor(b!)[] dp_all, Tensor[] g_out, Tensor[] states, Tensor[] acts, "
+          "Tensor[] drifts, Tensor[] wt, Tensor[] bias, Tensor(c!)[] d_dt, Tensor(d!)[] d_bias, Tensor[] x_in, "
+          "Tensor(e!)[] d_inw, Tensor(f!)[] d_inb, Tensor[] dt, Tensor[] lengths, int form, Tensor member_ints, "
+          "Tensor member_reals) -> ()");
   lib.def("gemm_tn(Tensor[] a, Tensor[] b, Tensor(a!)[] out) -> ()");
   lib.def("gemm_nn(Tensor a, Tensor b, Tensor(a!) out, bool accumulate, int repeat) -> ()");
   lib.def("gemm_kernel() -> str", &gemm_kernel);

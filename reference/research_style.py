@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .dynamics import lipschitz_matrix
+from noisyrnn.dynamics import lipschitz_matrix
 
 
 class ResearchStyleNRNN(nn.Module):
