@@ -175,10 +175,12 @@ def read_training_state(folder: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     return meta, tensors
 
 
-def load_training_state(folder: Path, model, optimizer, scheduler, generators: dict) -> tuple[dict, dict | None]:
-    """Restore a state written by :func:`save_training_state`; returns (info, best_state)."""
+def load_training_state(folder: Path, model, optimizer, scheduler, generators: dict,
+                        state: tuple[dict, dict] | None = None) -> tuple[dict, dict | None]:
+    """Restore a state written by :func:`save_training_state`; returns (info, best_state).
+    ``state``: what :func:`read_training_state` already read from ``folder`` (not read again)."""
     folder = Path(folder)
-    meta, tensors = read_training_state(folder)
+    meta, tensors = state if state is not None else read_training_state(folder)
     if meta.get("model") != model.config:
         raise DataError(f"training state in {folder} was written for a different model config; "
                         "use a fresh output folder or the same config")

@@ -28,7 +28,7 @@ from ..errors import ConfigError
 from ..locking import FolderLock
 from ..memory import ensure_fits, training_bytes
 from ..theory.explicit import explicit_regularizer
-from .checkpoint import has_training_state, load_training_state, save_model, save_training_state
+from .checkpoint import load_training_state, save_model, save_training_state
 from .config import METRICS_LOG, SELECTION, TrainConfig, TrainingDiverged, TrainResult, generators, make_optimizer
 from .config import resolve_device
 from .progress import EpochProgress
@@ -79,19 +79,19 @@ def fit_members(models, task: Task, config: TrainConfig, seeds, out_dir=None, me
     out_dir = Path(out_dir) if out_dir is not None else None
     folders = [Path(d) for d in member_dirs] if member_dirs is not None else []
     with (FolderLock(out_dir, what="training folder") if out_dir is not None else nullcontext()):
-        identity = None
+        identity = saved = None
         if out_dir is not None:
             identity = run_identity(models, task, config, seeds)
-            prepare_run_folder(out_dir, folders, identity, resume)
-        return _run(models, task, config, seeds, out_dir, folders, identity, progress, log, label, device)
+            saved = prepare_run_folder(out_dir, folders, identity, resume)
+        return _run(models, task, config, seeds, out_dir, folders, identity, saved, progress, log, label, device)
 
 
-def _run(models, task, config, seeds, out_dir, member_dirs, identity, progress, log, label, device):
+def _run(models, task, config, seeds, out_dir, member_dirs, identity, saved, progress, log, label, device):
     S = len(models)
     ens = Ensemble(models).to(device)
     optimizer = make_optimizer(ens, config)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, config.milestones, config.lr_gamma)
-    state = _start(ens, S, seeds, device, out_dir, optimizer, scheduler)
+    state = _start(ens, S, seeds, device, out_dir, optimizer, scheduler, saved)
     inject = bool(config.noise) and ens.injects_noise
     if config.regularizer == "explicit" and inject:
         raise ConfigError("regularizer='explicit' replaces noise injection: set noise = false")
@@ -121,16 +121,17 @@ def _run(models, task, config, seeds, out_dir, member_dirs, identity, progress, 
     return finish(ens, state, task, config, seeds, member_dirs)
 
 
-def _start(ens, S, seeds, device, out_dir, optimizer, scheduler) -> LoopState:
-    """A fresh loop state, or the one the folder's training state holds."""
+def _start(ens, S, seeds, device, out_dir, optimizer, scheduler, saved) -> LoopState:
+    """A fresh loop state, or the one the folder's training state holds (``saved``: as
+    :func:`~noisyrnn.training.run_folder.prepare_run_folder` read it)."""
     gens = {}
     for i, s in enumerate(seeds):
         g = generators(s, device)
         gens[f"shuffle{i}"], gens[f"noise{i}"] = g["shuffle"], g["noise"]
     state = LoopState([[] for _ in range(S)], [None] * S, [-1] * S,
                       {k: v.detach().clone() for k, v in ens.state_dict().items()}, gens=gens)
-    if out_dir is not None and has_training_state(out_dir):
-        info, saved_best = load_training_state(out_dir, ens, optimizer, scheduler, gens)
+    if saved is not None:
+        info, saved_best = load_training_state(out_dir, ens, optimizer, scheduler, gens, saved)
         state.histories, state.best_epochs, state.elapsed = info["history"], info["best_epoch"], info["seconds"]
         state.best_keys = [tuple(k) if k else None for k in info["best_key"]]
         state.best_state = saved_best or state.best_state

@@ -62,9 +62,10 @@ def _difference(saved: dict, current: dict) -> str:
     return "its training settings differ: " + ", ".join(f"{k} = {a.get(k)!r} there, {b.get(k)!r} now" for k in keys)
 
 
-def prepare_run_folder(out_dir: Path, member_dirs, identity: dict, resume: bool) -> None:
+def prepare_run_folder(out_dir: Path, member_dirs, identity: dict, resume: bool) -> tuple[dict, dict] | None:
     """Make ``out_dir`` (owned by the caller) ready: clear stale temporaries, then either check
-    that its state belongs to this run (``resume``) or clear the previous run's files."""
+    that its state belongs to this run (``resume``) or clear the previous run's files. Returns
+    the state it read (metadata, tensors) for the loop to resume from, or None."""
     out_dir = Path(out_dir)
     folders = [out_dir] + [Path(d) for d in member_dirs if Path(d) != out_dir]
     for folder in folders:
@@ -74,16 +75,15 @@ def prepare_run_folder(out_dir: Path, member_dirs, identity: dict, resume: bool)
         for folder in folders:
             for name in RUN_FILES:
                 (folder / name).unlink(missing_ok=True)
-        return
+        return None
     if has_training_state(out_dir):
-        meta, _ = read_training_state(out_dir)
-        saved = meta.get("info", {}).get("identity")
-        if saved is None:  # written before identities were recorded: the model config is all we can check
-            return
-        if saved != identity:
+        state = read_training_state(out_dir)
+        saved = state[0].get("info", {}).get("identity")
+        # saved is None: written before identities were recorded; the model config is all we can check
+        if saved is not None and saved != identity:
             raise ConfigError(f"{out_dir} holds a training run that is not this one: {_difference(saved, identity)}; "
                               "use another output folder, or --overwrite to replace it")
-        return
+        return state
     trained = [f for f in folders if (f / MODEL_CONFIG).is_file() or (f / MODEL_WEIGHTS).is_file()]
     if trained:
         raise ConfigError(f"{trained[0]} holds a saved model but no training state to resume from; use another "
