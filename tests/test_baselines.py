@@ -21,7 +21,7 @@ def test_antisymmetric_step_and_structure():
     h0 = torch.randn(4, 6, dtype=torch.float64)
     x = torch.randn(4, 1, 3, dtype=torch.float64)
     from noisyrnn import integrate
-    h1 = integrate(m.drift, h0, m.drift.encode(x), m.step)
+    h1 = integrate(m.drift, h0, m.drift.encode(x), m.step_size)
     V, b = m.drift.encoder.weight.detach(), m.drift.encoder.bias.detach()
     C = m.drift.C.detach()
     expected = h0 + 0.2 * torch.tanh(h0 @ (C - C.T - 0.05 * torch.eye(6, dtype=torch.float64)).T + x[:, 0] @ V.T + b)
@@ -34,7 +34,7 @@ def test_gated_antisymmetric_step():
     from noisyrnn import integrate
     h0 = torch.randn(3, 5, dtype=torch.float64)
     x = torch.randn(3, 1, 2, dtype=torch.float64)
-    h1 = integrate(m.drift, h0, m.drift.encode(x), m.step)
+    h1 = integrate(m.drift, h0, m.drift.encode(x), m.step_size)
     Wm = m.drift.W.detach()
     V, b = m.drift.encoder.weight.detach(), m.drift.encoder.bias.detach()
     Vh, Vz, bh, bz = V[:5], V[5:], b[:5], b[5:]
@@ -50,7 +50,7 @@ def test_cornn_imex_update_order():
     from noisyrnn import integrate
     y, z = torch.randn(3, 4, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
     x = torch.randn(3, 1, 2, dtype=torch.float64)
-    h1 = integrate(m.drift, torch.cat([y, z], -1), m.drift.encode(x), m.step)
+    h1 = integrate(m.drift, torch.cat([y, z], -1), m.drift.encode(x), m.step_size)
     R = m.drift.recurrent.weight.detach()
     W, Wz = R[:, :4], R[:, 4:]
     V, b = m.drift.encoder.weight.detach(), m.drift.encoder.bias.detach()
@@ -69,7 +69,7 @@ def test_exprnn_step_and_orthogonality_after_training_steps():
     from noisyrnn import integrate
     h0 = torch.randn(4, 8, dtype=torch.float64)
     x = torch.randn(4, 1, 2, dtype=torch.float64)
-    h1 = integrate(m.drift, h0, m.drift.encode(x), m.step)
+    h1 = integrate(m.drift, h0, m.drift.encode(x), m.step_size)
     Q = m.drift.Q.detach()
     expected = mod_relu(x[:, 0] @ m.drift.encoder.weight.detach().T + m.drift.encoder.bias.detach() + h0 @ Q.T,
                         m.drift.bias.detach())

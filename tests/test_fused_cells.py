@@ -43,7 +43,7 @@ def test_cell_engine_equals_reference_loop(name, noise, padded):
     lengths = torch.tensor([23, 5, 17, 1, 23]) if padded else None
     drift = model.drift
     assert cells_apply(drift, model.scheme if noise != "none" else Deterministic(), torch.zeros(5, drift.hidden_size),
-                       drift.encode(x), step_sizes(model.step, 23, drift.hidden_size, x))
+                       drift.encode(x), step_sizes(model.step_size, 23, drift.hidden_size, x))
     y1, gx1, g1 = _run(model, x, noise != "none", lengths, fused=True)
     y2, gx2, g2 = _run(model, x, noise != "none", lengths, fused=False)
     assert set(g1) == set(g2)
@@ -220,7 +220,7 @@ def test_every_state_on_the_engine_equals_reference_loop(name, noise, padded):
         model.zero_grad()
         xx = x.clone().requires_grad_()
         h0 = (0.1 * torch.randn(5, drift.hidden_size, generator=torch.Generator().manual_seed(1))).requires_grad_()
-        states = integrate(drift, h0, drift.encoded(xx) if backend == "cells" else drift.encode(xx), model.step,
+        states = integrate(drift, h0, drift.encoded(xx) if backend == "cells" else drift.encode(xx), model.step_size,
                            scheme, noise != "none", torch.Generator().manual_seed(3), return_states=True,
                            lengths=lengths, backend=backend)
         (states * probe).sum().backward()

@@ -53,7 +53,7 @@ def test_noise_off_is_exactly_the_deterministic_recurrence():
     # eq (6) written out
     d = model.drift
     h = torch.zeros(5, 8, dtype=torch.float64)
-    dt = model.step  # the stored step (0.1 rounded to float32 at construction)
+    dt = model.step_size  # the stored step (0.1 rounded to float32 at construction)
     for m in range(12):
         h = h + dt * (h @ d.A.T + torch.tanh(h @ d.W.T + d.encoder(x[:, m])))
     assert torch.allclose(out, h, atol=1e-14, rtol=1e-12)  # same arithmetic up to GEMM rounding
@@ -83,12 +83,12 @@ def test_research_scheme_with_zero_noise_is_euler_with_learned_step():
     model = build_model("lipschitz", 2, 3, hidden_size=6, learn_step=True, step=0.05)
     model.scheme = ResearchCodeNoise(0.0, 0.0)
     with torch.no_grad():
-        model.step.copy_(torch.linspace(0.01, 0.1, 6).unsqueeze(0))
+        model.step_size.copy_(torch.linspace(0.01, 0.1, 6).unsqueeze(0))
     x = torch.randn(4, 9, 2)
     d = model.drift
     h = torch.zeros(4, 6)
     for m in range(9):
-        h = h + model.step * (h @ d.A.T + torch.tanh(h @ d.W.T + d.encoder(x[:, m])))
+        h = h + model.step_size * (h @ d.A.T + torch.tanh(h @ d.W.T + d.encoder(x[:, m])))
     got = model.final_state(x, noise=True, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(got, h, atol=1e-6)
 
@@ -216,7 +216,7 @@ def test_non_positive_learned_step_is_a_named_error_not_nan():
     torch.manual_seed(0)
     model = build_model("nrnn", 1, 2, hidden_size=4, noise="sde", sigma1=0.5, learn_step=True)
     with torch.no_grad():
-        model.step[0, 1] = -0.01
+        model.step_size[0, 1] = -0.01
     x = torch.randn(3, 5, 1)
     for fused in (True, False):
         model.fused = fused
@@ -235,12 +235,12 @@ def test_one_entry_picks_its_backend_from_what_drift_and_scheme_declare():
     assert fused_applies(lip.drift, lip.scheme) and not fused_applies(cornn.drift, cornn.scheme)
     x = torch.randn(3, 8, 2)
     u, h0 = lip.drift.encode(x), torch.zeros(3, 5)
-    fused = integrate(lip.drift, h0, u, lip.step, backend="fused")
-    loop = integrate(lip.drift, h0, u, lip.step, backend="loop")
-    assert torch.allclose(fused, loop, atol=1e-6) and torch.equal(integrate(lip.drift, h0, u, lip.step), fused)
+    fused = integrate(lip.drift, h0, u, lip.step_size, backend="fused")
+    loop = integrate(lip.drift, h0, u, lip.step_size, backend="loop")
+    assert torch.allclose(fused, loop, atol=1e-6) and torch.equal(integrate(lip.drift, h0, u, lip.step_size), fused)
     # coRNN declares its own form, which the cell engine runs; a drift without a form does not
-    fused_c = integrate(cornn.drift, torch.zeros(3, 10), cornn.drift.encode(x), cornn.step, backend="fused")
-    loop_c = integrate(cornn.drift, torch.zeros(3, 10), cornn.drift.encode(x), cornn.step, backend="loop")
+    fused_c = integrate(cornn.drift, torch.zeros(3, 10), cornn.drift.encode(x), cornn.step_size, backend="fused")
+    loop_c = integrate(cornn.drift, torch.zeros(3, 10), cornn.drift.encode(x), cornn.step_size, backend="loop")
     assert torch.allclose(fused_c, loop_c, atol=1e-6)
     from noisyrnn.dynamics import Drift
 
@@ -253,4 +253,4 @@ def test_one_entry_picks_its_backend_from_what_drift_and_scheme_declare():
     with pytest.raises(ConfigError, match="the .fused. recurrence does not apply to Plain"):
         integrate(Plain(), h0, torch.randn(3, 8, 5), 0.1, backend="fused")
     with pytest.raises(ConfigError, match="unknown recurrence backend 'gpu'"):
-        integrate(lip.drift, h0, u, lip.step, backend="gpu")
+        integrate(lip.drift, h0, u, lip.step_size, backend="gpu")

@@ -67,7 +67,7 @@ def test_research_multiplicative_noise_scales_the_drift_per_unit():
     with torch.no_grad():
         h1 = model.hidden_states(x, noise=True, generator=torch.Generator().manual_seed(0))[:, 1]
         f = model.drift(torch.zeros(3000, 6), model.drift.encode(x)[:, 0])
-    m = h1 / (float(model.step) * f)
+    m = h1 / (float(model.step_size) * f)
     assert m.min() >= 0.6 - 1e-4 and m.max() <= 1.0 + 1e-4
     assert m.mean().item() == pytest.approx(0.8, abs=0.01)
 

@@ -26,14 +26,14 @@ def tiny_model(d_x=2, hidden=3, classes=3, init_std=3.0, scheme=None, seed=0, pe
     model = RecurrentClassifier(drift, classes, step=0.3, learn_step=per_unit_step, scheme=scheme).double()
     if per_unit_step:
         with torch.no_grad():
-            model.step.copy_(torch.rand(1, hidden, dtype=torch.float64) * 0.4 + 0.1)
+            model.step_size.copy_(torch.rand(1, hidden, dtype=torch.float64) * 0.4 + 0.1)
     return model
 
 
 def _run_from(model, h, x, start):
     """h_M as a function of the state h_start (plain loop, for the brute-force Jacobian)."""
     u = model.drift.encode(x)
-    dt = model.step.reshape(-1)
+    dt = model.step_size.reshape(-1)
     for m in range(start, x.shape[1]):
         h = h + dt * model.drift(h, u[:, m])
     return h
@@ -66,7 +66,7 @@ def test_jacobian_products_and_input_jacobians_match_dense_autograd():
             fd = torch.stack(cols, 1)
             assert math.isclose(float(norms.drift_input[b, m]), float(torch.linalg.matrix_norm(fd, ord=2)),
                                 rel_tol=1e-6)
-    assert torch.allclose(norms.step[0], model.step.detach().max().expand(5))
+    assert torch.allclose(norms.step[0], model.step_size.detach().max().expand(5))
 
 
 def test_score_is_definition_2():
@@ -148,7 +148,7 @@ def test_explicit_regulariser_equals_half_of_theorem1_R(kind):
         u = drift.encode(x[b:b + 1])[0].detach()
         loss_fn = lambda h: F.cross_entropy(model.decoder(h).unsqueeze(0), y[b:b + 1])  # noqa: E731
         terms = regularizer_terms(drift, diffusion, loss_fn, torch.zeros(4, dtype=torch.float64), u,
-                                  model.step.detach().expand(5))
+                                  model.step_size.detach().expand(5))
         assert math.isclose(float(obj.penalty[b]), terms.R / 2, rel_tol=1e-9)
 
 

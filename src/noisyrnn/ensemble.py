@@ -35,7 +35,7 @@ from .noise import Deterministic
 def _architecture(model) -> tuple:
     cfg = getattr(model, "config", {}) or {}
     scheme = getattr(model, "scheme", None)
-    step = getattr(model, "step", None)
+    step = getattr(model, "step_size", None)
     return (type(model), cfg.get("name"), model.input_size, model.hidden_size, model.num_classes,
             type(scheme), isinstance(step, nn.Parameter),
             None if step is None else tuple(step.shape))
@@ -111,7 +111,7 @@ class Ensemble(nn.Module):
         from .engine.cells import cell_members_final_state, cells_apply, member_inputs
 
         drifts = [m.drift for m in self.models]
-        deltas = [step_sizes(m.step, u.shape[2], h0.shape[-1], h0) for m in self.models]
+        deltas = [step_sizes(m.step_size, u.shape[2], h0.shape[-1], h0) for m in self.models]
         first = member_inputs(u, 0)
         if not all(cells_apply(d, sc, h0[0], first, dt) for d, sc, dt in zip(drifts, schemes, deltas)):
             return None
@@ -126,7 +126,7 @@ class Ensemble(nn.Module):
             return None
         if isinstance(u, LinearInputs):
             u = u.materialise()
-        deltas = [step_sizes(m.step, u.shape[2], h0.shape[-1], h0) for m in self.models]
+        deltas = [step_sizes(m.step_size, u.shape[2], h0.shape[-1], h0) for m in self.models]
         return fused_members_final_state(drifts, h0, u, deltas, schemes, gens, lens, self.workspace)
 
     @torch.no_grad()

@@ -15,7 +15,8 @@ the reference loop, the ATen path, the C++ cell engine, its workspace, Philox an
 """
 
 from .backend import BACKENDS, use_backend
-from .integrate import check_lengths, integrate, step_mask, step_sizes
+from .integrate import check_lengths, integrate, integrate_outputs, step_mask, step_sizes
 from .workspace import Workspace
 
-__all__ = ["BACKENDS", "Workspace", "check_lengths", "integrate", "step_mask", "step_sizes", "use_backend"]
+__all__ = ["BACKENDS", "Workspace", "check_lengths", "integrate", "integrate_outputs", "step_mask", "step_sizes",
+           "use_backend"]

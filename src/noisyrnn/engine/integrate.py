@@ -147,6 +147,22 @@ def integrate(
     takes a gradient at every step); the ATen path h_M only. ``workspace``: their
     buffer pool (:class:`noisyrnn.engine.workspace.Workspace`, owned by the model).
     """
+    if return_states:
+        outputs = integrate_outputs(drift, h0, u, dt, scheme, noise, generator, lengths, backend, workspace)
+        return torch.cat([h0.unsqueeze(1), outputs], dim=1)
+    return _integrate(drift, h0, u, dt, scheme, noise, generator, lengths, backend, workspace, outputs=False)
+
+
+def integrate_outputs(drift: Drift, h0: torch.Tensor, u, dt, scheme: NoiseScheme | None = None,
+                      noise: bool = False, generator: torch.Generator | None = None, lengths=None,
+                      backend: str = "auto", workspace=None) -> torch.Tensor:
+    """The states h_1..h_M (B, M, d_h) of :func:`integrate` (arguments alike): the output
+    sequence of a recurrent layer. On the cell engine the backward takes a gradient at every
+    step inside the C++ loop; past a sequence's length its state stays frozen."""
+    return _integrate(drift, h0, u, dt, scheme, noise, generator, lengths, backend, workspace, outputs=True)
+
+
+def _integrate(drift, h0, u, dt, scheme, noise, generator, lengths, backend, workspace, outputs):
     backend = effective_backend(backend)
     if scheme is None or not noise:
         scheme = Deterministic()
@@ -158,21 +174,20 @@ def integrate(
         workspace = workspace if workspace is not None else Workspace(0)
         if allows(backend, "cells") and cells_apply(drift, scheme, h0, u, deltas):
             lengths = check_lengths(lengths, u.shape[0], u.shape[1])
-            if return_states:
-                states = cell_states(drift, h0, u, deltas, scheme, generator, lengths, workspace)
-                return torch.cat([h0.unsqueeze(1), states], dim=1)
-            return cell_final_state(drift, h0, u, deltas, scheme, generator, lengths, workspace)
+            run = cell_states if outputs else cell_final_state
+            return run(drift, h0, u, deltas, scheme, generator, lengths, workspace)
     if isinstance(u, LinearInputs):  # every path below takes the encoded inputs as a tensor
         u = u.materialise()
-    if fast and not return_states and allows(backend, "aten") and fused_applies(drift, scheme):
+    if fast and not outputs and allows(backend, "aten") and fused_applies(drift, scheme):
         out = fused_members_final_state([drift], h0.unsqueeze(0), u.unsqueeze(0), [deltas], [scheme],
                                         [generator], [lengths], workspace)
         if out is not None:
             return out[0]
     if backend not in ("auto", "loop"):
         raise ConfigError(f"the {backend!r} recurrence does not apply to {type(drift).__name__} with "
-                          f"{type(scheme).__name__}{' (states requested)' if return_states else ''}")
-    return _loop(drift, h0, u, dt, scheme, generator, return_states, lengths)
+                          f"{type(scheme).__name__}{' (states requested)' if outputs else ''}")
+    states = _loop(drift, h0, u, dt, scheme, generator, outputs, lengths)
+    return states[:, 1:] if outputs else states
 
 
 def _loop(drift, h0, u, dt, scheme, generator, return_states, lengths):

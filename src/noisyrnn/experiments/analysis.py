@@ -152,7 +152,7 @@ def stability_bounds(model) -> dict | None:
         lip_f = float(torch.linalg.matrix_norm(A, ord=2) + torch.linalg.matrix_norm(W, ord=2))
         scheme = model.scheme
         if isinstance(scheme, ResearchCodeNoise):
-            s2 = research_to_sde(scheme.mult_noise, scheme.add_noise, float(model.step.max()))["sigma2"]
+            s2 = research_to_sde(scheme.mult_noise, scheme.add_noise, float(model.step_size.max()))["sigma2"]
         elif isinstance(scheme, EulerMaruyama) and hasattr(scheme.diffusion, "sigma2"):
             s2 = scheme.diffusion.eps * scheme.diffusion.sigma2
         else:

@@ -89,6 +89,11 @@ class CoRNNDrift(LinearEncoderDrift):
 
     form = "cornn"
 
+    def reset_parameters(self) -> None:
+        """Draw the weights afresh, as construction does (PyTorch's Linear initialisation)."""
+        self.encoder.reset_parameters()
+        self.recurrent.reset_parameters()
+
     def cell_operands(self):
         return self.recurrent.weight.T, None, self.gamma, self.epsilon
 
@@ -155,6 +160,15 @@ class ExpRNNDrift(LinearEncoderDrift):
         self.bias = nn.Parameter(torch.empty(self.hidden_size).uniform_(-0.01, 0.01))
 
     form = "modrelu"
+
+    def reset_parameters(self) -> None:
+        """Draw the weights afresh, as construction does (Kaiming encoder, Henaff's orthogonal
+        Q = expm(S), modReLU bias U(-0.01, 0.01))."""
+        self.encoder.reset_parameters()
+        nn.init.kaiming_normal_(self.encoder.weight, nonlinearity="relu")
+        with torch.no_grad():
+            self.recurrent.weight = torch.matrix_exp(henaff_skew(self.hidden_size))
+            self.bias.uniform_(-0.01, 0.01)
 
     def cell_operands(self):
         return self.Q.T, self.bias, 0.0, 0.0

@@ -1,4 +1,6 @@
-"""The sequence classifier of eq (14): encoder, recurrence (eq 5/6), linear decoder on h_M."""
+"""One recurrent layer (drift, step, noise scheme: eqs 5/6 over the input sequence) and the
+models built on it: the sequence classifier of eq (14) (a linear decoder on h_M) and a
+regressor (sequence to values, or one output per step)."""
 
 from __future__ import annotations
 
@@ -6,49 +8,45 @@ import torch
 from torch import nn
 
 from ..dynamics import Drift
-from ..errors import check_positive, check_sequences
+from ..errors import InputError, check_positive, check_sequences
 from ..engine.workspace import Workspace
-from ..engine.integrate import integrate
+from ..engine.integrate import check_lengths, integrate, integrate_outputs, step_mask
 from ..noise import NoiseScheme
 
 
-class RecurrentClassifier(nn.Module):
-    """Logits V h_M + c of a continuous-time RNN integrated with step ``step``.
+class Recurrence(nn.Module):
+    """A continuous-time RNN integrated with step ``step``: the recurrence of eq (5) (noise on)
+    or eq (6) (noise off) over batch-first inputs (B, T, d_x), from h_0 = 0 or a given state.
 
-    Inputs are batch-first, shape (B, T, d_x). Noise is injected only when
-    ``forward(x, noise=True)`` is called *and* the model has a noise scheme;
-    ``model.train()``/``model.eval()`` never switch it. With ``learn_step=True`` the
-    step is a learnable per-unit vector initialised to ``step`` (research-code solver).
-    ``lengths`` (B,) gives each padded sequence's own length: the decoder then reads
-    h_{L_b}, so padding never changes a prediction (:func:`noisyrnn.engine.integrate.step_mask`).
-    The recurrence goes through :func:`noisyrnn.engine.integrate.integrate`, which runs the fused
-    recurrence of :mod:`noisyrnn.engine.aten` for drifts that declare the eq (3) form (set
-    ``fused = False`` for the generic loop; same results).
-    """
+    Noise is injected only when a call passes ``noise=True`` *and* the layer has a noise
+    scheme; ``train()``/``eval()`` never switch it. The step size is ``step_size``: a buffer, or
+    with ``learn_step=True`` a learnable per-unit vector initialised to ``step`` (research-code
+    solver). ``lengths`` (B,)
+    gives each padded sequence's own length: its state stays frozen past it
+    (:func:`noisyrnn.engine.integrate.step_mask`). Every call goes through
+    :func:`noisyrnn.engine.integrate.integrate`, on the C++ cell engine where it applies (set
+    ``fused = False`` for the generic loop; same results)."""
 
-    def __init__(
-        self,
-        drift: Drift,
-        num_classes: int,
-        step: float = 0.1,
-        learn_step: bool = False,
-        scheme: NoiseScheme | None = None,
-    ) -> None:
+    def __init__(self, drift: Drift, step: float = 0.1, learn_step: bool = False,
+                 scheme: NoiseScheme | None = None) -> None:
         super().__init__()
         self.drift = drift
-        self.hidden_size = drift.hidden_size
+        self.hidden_size = drift.hidden_size  # the state the integrator carries (coRNN: (y, z), 2N)
         self.input_size = drift.input_size
-        self.num_classes = int(num_classes)
         self.scheme = scheme
-        step = check_positive(step, "step")
+        self.initial_step = check_positive(step, "step")
         if learn_step:
-            self.step = nn.Parameter(torch.full((1, self.hidden_size), step))
+            self.step_size = nn.Parameter(torch.full((1, self.hidden_size), self.initial_step))
         else:
-            self.register_buffer("step", torch.tensor(step))
-        self.decoder = nn.Linear(drift.readout_size, self.num_classes)
-        self.config: dict = {}
+            self.register_buffer("step_size", torch.tensor(self.initial_step))
         self.fused = True
-        self.workspace = Workspace()  # the fused path's reused buffers, owned by this model
+        self.workspace = Workspace()  # the fast paths' reused buffers, owned by this layer
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        legacy = prefix + "step"  # checkpoints written before the step size was named step_size
+        if legacy in state_dict and prefix + "step_size" not in state_dict:
+            state_dict[prefix + "step_size"] = state_dict.pop(legacy)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def orthogonal_parameters(self) -> list:
         """Parameters of an orthogonal recurrent map (expRNN), trained with their own lr."""
@@ -59,31 +57,116 @@ class RecurrentClassifier(nn.Module):
     def injects_noise(self) -> bool:
         return self.scheme is not None
 
+    @property
+    def output_size(self) -> int:
+        """Features per step of the output sequence (the part of the state a reader sees)."""
+        return self.drift.readout_size
+
     def initial_state(self, x: torch.Tensor) -> torch.Tensor:
         return x.new_zeros(x.shape[0], self.hidden_size)
+
+    def _h0(self, x: torch.Tensor, h0) -> torch.Tensor:
+        if h0 is None:
+            return self.initial_state(x)
+        if h0.shape != (x.shape[0], self.hidden_size):
+            raise InputError(f"initial state must have shape ({x.shape[0]}, {self.hidden_size}) (batch, state "
+                             f"size), got {tuple(h0.shape)}")
+        return h0.to(x.dtype)
+
+    def _backend(self) -> str:
+        return "auto" if self.fused else "loop"
+
+    def states(self, x: torch.Tensor, h0=None, noise: bool = False, generator=None, lengths=None) -> torch.Tensor:
+        """The states h_1..h_M (B, M, d_h) from ``h0`` (default zeros); frozen past each
+        sequence's length. On the cell engine every step's gradient flows back in one C++ loop."""
+        check_sequences(x, self.input_size)
+        return integrate_outputs(self.drift, self._h0(x, h0), self.drift.encoded(x), self.step_size, self.scheme, noise,
+                                 generator, lengths, self._backend(), self.workspace)
 
     def hidden_states(self, x: torch.Tensor, noise: bool = False, generator=None, lengths=None) -> torch.Tensor:
         """All states h_0..h_M, shape (B, M+1, d_h) (frozen after each sequence's length), on the
         cell engine where it applies (a gradient at every step)."""
         check_sequences(x, self.input_size)
-        return integrate(
-            self.drift, self.initial_state(x), self.drift.encoded(x), self.step,
-            self.scheme, noise, generator, return_states=True, lengths=lengths,
-            backend="auto" if self.fused else "loop", workspace=self.workspace,
-        )
+        return integrate(self.drift, self.initial_state(x), self.drift.encoded(x), self.step_size, self.scheme, noise,
+                         generator, return_states=True, lengths=lengths, backend=self._backend(),
+                         workspace=self.workspace)
 
-    def final_state(self, x: torch.Tensor, noise: bool = False, generator=None, lengths=None) -> torch.Tensor:
+    def final_state(self, x: torch.Tensor, noise: bool = False, generator=None, lengths=None,
+                    h0=None) -> torch.Tensor:
+        """h_M (B, d_h): each sequence's own last state."""
         check_sequences(x, self.input_size)
-        return integrate(
-            self.drift, self.initial_state(x), self.drift.encoded(x), self.step,
-            self.scheme, noise, generator, lengths=lengths,
-            backend="auto" if self.fused else "loop", workspace=self.workspace,
-        )
-
-    def forward(self, x: torch.Tensor, noise: bool = False, generator=None, lengths=None) -> torch.Tensor:
-        h = self.final_state(x, noise=noise, generator=generator, lengths=lengths)
-        return self.decoder(self.drift.readout(h))
+        return integrate(self.drift, self._h0(x, h0), self.drift.encoded(x), self.step_size, self.scheme, noise,
+                         generator, lengths=lengths, backend=self._backend(), workspace=self.workspace)
 
     def extra_repr(self) -> str:
-        kind = "learned per-unit" if isinstance(self.step, nn.Parameter) else "fixed"
-        return f"num_classes={self.num_classes}, step={kind}"
+        kind = "learned per-unit" if isinstance(self.step_size, nn.Parameter) else "fixed"
+        return f"step={self.initial_step:g} ({kind}), noise={type(self.scheme).__name__ if self.scheme else None}"
+
+
+class _Streaming:
+    """``init_state`` / ``step`` of a model that reads its recurrence's last state: a live
+    stream one sample or chunk at a time, noise off; any chunking of a sequence gives the
+    same outputs as the whole pass."""
+
+    def init_state(self, batch: int, like: torch.Tensor | None = None) -> torch.Tensor:
+        """The state before the first sample: zeros (batch, state size)."""
+        ref = like if like is not None else next(self.parameters())
+        return ref.new_zeros(int(batch), self.hidden_size)
+
+    def step(self, x_chunk: torch.Tensor, state: torch.Tensor, lengths=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(outputs after the chunk, new state) for ``x_chunk`` (B, t, d_x) or one sample (B, d_x);
+        ``lengths`` (B,): the real steps of this chunk per sequence (a sequence that has ended
+        keeps its state)."""
+        if x_chunk.dim() == 2:
+            x_chunk = x_chunk.unsqueeze(1)
+        h = self.final_state(x_chunk, lengths=lengths, h0=state)
+        return self.decode(h), h
+
+
+class RecurrentClassifier(_Streaming, Recurrence):
+    """Logits V h_M + c (eq 14): a :class:`Recurrence` and a linear decoder on the part of each
+    sequence's own last state the drift reads out."""
+
+    def __init__(self, drift: Drift, num_classes: int, step: float = 0.1, learn_step: bool = False,
+                 scheme: NoiseScheme | None = None) -> None:
+        super().__init__(drift, step, learn_step, scheme)
+        self.num_classes = int(num_classes)
+        self.decoder = nn.Linear(drift.readout_size, self.num_classes)
+        self.config: dict = {}
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.drift.readout(h))
+
+    def forward(self, x: torch.Tensor, noise: bool = False, generator=None, lengths=None) -> torch.Tensor:
+        return self.decode(self.final_state(x, noise=noise, generator=generator, lengths=lengths))
+
+    def extra_repr(self) -> str:
+        return f"num_classes={self.num_classes}, " + super().extra_repr()
+
+
+class RecurrentRegressor(_Streaming, Recurrence):
+    """Real-valued outputs from a :class:`Recurrence`: a linear head on each sequence's own
+    last state, (B, outputs), or with ``per_step`` on every state, (B, T, outputs) (zero past a
+    sequence's length)."""
+
+    def __init__(self, drift: Drift, num_outputs: int, step: float = 0.1, learn_step: bool = False,
+                 scheme: NoiseScheme | None = None, per_step: bool = False) -> None:
+        super().__init__(drift, step, learn_step, scheme)
+        self.num_outputs = int(num_outputs)
+        self.per_step = bool(per_step)
+        self.decoder = nn.Linear(drift.readout_size, self.num_outputs)
+        self.config: dict = {}
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.drift.readout(h))
+
+    def forward(self, x: torch.Tensor, noise: bool = False, generator=None, lengths=None) -> torch.Tensor:
+        if not self.per_step:
+            return self.decode(self.final_state(x, noise=noise, generator=generator, lengths=lengths))
+        out = self.decode(self.states(x, noise=noise, generator=generator, lengths=lengths))
+        lengths = check_lengths(lengths, x.shape[0], x.shape[1])
+        mask = step_mask(lengths, x.shape[0], x.shape[1], out)
+        return out if mask is None else out * mask.transpose(0, 1).unsqueeze(-1)
+
+    def extra_repr(self) -> str:
+        return f"num_outputs={self.num_outputs}, per_step={self.per_step}, " + super().extra_repr()

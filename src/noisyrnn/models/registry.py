@@ -47,25 +47,42 @@ NOISE_ALLOWED = {"nrnn": ("research", "sde"), "nrnn_high": ("research", "sde"), 
                  "lstm": ("none",), "gru": ("none",)}
 
 
-def _lipschitz_family(name: str, input_size: int, num_classes: int, p: dict) -> nn.Module:
+def _lipschitz_family(input_size: int, p: dict) -> dict:
     drift = LipschitzDrift(input_size, **{k: p[k] for k in DRIFT_KEYS})
-    return RecurrentClassifier(drift, num_classes, step=p["step"], learn_step=bool(p["learn_step"]),
-                               scheme=noise_scheme(p))
+    return dict(drift=drift, step=p["step"], learn_step=bool(p["learn_step"]), scheme=noise_scheme(p))
 
 
-def _antisymmetric(name: str, input_size: int, num_classes: int, p: dict) -> nn.Module:
-    drift = AntisymmetricDrift(input_size, p["hidden_size"], p["gamma"], name == "antisymmetric_gated", p["init_std"])
-    return RecurrentClassifier(drift, num_classes, step=p["step"], scheme=noise_scheme(p))
+def _antisymmetric(input_size: int, p: dict, gated: bool) -> dict:
+    drift = AntisymmetricDrift(input_size, p["hidden_size"], p["gamma"], gated, p["init_std"])
+    return dict(drift=drift, step=p["step"], scheme=noise_scheme(p))
 
 
-def _cornn(name: str, input_size: int, num_classes: int, p: dict) -> nn.Module:
+def _cornn(input_size: int, p: dict) -> dict:
     drift = CoRNNDrift(input_size, p["hidden_size"], p["dt"], p["gamma"], p["epsilon"])
-    return RecurrentClassifier(drift, num_classes, step=p["dt"], scheme=noise_scheme(p))
+    return dict(drift=drift, step=p["dt"], scheme=noise_scheme(p))
 
 
-def _exprnn(name: str, input_size: int, num_classes: int, p: dict) -> nn.Module:
-    return RecurrentClassifier(ExpRNNDrift(input_size, p["hidden_size"]), num_classes, step=1.0,
-                               scheme=noise_scheme(p))
+def _exprnn(input_size: int, p: dict) -> dict:
+    return dict(drift=ExpRNNDrift(input_size, p["hidden_size"]), step=1.0, scheme=noise_scheme(p))
+
+
+# Each drift model's recurrence: name -> (input_size, resolved params) -> the keyword arguments of
+# models.recurrent.Recurrence (drift, step, learn_step, scheme). The classifiers, regressors and
+# the layers of noisyrnn.nn are built on them.
+RECURRENCES: dict[str, Callable[[int, dict], dict]] = {
+    "lipschitz": _lipschitz_family,
+    "nrnn": _lipschitz_family,
+    "nrnn_high": _lipschitz_family,
+    "nrnn_explicit": _lipschitz_family,
+    "antisymmetric": lambda d, p: _antisymmetric(d, p, gated=False),
+    "antisymmetric_gated": lambda d, p: _antisymmetric(d, p, gated=True),
+    "cornn": _cornn,
+    "exprnn": _exprnn,
+}
+
+
+def _classifier(name: str, input_size: int, num_classes: int, p: dict) -> nn.Module:
+    return RecurrentClassifier(num_classes=num_classes, **RECURRENCES[name](input_size, p))
 
 
 def _torch_rnn(name: str, input_size: int, num_classes: int, p: dict) -> nn.Module:
@@ -73,13 +90,7 @@ def _torch_rnn(name: str, input_size: int, num_classes: int, p: dict) -> nn.Modu
 
 
 BUILDERS: dict[str, Callable[[str, int, int, dict], nn.Module]] = {
-    "lipschitz": _lipschitz_family,
-    "nrnn": _lipschitz_family,
-    "nrnn_high": _lipschitz_family,
-    "antisymmetric": _antisymmetric,
-    "antisymmetric_gated": _antisymmetric,
-    "cornn": _cornn,
-    "exprnn": _exprnn,
+    **{name: _classifier for name in RECURRENCES if name != "nrnn_explicit"},
     "lstm": _torch_rnn,
     "gru": _torch_rnn,
 }
@@ -87,7 +98,7 @@ DEFAULTS["nrnn_high"] = {**DEFAULTS["nrnn"], "add_noise": 0.2}  # the stronger E
 # nrnn_explicit: the NRNN's model and noise scheme, trained with Theorem 1's explicit
 # regulariser (TrainConfig.regularizer = "explicit") instead of injecting the noise.
 DEFAULTS["nrnn_explicit"] = dict(DEFAULTS["nrnn"])
-BUILDERS["nrnn_explicit"] = _lipschitz_family
+BUILDERS["nrnn_explicit"] = _classifier
 MODEL_NAMES = tuple(BUILDERS)
 
 # The training settings a model needs over the declared defaults (noisyrnn.parameters.TRAIN_PARAMS),

@@ -68,7 +68,7 @@ def trajectory(model, x: torch.Tensor) -> Trajectory:
     with torch.no_grad():
         states = model.hidden_states(x, noise=False)
         u = model.drift.encode(x)
-        dt = step_sizes(model.step, x.shape[1], model.hidden_size, states[:, 0]).detach()
+        dt = step_sizes(model.step_size, x.shape[1], model.hidden_size, states[:, 0]).detach()
     by_state, by_input = _step_maps(model)
     return Trajectory(states.detach(), x, u.detach(), dt, by_state, by_input)
 

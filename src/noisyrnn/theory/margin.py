@@ -203,7 +203,7 @@ def certified_margin_bound(model, x, y) -> torch.Tensor:
     o = scores(model, x, y)
     M, N = x.shape[1], drift.hidden_size
     with torch.no_grad():
-        dt = step_sizes(model.step, M, N, x[:, 0, :1].new_zeros(1, N)).detach()
+        dt = step_sizes(model.step_size, M, N, x[:, 0, :1].new_zeros(1, N)).detach()
         two = lambda a: torch.linalg.matrix_norm(a.double(), ord=2)  # noqa: E731
         U, A, W = drift.encoder.weight.detach(), drift.A.detach(), drift.W.detach()
         eye = torch.eye(N, dtype=torch.float64)
