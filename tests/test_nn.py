@@ -188,3 +188,29 @@ def test_bad_inputs_name_the_problem():
         net(torch.randn(4, 5, 3), torch.zeros(4, 8))
     with pytest.raises(InputError, match="lengths must lie in"):
         net(torch.randn(4, 5, 3), lengths=torch.tensor([5, 6, 1, 1]))
+
+
+@pytest.mark.parametrize("name", ["lipschitz", "nrnn", "antisymmetric", "antisymmetric_gated", "cornn", "exprnn",
+                                  "lstm", "gru"])
+def test_streaming_any_chunking_gives_the_whole_pass_logits(name):
+    """model.init_state / model.step over chunks of every size (one sample, a few, the rest),
+    padded sequences included: after each chunk the logits equal the whole pass over the
+    sequence so far, and after the last chunk the whole sequence's."""
+    from noisyrnn import build_model
+
+    model = build_model(name, 2, 3, hidden_size=8, seed=0).eval()
+    x = torch.randn(4, 13, 2)
+    lengths = torch.tensor([13, 3, 8, 1])
+    with torch.no_grad():
+        whole = model(x, lengths=lengths)
+        state = model.init_state(4)
+        for a, b in ((0, 1), (1, 2), (2, 7), (7, 8), (8, 13)):
+            chunk_lengths = (lengths - a).clamp(0, b - a)
+            logits, state = model.step(x[:, a:b], state, lengths=chunk_lengths)
+            so_far = model(x[:, :b], lengths=lengths.clamp(max=b))
+            assert torch.allclose(logits, so_far, atol=1e-5), (a, b)
+        assert torch.allclose(logits, whole, atol=1e-5)
+        one = model.init_state(4)
+        for m in range(13):  # one sample at a time, (B, d)
+            out, one = model.step(x[:, m], one, lengths=(lengths > m).long())
+    assert torch.allclose(out, whole, atol=1e-5)

@@ -1,4 +1,5 @@
-"""The ``noisyrnn`` command line: train, predict, evaluate, search, reproduce, sweep, analyze, theory-checks, report, settings."""
+"""The ``noisyrnn`` command line: train, predict, evaluate, search, reproduce, sweep, analyze, theory-checks,
+report, stream, export, settings."""
 
 from __future__ import annotations
 
@@ -290,6 +291,26 @@ def cmd_analyze(args) -> int:
     return 0
 
 
+def cmd_stream(args) -> int:
+    from .streaming import stream_predictions
+
+    return stream_predictions(args.run, sys.stdin, sys.stdout, every=args.every)
+
+
+def cmd_export(args) -> int:
+    from .export import export_run
+    from .predict import TrainedRun
+
+    if args.out.is_dir():
+        raise ConfigError(f"--out {args.out} is a folder; name the file to write (e.g. model.{args.format})")
+    run = TrainedRun.load(args.run)
+    meta = export_run(run, args.format, args.out, opset=args.opset)
+    print(json.dumps({"run": str(args.run), "format": args.format, "out": str(args.out),
+                      "classes": meta["classes"], "inputs": list(meta["inputs"]),
+                      "outputs": list(meta["outputs"])}, indent=2))
+    return 0
+
+
 def settings_text(model: str | None = None) -> str:
     """The settings ``--set``, TOML files and sweeps take, from their declarations
     (:mod:`noisyrnn.parameters`): a model's parameters with its defaults, then the training
@@ -483,6 +504,26 @@ def _report_command(sub) -> None:
     p.set_defaults(func=cmd_report)
 
 
+def _stream_command(sub) -> None:
+    p = sub.add_parser("stream", help="a live stream: one sample per line on stdin (CSV, one value per channel; a "
+                                      "blank line starts a new sequence), the running prediction per line on stdout")
+    p.add_argument("run", type=Path, help="a trained run's folder (model.safetensors + model.json)")
+    p.add_argument("--every", type=int, default=1, help="print every N-th sample's prediction (default 1)")
+    p.set_defaults(func=cmd_stream)
+
+
+def _export_command(sub) -> None:
+    from .export import DEFAULT_OPSET, FORMATS
+
+    p = sub.add_parser("export", help="the inference path (noise off; normalisation and labels inside) as ONNX or "
+                                      "TorchScript, to run where noisyrnn is not installed")
+    p.add_argument("run", type=Path, help="a trained run's folder (model.safetensors + model.json)")
+    p.add_argument("--format", choices=FORMATS, required=True)
+    p.add_argument("--out", type=Path, required=True, help="the file to write")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
+    p.set_defaults(func=cmd_export)
+
+
 def _settings_command(sub) -> None:
     p = sub.add_parser("settings", help="every model parameter and training option: type, range, default, help "
                                         "(from their declarations)")
@@ -491,7 +532,8 @@ def _settings_command(sub) -> None:
 
 
 COMMANDS = (_train_command, _predict_command, _evaluate_command, _search_command, _reproduce_command,
-            _sweep_command, _analyze_command, _theory_checks_command, _report_command, _settings_command)
+            _sweep_command, _analyze_command, _theory_checks_command, _report_command, _stream_command,
+            _export_command, _settings_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

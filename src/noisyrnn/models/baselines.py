@@ -208,6 +208,42 @@ class TorchRNNClassifier(nn.Module):
 
     injects_noise = False
 
+    @property
+    def state_size(self) -> int:
+        """The streaming state's width: [h | c] for the LSTM, h for the GRU."""
+        return 2 * self.hidden_size if self.kind == "lstm" else self.hidden_size
+
+    def init_state(self, batch: int, like: torch.Tensor | None = None) -> torch.Tensor:
+        """The state before the first sample: zeros (batch, state_size)."""
+        ref = like if like is not None else self.decoder.weight
+        return ref.new_zeros(int(batch), self.state_size)
+
+    def step(self, x_chunk: torch.Tensor, state: torch.Tensor, lengths=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits after the chunk, new state) for ``x_chunk`` (B, t, d) or one sample (B, d);
+        ``lengths`` (B,): each sequence's real steps in this chunk (0: it has ended; its state stays)."""
+        from ..engine.integrate import check_lengths
+
+        if x_chunk.dim() == 2:
+            x_chunk = x_chunk.unsqueeze(1)
+        B, t = x_chunk.shape[:2]
+        ended = None
+        if lengths is not None:
+            lengths = torch.as_tensor(lengths)
+            ended = lengths == 0
+            lengths = check_lengths(lengths.clamp(min=1), B, t)
+        H = self.hidden_size
+        carried = (state[:, :H].unsqueeze(0).contiguous(), state[:, H:].unsqueeze(0).contiguous()) \
+            if self.kind == "lstm" else state.unsqueeze(0).contiguous()
+        if lengths is None or int(lengths.min()) == t:
+            _, new = self.rnn(x_chunk, carried)
+        else:
+            packed = nn.utils.rnn.pack_padded_sequence(x_chunk, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            _, new = self.rnn(packed, carried)
+        new_state = torch.cat([new[0][0], new[1][0]], dim=-1) if self.kind == "lstm" else new[0]
+        if ended is not None and bool(ended.any()):
+            new_state = torch.where(ended.unsqueeze(-1), state, new_state)
+        return self.decoder(new_state[:, :H]), new_state
+
     def forward(self, x, noise: bool = False, generator=None, lengths=None):
         from ..errors import check_sequences
         from ..engine.integrate import check_lengths

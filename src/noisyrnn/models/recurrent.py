@@ -108,6 +108,10 @@ class _Streaming:
     stream one sample or chunk at a time, noise off; any chunking of a sequence gives the
     same outputs as the whole pass."""
 
+    @property
+    def state_size(self) -> int:
+        return self.hidden_size
+
     def init_state(self, batch: int, like: torch.Tensor | None = None) -> torch.Tensor:
         """The state before the first sample: zeros (batch, state size)."""
         ref = like if like is not None else next(self.parameters())
@@ -119,7 +123,14 @@ class _Streaming:
         keeps its state)."""
         if x_chunk.dim() == 2:
             x_chunk = x_chunk.unsqueeze(1)
+        ended = None
+        if lengths is not None:  # a sequence that has ended (0 steps in this chunk) keeps its state
+            lengths = torch.as_tensor(lengths)
+            ended = lengths == 0
+            lengths = lengths.clamp(min=1)
         h = self.final_state(x_chunk, lengths=lengths, h0=state)
+        if ended is not None and bool(ended.any()):
+            h = torch.where(ended.to(h.device).unsqueeze(-1), state, h)
         return self.decode(h), h
 
 
