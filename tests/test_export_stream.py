@@ -36,6 +36,10 @@ def make_run(folder, name, channels=1, classes=CLASSES, normalization=True):
     return folder
 
 
+def zeros(folder, batch):
+    return np.zeros((batch, TrainedRun.load(folder).model.hidden_size), dtype=np.float32)
+
+
 def reference(folder, x, lengths):
     """noisyrnn's probabilities for raw inputs x (the run's normalisation applied first)."""
     run = TrainedRun.load(folder)
@@ -55,7 +59,7 @@ def test_onnx_runtime_equals_noisyrnn_on_the_ecg_test_set(name, ecg, tmp_path, c
     session = ort.InferenceSession(str(out))
     x = ecg.test.x  # (4000, 140, 1)
     full = torch.full((len(x),), x.shape[1], dtype=torch.int64)
-    _, probs = session.run(None, {"x": x.numpy(), "lengths": full.numpy()})
+    _, probs, _ = session.run(None, {"x": x.numpy(), "lengths": full.numpy(), "state": zeros(run, len(x))})
     off = np.abs(probs - reference(run, x, full).numpy()).max(1) >= 1e-5
     # expRNN's modReLU, sign(a) relu(|a| + b), jumps by 2b at a = 0: where Q h + u lands within the
     # last bits of 0, two float32 implementations (ONNX Runtime's products, the engine's) can step
@@ -63,7 +67,14 @@ def test_onnx_runtime_equals_noisyrnn_on_the_ecg_test_set(name, ecg, tmp_path, c
     assert off.sum() <= (4 if name == "exprnn" else 0), f"{off.sum()} of {len(x)} sequences differ by >= 1e-5"
     # a dynamic sequence length and per-sequence lengths in one batch
     short, lengths = x[:64, :57], torch.randint(1, 58, (64,))
-    _, probs = session.run(None, {"x": short.numpy(), "lengths": lengths.numpy()})
+    _, probs, _ = session.run(None, {"x": short.numpy(), "lengths": lengths.numpy(), "state": zeros(run, 64)})
+    assert np.abs(probs - reference(run, short, lengths).numpy()).max() < 1e-5
+    # streaming: the sequence in chunks, each from the previous chunk's state
+    state = zeros(run, 64)
+    for a, b in ((0, 1), (1, 20), (20, 57)):
+        chunk_lengths = (lengths - a).clamp(0, b - a)
+        _, probs, state = session.run(None, {"x": short[:, a:b].numpy(), "lengths": chunk_lengths.numpy(),
+                                             "state": state})
     assert np.abs(probs - reference(run, short, lengths).numpy()).max() < 1e-5
     meta = json.loads(session.get_modelmeta().custom_metadata_map["noisyrnn"])
     assert meta["classes"] == CLASSES and meta["normalization"]["std"] == [1.7]
@@ -81,10 +92,12 @@ def test_exported_files_run_where_noisyrnn_is_not_installed(ecg, tmp_path, capsy
 import json, numpy as np, onnxruntime as ort, torch
 x = np.load({str(tmp_path / 'x.npy')!r}); L = np.full(len(x), x.shape[1], dtype=np.int64)
 s = ort.InferenceSession({str(tmp_path / 'm.onnx')!r})
-onnx_probs = s.run(None, {{"x": x, "lengths": L}})[1]
 files = {{"noisyrnn.json": ""}}
 m = torch.jit.load({str(tmp_path / 'm.torchscript')!r}, _extra_files=files)
-ts_probs = m(torch.from_numpy(x), torch.from_numpy(L))[1].detach().numpy()
+meta = json.loads(files["noisyrnn.json"])
+h0 = np.zeros((len(x), meta["state_size"]), dtype=np.float32)
+onnx_probs = s.run(None, {{"x": x, "lengths": L, "state": h0}})[1]
+ts_probs = m(torch.from_numpy(x), torch.from_numpy(L), torch.from_numpy(h0))[1].detach().numpy()
 print(json.dumps({{"onnx": onnx_probs.tolist(), "ts": ts_probs.tolist(),
                    "classes": json.loads(files["noisyrnn.json"])["classes"]}}))
 """

@@ -214,3 +214,18 @@ def test_streaming_any_chunking_gives_the_whole_pass_logits(name):
         for m in range(13):  # one sample at a time, (B, d)
             out, one = model.step(x[:, m], one, lengths=(lengths > m).long())
     assert torch.allclose(out, whole, atol=1e-5)
+
+
+def test_the_output_sequence_may_be_changed_in_place():
+    """The layer's output is its own tensor (not the engine's buffer): an in-place change gives the
+    same gradients as the out-of-place one."""
+    net = LipschitzRNN(2, 8, batch_first=True)
+    x = torch.randn(3, 6, 2)
+    grads = []
+    for in_place in (True, False):
+        xx = x.clone().requires_grad_()
+        out, _ = net(xx)
+        out = out.mul_(2.0) if in_place else out * 2.0
+        out.square().sum().backward()
+        grads.append(xx.grad)
+    assert torch.allclose(grads[0], grads[1])

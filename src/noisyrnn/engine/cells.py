@@ -181,7 +181,9 @@ class _CellRecurrence(torch.autograd.Function):
         keep = any(ctx.needs_input_grad)  # else inference: two rotating state rows, no saved steps
         keep_f = keep and ((need_dt and spec.form == FORMS["lipschitz"]) or spec.form == FORMS["gated"])
         empty = h0.new_empty(0)
-        states = workspace.take((S, steps + 1 if keep or outputs else 2, batch, hidden), h0)
+        # the output sequence is a view of its own states buffer (not the pool's): no copy
+        states = (h0.new_empty((S, steps + 1, batch, hidden)) if outputs
+                  else workspace.take((S, steps + 1 if keep else 2, batch, hidden), h0))
         units = hidden // 2 if spec.form == FORMS["cornn"] else hidden  # one activation per unit
         acts = workspace.take((S, steps, batch, units), h0) if keep else None  # inference: none kept
         drifts = workspace.take((S, steps, batch, units), h0) if keep_f else None
@@ -195,20 +197,22 @@ class _CellRecurrence(torch.autograd.Function):
             in_wt=list(in_wt) if proj else [empty] * S,
             in_b=[in_b[s].contiguous() for s in members] if proj else [empty] * S,
             dt=[dt[s].contiguous() for s in members], **spec.scalars())
-        out = states[:, 1:].clone() if outputs else states[:, steps % states.shape[1]].clone()
+        out = states[:, 1:] if outputs else states[:, steps % states.shape[1]].clone()
         if not keep:
-            workspace.give(states)
+            if not outputs:
+                workspace.give(states)
             return out
-        ctx.save_for_backward(weight, dt, bias, u if proj else None, in_w)
+        # saving the output makes autograd refuse a backward after an in-place change to it
+        ctx.save_for_backward(weight, dt, bias, u if proj else None, in_w, out if outputs else None)
         ctx.buffers = (states, acts, drifts)
         ctx.spec, ctx.workspace, ctx.outputs = spec, workspace, outputs
         ctx.u_width = in_w.shape[1] if proj else u.shape[-1]
-        weakref.finalize(ctx, workspace.give, states, acts, drifts)
+        weakref.finalize(ctx, workspace.give, None if outputs else states, acts, drifts)
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        weight, dt, bias, x, in_w = ctx.saved_tensors
+        weight, dt, bias, x, in_w, _ = ctx.saved_tensors
         states, acts, drifts = ctx.buffers
         S, steps, batch, units = acts.shape
         hidden, width = states.shape[3], weight.shape[2]

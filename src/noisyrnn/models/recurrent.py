@@ -80,8 +80,9 @@ class Recurrence(nn.Module):
         """The states h_1..h_M (B, M, d_h) from ``h0`` (default zeros); frozen past each
         sequence's length. On the cell engine every step's gradient flows back in one C++ loop."""
         check_sequences(x, self.input_size)
-        return integrate_outputs(self.drift, self._h0(x, h0), self.drift.encoded(x), self.step_size, self.scheme, noise,
-                                 generator, lengths, self._backend(), self.workspace)
+        states = integrate_outputs(self.drift, self._h0(x, h0), self.drift.encoded(x), self.step_size, self.scheme,
+                                   noise, generator, lengths, self._backend(), self.workspace)
+        return states.contiguous()  # batch-major in memory too (the engine writes step-major)
 
     def hidden_states(self, x: torch.Tensor, noise: bool = False, generator=None, lengths=None) -> torch.Tensor:
         """All states h_0..h_M, shape (B, M+1, d_h) (frozen after each sequence's length), on the
@@ -106,7 +107,11 @@ class Recurrence(nn.Module):
 class _Streaming:
     """``init_state`` / ``step`` of a model that reads its recurrence's last state: a live
     stream one sample or chunk at a time, noise off; any chunking of a sequence gives the
-    same outputs as the whole pass."""
+    same outputs as the whole pass. Without autograd, short chunks (up to ``FAST_CHUNK``
+    steps) run the plain-operation step of :mod:`noisyrnn.models.inference` (a few small
+    operations per sample, rebuilt when the weights change) instead of the engine's call."""
+
+    FAST_CHUNK = 16
 
     @property
     def state_size(self) -> int:
@@ -119,19 +124,49 @@ class _Streaming:
 
     def step(self, x_chunk: torch.Tensor, state: torch.Tensor, lengths=None) -> tuple[torch.Tensor, torch.Tensor]:
         """(outputs after the chunk, new state) for ``x_chunk`` (B, t, d_x) or one sample (B, d_x);
-        ``lengths`` (B,): the real steps of this chunk per sequence (a sequence that has ended
-        keeps its state)."""
+        ``lengths`` (B,): the real steps of this chunk per sequence (0: the sequence has ended
+        and keeps its state)."""
         if x_chunk.dim() == 2:
             x_chunk = x_chunk.unsqueeze(1)
+        check_sequences(x_chunk, self.input_size)
+        if lengths is not None:
+            lengths = torch.as_tensor(lengths)
+            if lengths.shape != (x_chunk.shape[0],) or int(lengths.min()) < 0 or int(lengths.max()) > x_chunk.shape[1]:
+                raise InputError(f"chunk lengths must be (B,) = ({x_chunk.shape[0]},) values in [0, "
+                                 f"{x_chunk.shape[1]}], got {lengths.tolist()}")
+        if self._fast_step_applies(x_chunk):
+            graph = self._step_graph()
+            if lengths is None and x_chunk.shape[1] == 1:  # one sample of every sequence
+                h = graph.drift_step(state, torch.addmm(graph.enc_b, x_chunk[:, 0], graph.enc_wt))
+            else:
+                full = torch.full((x_chunk.shape[0],), x_chunk.shape[1], dtype=torch.int64)
+                h = graph.advance(x_chunk, full if lengths is None else lengths.to(torch.int64), state)
+            return graph.decode(h), h
         ended = None
         if lengths is not None:  # a sequence that has ended (0 steps in this chunk) keeps its state
-            lengths = torch.as_tensor(lengths)
             ended = lengths == 0
             lengths = lengths.clamp(min=1)
         h = self.final_state(x_chunk, lengths=lengths, h0=state)
         if ended is not None and bool(ended.any()):
             h = torch.where(ended.to(h.device).unsqueeze(-1), state, h)
         return self.decode(h), h
+
+    def _fast_step_applies(self, x: torch.Tensor) -> bool:
+        from .inference import FORMS
+
+        return (not torch.is_grad_enabled() and x.shape[1] <= self.FAST_CHUNK and x.device.type == "cpu"
+                and x.dtype == torch.float32 and getattr(self.drift, "form", None) in FORMS and self.fused)
+
+    def _step_graph(self):
+        """The model's :class:`~noisyrnn.models.inference.InferenceGraph`, rebuilt when a weight changed."""
+        from .inference import graph_of
+
+        key = tuple((t.data_ptr(), t._version) for t in (*self.parameters(), *self.buffers()))
+        cached = self.__dict__.get("_step_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, graph_of(self).eval())
+            self.__dict__["_step_cache"] = cached  # not a submodule: no state_dict entry
+        return cached[1]
 
 
 class RecurrentClassifier(_Streaming, Recurrence):
