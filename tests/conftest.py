@@ -76,8 +76,9 @@ def engine():
     return ops
 
 
-def run_script(relative: str, *args: str, timeout: float = 600) -> None:
-    """Run a repository script (a benchmark) as its own process, as a user would; fail with its output."""
+def run_script(relative: str, *args: str, timeout: float = 600) -> str:
+    """Run a repository script (a benchmark, an example) as its own process, as a user would;
+    fail with its output; return its stdout."""
     import subprocess
     import sys
     from pathlib import Path
@@ -85,3 +86,4 @@ def run_script(relative: str, *args: str, timeout: float = 600) -> None:
     path = Path(__file__).resolve().parent.parent / relative
     proc = subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc.stdout

@@ -229,3 +229,17 @@ def test_the_output_sequence_may_be_changed_in_place():
         out.square().sum().backward()
         grads.append(xx.grad)
     assert torch.allclose(grads[0], grads[1])
+
+
+def test_layer_benchmark_smoke_runs(tmp_path):
+    """benchmarks/bench_layers.py runs and writes its tables (both parts)."""
+    import json
+
+    from conftest import run_script
+
+    run_script("benchmarks/bench_layers.py", "--out", str(tmp_path / "bl"), "--shapes", "ecg", "--repeats", "1",
+               "--samples", "20")
+    result = json.loads((tmp_path / "bl.json").read_text())
+    assert set(result["shapes"]["ecg"]) >= {"nrnn", "cornn", "exprnn", "torch.nn.LSTM"}
+    assert "noisyrnn model.step" in result["streaming_us"]
+    assert "sequence / final (target <= 1.3)" in (tmp_path / "bl.md").read_text()
