@@ -7,7 +7,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import check_estimator
 
-from noisyrnn import NRNNClassifier
+from noisyrnn import NRNNClassifier, NRNNRegressor
 from noisyrnn.sklearn import EXPECTED_FAILED_CHECKS
 
 
@@ -99,3 +99,33 @@ def test_bad_input_is_a_clear_error():
     est = small(epochs=2).fit(X, y)
     with pytest.raises(ValueError, match="features"):
         est.predict(X[:, :5])
+
+
+def small_regressor(**kw):
+    return NRNNRegressor(model="nrnn", epochs=kw.pop("epochs", 100), lr=0.02, params={"hidden_size": 16}, **kw)
+
+
+@pytest.mark.slow
+def test_regressor_passes_scikit_learn_estimator_checks():
+    """check_estimator for NRNNRegressor, check_regressors_train's R^2 > 0.5 included (no
+    poor_score tag): the tabular data it uses are read as sequences of 10 steps."""
+    est = small_regressor()
+    results = check_estimator(est, on_fail=None, expected_failed_checks=est.expected_failed_checks())
+    failed = [(r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"]
+    assert not failed
+    assert sum(r["status"] == "passed" for r in results) >= 45
+
+
+def test_regressor_learns_a_sequence_target_and_reports_in_its_units():
+    """y = 10 * (mean of the first half of the series) + 3: R^2 well above a constant's 0, the
+    predictions in y's own units, multi-output y (n, 2) gives (n, 2)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(160, 20, 1))
+    y = 10 * X[:, :10, 0].mean(1) + 3
+    est = small_regressor(epochs=60).fit(X[:120], y[:120])
+    pred = est.predict(X[120:])
+    assert pred.shape == (40,)
+    assert est.score(X[120:], y[120:]) > 0.7
+    assert abs(pred.mean() - y[120:].mean()) < 1.0  # de-standardised: around 3, not around 0
+    two = small_regressor(epochs=5).fit(X[:120], np.stack([y[:120], -y[:120]], 1))
+    assert two.predict(X[120:]).shape == (40, 2)

@@ -14,10 +14,10 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):  # scikit-learn is imported only when the estimator is asked for
-    if name == "NRNNClassifier":
-        from .sklearn import NRNNClassifier
+    if name in ("NRNNClassifier", "NRNNRegressor"):
+        from . import sklearn
 
-        return NRNNClassifier
+        return getattr(sklearn, name)
     if name == "task_from_arrays":
         from .data import task_from_arrays
 
@@ -29,5 +29,6 @@ __all__ = [
     "Drift", "LipschitzDrift", "Diffusion", "PaperDiffusion", "MatrixDiffusion", "research_to_sde",
     "NoiseScheme", "Deterministic", "EulerMaruyama", "ResearchCodeNoise", "integrate",
     "RecurrentClassifier", "build_model", "model_from_config",
-    "NoisyRNNError", "InputError", "ConfigError", "DataError", "__version__", "NRNNClassifier", "task_from_arrays",
+    "NoisyRNNError", "InputError", "ConfigError", "DataError", "__version__", "NRNNClassifier", "NRNNRegressor",
+    "task_from_arrays",
 ]

@@ -51,6 +51,9 @@ def _add_user_data_args(p: argparse.ArgumentParser, options: bool = True) -> Non
                        help="user data: do not z-score each channel with the training split's statistics")
         p.add_argument("--val-fraction", type=float, default=0.2,
                        help="user data: fraction of the training part held out (stratified) for validation")
+        p.add_argument("--regression", action="store_true",
+                       help="user data: y holds real-valued targets (n,) or (n, k), not class labels; reports RMSE "
+                            "and MAE (a .ts file's @targetLabel true says so itself)")
     _add_data_args(p)
 
 
@@ -69,9 +72,12 @@ def _load_task(args, name: str):
     from .data import load_task
 
     user = name.startswith(("file:", "ucr:"))
+    regression = getattr(args, "regression", False)
     options = {"normalize": not args.no_normalize, "val_fraction": args.val_fraction} if user else {}
-    if not user and (args.no_normalize or args.val_fraction != 0.2):
-        raise ConfigError(f"--no-normalize and --val-fraction apply to user data (--data, ucr:NAME), "
+    if user and regression:
+        options["regression"] = True
+    if not user and (args.no_normalize or args.val_fraction != 0.2 or regression):
+        raise ConfigError(f"--no-normalize, --val-fraction and --regression apply to user data (--data, ucr:NAME), "
                           f"not to the paper task {name!r}")
     return load_task(name, data_dir=args.data_dir, download=args.download, **options)
 
@@ -132,6 +138,18 @@ def cmd_train(args) -> int:
     result = train_model(model, params, task, TrainConfig.from_dict(train), out_dir=args.out,
                          resume=not args.overwrite, progress=not args.no_progress)
     split, which = (task.test, "test") if task.test is not None else (task.val, "validation")
+    if task.regression:  # RMSE and MAE in the targets' units, clean and under input noise
+        from .evaluation import regression_errors
+        from .experiments.paper import USER_COLUMNS
+
+        errors = regression_errors(result.model, split, USER_COLUMNS, seed=args.seed,
+                                   target_normalization=task.target_normalization)
+        best = result.history[result.best_epoch]["val_rmse"] if result.history else float("nan")
+        summary = {"model": model, "task": task_name, "out": str(args.out), "best_epoch": result.best_epoch,
+                   "best_val_rmse_zscored": best, "evaluated_on": which, which: errors,
+                   "settings": {"params": params, "train": train}}
+        print(json.dumps(summary, indent=2))
+        return 0
     acc = robustness(result.model, split, columns_for(task_name), seed=args.seed, value_range=task.data_range)
     summary = {"model": model, "task": task_name, "out": str(args.out), "best_epoch": result.best_epoch,
                "best_val_accuracy": result.best_val_accuracy, "evaluated_on": which, which: acc,
@@ -153,6 +171,8 @@ def cmd_predict(args) -> int:
     if split.x.shape[-1] != run.model.input_size:
         raise ConfigError(f"{args.data}: sequences have {split.x.shape[-1]} channel(s), the model "
                           f"in {args.run} takes {run.model.input_size}")
+    if run.regression:
+        return _predict_targets(run, split, true, args)
     probs = predict_proba(run.model, split, args.batch_size)
     write_predictions(args.out, probs, run.classes, true)
     summary = {"run": str(args.run), "data": str(args.data), "sequences": len(split), "out": str(args.out)}
@@ -163,6 +183,29 @@ def cmd_predict(args) -> int:
         unseen = sum(t not in index for t in true)
         if unseen:
             summary["labels_not_seen_in_training"] = unseen
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _predict_targets(run, split, true, args) -> int:
+    """``predict`` for a regression run: CSV index, prediction (one column per target), in the
+    targets' units; RMSE and MAE when the file has targets."""
+    import numpy as np
+
+    from .data.files import atomic_write_text
+    from .predict import predict_values
+
+    values = predict_values(run, split, args.batch_size)  # (n, k), the targets' units
+    k = values.shape[1]
+    names = ["prediction"] if k == 1 else [f"prediction_{j}" for j in range(k)]
+    lines = [",".join(["index"] + names)] + [",".join([str(i)] + [repr(float(v)) for v in row])
+                                             for i, row in enumerate(values.tolist())]
+    atomic_write_text(args.out, "\n".join(lines) + "\n")
+    summary = {"run": str(args.run), "data": str(args.data), "sequences": len(split), "out": str(args.out)}
+    if true is not None:
+        target = np.asarray(true, dtype=np.float64).reshape(len(values), -1)
+        diff = values.numpy().astype(np.float64) - target
+        summary.update(rmse=float(np.sqrt(np.mean(diff ** 2))), mae=float(np.mean(np.abs(diff))))
     print(json.dumps(summary, indent=2))
     return 0
 

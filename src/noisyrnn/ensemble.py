@@ -28,7 +28,7 @@ from .engine.workspace import Workspace
 from .dynamics import LinearInputs
 from .engine.backend import allows, effective_backend
 from .engine.integrate import step_sizes
-from .models.recurrent import RecurrentClassifier
+from .models.recurrent import Recurrence
 from .noise import Deterministic
 
 
@@ -36,7 +36,8 @@ def _architecture(model) -> tuple:
     cfg = getattr(model, "config", {}) or {}
     scheme = getattr(model, "scheme", None)
     step = getattr(model, "step_size", None)
-    return (type(model), cfg.get("name"), model.input_size, model.hidden_size, model.num_classes,
+    return (type(model), cfg.get("name"), model.input_size, model.hidden_size,
+            getattr(model, "num_classes", getattr(model, "num_outputs", None)),
             type(scheme), isinstance(step, nn.Parameter),
             None if step is None else tuple(step.shape))
 
@@ -58,7 +59,8 @@ class Ensemble(nn.Module):
         self.models = nn.ModuleList(models)
         self.members = len(models)
         first = models[0]
-        self.input_size, self.hidden_size, self.num_classes = first.input_size, first.hidden_size, first.num_classes
+        self.input_size, self.hidden_size = first.input_size, first.hidden_size
+        self.num_classes = getattr(first, "num_classes", getattr(first, "num_outputs", None))
         self.workspace = Workspace()  # the fused paths' reused buffers, owned by this ensemble
         self.config = {"name": "ensemble", "members": [m.config for m in models]}
 
@@ -83,7 +85,8 @@ class Ensemble(nn.Module):
         gens = [None if generators is None else generators[s] for s in range(S)]
         lens = [None if lengths is None else lengths[s] for s in range(S)]
         first = self.models[0]
-        if isinstance(first, RecurrentClassifier) and first.fused:
+        if (isinstance(first, Recurrence) and hasattr(first, "decode") and not getattr(first, "per_step", False)
+                and first.fused):
             u = self._encoded(x)
             h0 = x.new_zeros(S, x.shape[1], first.hidden_size)
             schemes = [m.scheme if (noise and m.scheme is not None) else Deterministic() for m in self.models]
@@ -92,7 +95,7 @@ class Ensemble(nn.Module):
             if hM is None and allows(backend, "aten"):
                 hM = self._batched_eq3(u, h0, schemes, gens, lens)
             if hM is not None:
-                return torch.stack([m.decoder(m.drift.readout(hM[s])) for s, m in enumerate(self.models)])
+                return torch.stack([m.decode(hM[s]) for s, m in enumerate(self.models)])
         return torch.stack([m(x[s], noise=noise, generator=gens[s], lengths=lens[s])
                             for s, m in enumerate(self.models)])
 

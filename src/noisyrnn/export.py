@@ -38,6 +38,9 @@ def inference_graph(run) -> InferenceGraph:
     """The :class:`~noisyrnn.models.inference.InferenceGraph` of a
     :class:`~noisyrnn.predict.TrainedRun`, its normalisation inside."""
     model = run.model
+    if run.regression:
+        raise ConfigError("export writes a classifier's inference path (logits, probabilities); this run is a "
+                          "regression model: use noisyrnn predict, or noisyrnn.nn's layers in your own exported model")
     if getattr(getattr(model, "drift", None), "form", None) not in FORMS:
         name = (getattr(model, "config", {}) or {}).get("name", type(model).__name__)
         raise ConfigError(f"model {name!r} has no declared drift form to export; export takes the drift models "

@@ -110,7 +110,8 @@ def evaluation_batch(model, steps: int, wanted: int, with_gradient: bool = False
     """The batch of sequences (<= ``wanted``) an evaluation of ``model`` on sequences of ``steps``
     steps may use: smaller than asked when the asked one would exceed the budget. ``with_gradient``:
     the pass differentiates through the model (adversarial attacks)."""
-    H, d, C = int(getattr(model, "hidden_size", 1)), int(model.input_size), int(model.num_classes)
+    H, d = int(getattr(model, "hidden_size", 1)), int(model.input_size)
+    C = int(getattr(model, "num_classes", None) or getattr(model, "num_outputs"))
     weights = model_bytes(H, d, C)
     if with_gradient:
         fixed, per = TRAIN_PARAM_COPIES * weights, training_bytes(H, d, C, 1, steps) - TRAIN_PARAM_COPIES * weights

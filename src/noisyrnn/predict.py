@@ -46,7 +46,20 @@ class TrainedRun:
                             "value range the model was trained with), so new data cannot be read as it was; "
                             "it was not written by noisyrnn train, or was edited")
         classes, normalization, value_range = check_data_spec(spec, model, folder / "model.json")
-        return cls(model, classes, normalization, value_range, meta, folder)
+        run = cls(model, classes, normalization, value_range, meta, folder)
+        if spec.get("regression"):
+            try:
+                run.target_normalization = ChannelNormalizer.from_dict(spec.get("target_normalization"))
+            except (TypeError, ValueError, KeyError, AttributeError) as err:
+                raise DataError(f"{folder / 'model.json'}: 'target_normalization' is malformed ({err}); the "
+                                "checkpoint is corrupt or was edited") from None
+        return run
+
+    target_normalization: ChannelNormalizer | None = None
+
+    @property
+    def regression(self) -> bool:
+        return bool(self.meta.get("data", {}).get("regression"))
 
 
 def check_data_spec(spec: dict, model, where) -> tuple[list, ChannelNormalizer | None, tuple | None]:
@@ -55,13 +68,19 @@ def check_data_spec(spec: dict, model, where) -> tuple[list, ChannelNormalizer |
     def bad(text):
         return DataError(f"{where}: {text}; the checkpoint is corrupt or was edited")
 
-    classes = spec.get("classes")
-    if classes is None:
+    if spec.get("regression"):  # real-valued targets: no classes; as many targets as the head's outputs
+        if spec.get("targets") != getattr(model, "num_outputs", None):
+            raise bad(f"'targets' is {spec.get('targets')!r} but the model's head has "
+                      f"{getattr(model, 'num_outputs', '?')} outputs")
+        classes = None
+    else:
+        classes = spec.get("classes")
+    if classes is None and not spec.get("regression"):
         classes = list(range(model.num_classes))
-    if not isinstance(classes, list) or len(classes) != model.num_classes:
+    if classes is not None and (not isinstance(classes, list) or len(classes) != model.num_classes):
         raise bad(f"'classes' lists {len(classes) if isinstance(classes, list) else repr(classes)} label(s) but "
                   f"the model's decoder has {model.num_classes} outputs")
-    if len({json.dumps(c) for c in classes}) != len(classes):
+    if classes is not None and len({json.dumps(c) for c in classes}) != len(classes):
         raise bad("'classes' repeats a label")
     if "input_size" in spec and spec["input_size"] != model.input_size:
         raise bad(f"'input_size' is {spec['input_size']!r} but the model takes {model.input_size} channel(s)")
@@ -103,6 +122,20 @@ def predict_proba(model, split: Split, batch_size: int = 1000) -> torch.Tensor:
     finally:
         model.train(was)
     return torch.cat(out) if out else torch.zeros(0, model.num_classes)
+
+
+@torch.no_grad()
+def predict_values(run: "TrainedRun", split: Split, batch_size: int = 1000) -> torch.Tensor:
+    """A regression run's predictions (n, k) in the targets' own units, noise off."""
+    model = run.model.eval()
+    out = []
+    batch_size = evaluation_batch(model, split.x.shape[1], batch_size)
+    for start in range(0, len(split), batch_size):
+        x, _, lengths = split.batch(slice(start, start + batch_size))
+        out.append(model(x, noise=False, lengths=lengths))
+    values = torch.cat(out) if out else torch.zeros(0, model.num_outputs)
+    norm = run.target_normalization
+    return values if norm is None else values * torch.tensor(norm.std) + torch.tensor(norm.mean)
 
 
 def write_predictions(path, probabilities: torch.Tensor, classes, true_labels=None) -> None:

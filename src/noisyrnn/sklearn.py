@@ -1,4 +1,5 @@
-"""A scikit-learn classifier over every noisyrnn model: ``NRNNClassifier(model="nrnn")``.
+"""scikit-learn estimators over noisyrnn's models: ``NRNNClassifier(model="nrnn")`` and, for
+real-valued targets, ``NRNNRegressor``.
 
 ``fit(X, y)`` takes X of shape (n, T) (univariate), (n, T, d), (n, d, T) with
 ``layout="ndt"`` (aeon/sktime), or a list of unequal-length sequences; labels of any
@@ -15,7 +16,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
@@ -231,3 +232,109 @@ class NRNNClassifier(ClassifierMixin, BaseEstimator):
         est.best_epoch_ = state["best_epoch"]
         return est
 
+
+
+class NRNNRegressor(RegressorMixin, BaseEstimator):
+    """A drift model (``nrnn``, ``lipschitz``, ``antisymmetric``, ``cornn``, ``exprnn``, ...) as a
+    scikit-learn regressor: sequence in, real value(s) out (a linear head on each sequence's own
+    last state).
+
+    ``fit(X, y)``: X as for :class:`NRNNClassifier`; y (n,) or (n, k) real targets, z-scored
+    with the training statistics for training (predictions come back in y's units). A seeded
+    random share of the training data (``validation_fraction``) selects the epoch by validation
+    MSE; 0 trains on everything and keeps the last epoch. Parameters as the classifier's, less
+    ``select_under``; ``predict`` runs with noise injection off; ``score`` is R^2.
+    """
+
+    def __init__(self, model: str = "nrnn", params: dict | None = None, epochs: int = _TRAIN["epochs"].default,
+                 lr: float | None = None, batch_size: int = _TRAIN["batch_size"].default,
+                 validation_fraction: float = 0.2, normalize: bool = True, layout: str = "ntd",
+                 random_state: int | None = None, device: str = _TRAIN["device"].default,
+                 verbose: bool = False) -> None:
+        self.model = model
+        self.params = params
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.validation_fraction = validation_fraction
+        self.normalize = normalize
+        self.layout = layout
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    def expected_failed_checks(self) -> dict[str, str]:
+        """The estimator checks this estimator is declared to fail, each with its reason."""
+        return dict(EXPECTED_FAILED_CHECKS)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.non_deterministic = False
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
+
+    select_under = None  # the classifier's settings code reads it; a regressor selects on validation MSE
+    _settings = NRNNClassifier._settings
+    _seed = NRNNClassifier._seed
+    _split = NRNNClassifier._split
+
+    def _sequences(self, X, y=None, reset: bool = False):
+        from sklearn.utils.validation import validate_data
+
+        if isinstance(X, (list, tuple)) and len(X) and np.ndim(X[0]) >= 1 and len({np.shape(s) for s in X}) > 1:
+            if reset and hasattr(self, "n_features_in_"):
+                del self.n_features_in_
+            return as_sequences(X, layout=self.layout, what="X"), (None if y is None else np.asarray(y, float))
+        if reset:
+            X, y = validate_data(self, X, y, allow_nd=True, reset=reset, dtype=np.float64, y_numeric=True,
+                                 multi_output=True)
+        else:
+            X = validate_data(self, X, allow_nd=True, reset=reset, dtype=np.float64)
+        return as_sequences(X, layout=self.layout, what="X"), y
+
+    def fit(self, X, y):
+        """Train on (X, y); returns self."""
+        from .data.user import task_from_targets
+        from .training import train_model
+
+        seqs, y = self._sequences(X, y, reset=True)
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim not in (1, 2) or len(y) != len(seqs):
+            raise ValueError(f"X has {len(seqs)} samples but y has shape {y.shape}: inconsistent numbers of samples")
+        if not np.isfinite(y).all():
+            raise ValueError("y contains NaN or infinity")
+        params, train = self._settings()
+        split_ok = 0 < self.validation_fraction < 1
+        labelled = LabelledSequences(seqs, y)
+        task = task_from_targets(labelled, val=None if split_ok else labelled, name="NRNNRegressor",
+                                 normalize=self.normalize, val_fraction=self.validation_fraction if split_ok else 0.2,
+                                 seed=self._seed())
+        result = train_model(self.model, params, task, train, progress=bool(self.verbose))
+        self.model_ = result.model
+        self.normalization_ = task.normalization
+        self.target_normalization_ = task.target_normalization
+        self.n_channels_ = seqs.x.shape[2]
+        self.n_outputs_ = y.shape[1] if y.ndim == 2 else 1
+        self.output_1d_ = y.ndim == 1
+        self.best_epoch_ = result.best_epoch
+        self.history_ = result.history
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        """Predictions in y's units: (n,) for a 1-D y, else (n, k); noise off."""
+        import torch
+
+        check_is_fitted(self, "model_")
+        split = self._split(X)
+        model = self.model_.eval()
+        parts = []
+        with torch.no_grad():
+            for start in range(0, len(split), 1000):
+                x, _, lengths = split.batch(slice(start, start + 1000))
+                parts.append(model(x, noise=False, lengths=lengths))
+        out = torch.cat(parts).double().numpy()
+        norm = self.target_normalization_
+        out = out * np.asarray(norm.std) + np.asarray(norm.mean)
+        return out[:, 0] if self.output_1d_ else out

@@ -43,6 +43,8 @@ def stream_predictions(folder, lines, out, every: int = 1) -> int:
     if every < 1:
         raise DataError(f"--every must be >= 1, got {every}")
     run = TrainedRun.load(folder)
+    if run.regression:
+        raise DataError(f"{folder} holds a regression model; stream prints a classifier's running prediction")
     model = run.model.eval()
     channels = model.input_size
     mean = torch.tensor(run.normalization.mean if run.normalization is not None else [0.0] * channels)

@@ -25,14 +25,15 @@ def load_task(name: str, data_dir=None, download: bool = False, **options) -> Ta
     """Load a task by name: ``ecg``, ``mnist``/``pmnist`` (T=784 pixels), ``mnist_rows``/``pmnist_rows``
     (T=28), ``ucr:NAME`` (any UCR/UEA dataset) or ``file:PATH`` (a data file; see
     :func:`load_data_task`). ``options`` (user data only): ``normalize``, ``val_fraction``,
-    ``split_seed`` (the seed of the stratified validation split)."""
+    ``split_seed`` (the seed of the stratified validation split), ``regression`` (real-valued
+    targets; None: as the file declares)."""
     from ..errors import ConfigError, check_choice
 
     check_data_dir(data_dir)
-    unknown = set(options) - {"normalize", "val_fraction", "split_seed"}
+    unknown = set(options) - {"normalize", "val_fraction", "split_seed", "regression"}
     if unknown:
         raise ConfigError(f"unknown task option(s) {', '.join(sorted(unknown))}; known: normalize, val_fraction, "
-                          "split_seed")
+                          "split_seed, regression")
     if "split_seed" in options:
         options = dict(options)
         options["seed"] = int(options.pop("split_seed"))

@@ -36,6 +36,7 @@ TS_KEYWORDS = {"@problemname", "@timestamps", "@missing", "@univariate", "@dimen
 class LabelledSequences:
     sequences: Sequences
     labels: np.ndarray | None  # None: an unlabelled file (an .npz without y), for predict
+    targets: bool = False  # the file declares real-valued targets (a .ts header's @targetLabel true)
 
 
 @dataclass
@@ -53,7 +54,7 @@ def _labelled(X, y, lengths, path, part: str, layout: str = "ntd") -> LabelledSe
     if y is None:
         return LabelledSequences(seqs, None)
     y = np.asarray(y)
-    if y.ndim != 1 or len(y) != len(seqs):
+    if y.ndim not in (1, 2) or len(y) != len(seqs):
         raise DataError(f"{path} ({part}): {len(seqs)} sequences but labels of shape {y.shape}")
     return LabelledSequences(seqs, y)
 
@@ -162,6 +163,10 @@ def parse_ts(path: Path) -> LabelledSequences:
             source.unlink()
     if y is None:
         raise DataError(f"{path} has no class labels (@classLabel false)")
+    if ts_declares_targets(data.decode("utf-8", errors="replace")):  # a regression file
+        out = _labelled(X, np.asarray(y, dtype=np.float64), None, path, "series", layout="ndt")
+        out.targets = True
+        return out
     declared = declared_ts_labels(data.decode("utf-8", errors="replace"))
     if declared:
         stray = sorted({str(v) for v in y} - set(declared))
@@ -169,6 +174,17 @@ def parse_ts(path: Path) -> LabelledSequences:
             raise DataError(f"{path}: label(s) {', '.join(repr(v) for v in stray[:5])} are not declared in the header's "
                             f"@classLabel ({' '.join(declared)})")
     return _labelled(X, y, None, path, "series", layout="ndt")
+
+
+def ts_declares_targets(text: str) -> bool:
+    """Whether a .ts header declares real-valued targets (``@targetLabel true``)."""
+    for line in text.splitlines():
+        parts = line.strip().split()
+        if parts and parts[0].lower() == "@targetlabel":
+            return len(parts) > 1 and parts[1].lower() == "true"
+        if parts and parts[0].lower() == "@data":
+            break
+    return False
 
 
 def declared_ts_labels(text: str) -> list[str]:

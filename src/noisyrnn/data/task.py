@@ -1,4 +1,5 @@
-"""A classification task: train/validation/(test) splits of batch-first sequence tensors."""
+"""A task: train/validation/(test) splits of batch-first sequence tensors, with class labels
+(classification) or real-valued targets (regression)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import torch
 
 @dataclass
 class Split:
-    """Inputs x of shape (n, T, d_x) float32, labels y of shape (n,) int64 and, for padded
-    sequences of unequal length, ``lengths`` (n,) int64 (None: every sequence has T steps)."""
+    """Inputs x of shape (n, T, d_x) float32, labels y of shape (n,) int64 (classification) or
+    targets (n, k) float32 (regression) and, for padded sequences of unequal length, ``lengths``
+    (n,) int64 (None: every sequence has T steps)."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -53,7 +55,11 @@ class Task:
     """Splits and what the data are. ``classes``: the user's label for each class index
     (None: the class indices themselves); ``normalization``: the per-channel statistics the
     inputs were scaled with (a :class:`~noisyrnn.data.normalize.ChannelNormalizer` stored with
-    checkpoints and applied again at predict time), None for the paper's tasks."""
+    checkpoints and applied again at predict time), None for the paper's tasks.
+
+    A regression task (``regression``) has targets (n, k) instead of labels: ``num_classes`` is
+    then the model's output width k, and ``target_normalization`` the targets' z-scoring
+    (training split statistics; predictions are mapped back to the data's units)."""
 
     name: str
     train: Split
@@ -64,6 +70,13 @@ class Task:
     value_range: tuple[float, float] | None = None  # the data's (min, max); None: from train.x
     classes: list | None = None
     normalization: object | None = None
+    regression: bool = False
+    target_normalization: object | None = None
+
+    @property
+    def num_outputs(self) -> int:
+        """The decoder's width: classes, or regression targets."""
+        return self.num_classes
 
     @property
     def data_range(self) -> tuple[float, float]:
@@ -89,6 +102,12 @@ class Task:
 
     def data_spec(self) -> dict:
         """What a checkpoint must remember to read new data as this task's: JSON-ready."""
+        if self.regression:
+            return {"input_size": self.input_size, "regression": True, "targets": self.num_classes,
+                    "target_normalization": None if self.target_normalization is None
+                    else self.target_normalization.to_dict(),
+                    "normalization": None if self.normalization is None else self.normalization.to_dict(),
+                    "value_range": list(self.data_range)}
         return {
             "input_size": self.input_size,
             "classes": [_json_label(c) for c in self.class_labels],

@@ -60,11 +60,76 @@ def _split(seqs: Sequences, y: np.ndarray, idx=None, normalizer=None) -> Split:
                  None if equal else torch.from_numpy(lengths))
 
 
+def _targets(labels, what: str) -> np.ndarray:
+    """Real-valued regression targets (n, k) float64, or an InputError naming the fault."""
+    try:
+        y = np.asarray(labels, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{what}: regression targets must be numbers") from None
+    if y.ndim == 1:
+        y = y[:, None]
+    if y.ndim != 2:
+        raise InputError(f"{what}: regression targets must be (n,) or (n, k), got shape {y.shape}")
+    if not np.isfinite(y).all():
+        row = int(np.argwhere(~np.isfinite(y))[0][0])
+        raise InputError(f"{what}: target of sequence {row} is NaN or infinite")
+    return y
+
+
+def task_from_targets(train: LabelledSequences, test: LabelledSequences | None = None,
+                      val: LabelledSequences | None = None, name: str = "data", normalize: bool = True,
+                      val_fraction: float = VAL_FRACTION, seed: int = 0, description: str = "") -> Task:
+    """A regression :class:`Task`: real targets (n,) or (n, k) z-scored with the training
+    split's mean and std (``task.target_normalization``), a seeded random validation split,
+    inputs normalised as for classification."""
+    y = _targets(train.labels, f"{name}: training targets")
+    parts = {"test": test, "val": val}
+    steps = max([train.sequences.x.shape[1]] + [p.sequences.x.shape[1] for p in parts.values() if p is not None])
+    seqs = _pad_to(train.sequences, steps)
+    if val is None:
+        order = np.random.default_rng(seed).permutation(len(y))
+        n_val = max(1, int(round(val_fraction * len(y))))
+        if len(y) - n_val < 2:
+            raise InputError(f"{name}: n_samples = {len(y)} training sequences are too few for a validation split")
+        train_idx, val_idx = np.sort(order[n_val:]), np.sort(order[:n_val])
+    else:
+        train_idx, val_idx = np.arange(len(y)), None
+    normalizer = ChannelNormalizer.fit(seqs.x[train_idx], seqs.lengths[train_idx]) if normalize else None
+    mean, std = y[train_idx].mean(0), y[train_idx].std(0)
+    std = np.where(std < 1e-12, 1.0, std)
+    targets = ChannelNormalizer(tuple(float(v) for v in mean), tuple(float(v) for v in std))
+
+    def scaled(values):
+        return ((values - mean) / std).astype(np.float32)
+
+    splits = {"train": _split(seqs, scaled(y), train_idx, normalizer)}
+    splits["val"] = _split(seqs, scaled(y), val_idx, normalizer) if val is None else None
+    for part_name, p in parts.items():
+        if p is None:
+            continue
+        py = _targets(p.labels, f"{name}: {part_name} targets")
+        if py.shape[1] != y.shape[1]:
+            raise InputError(f"{name}: {part_name} targets have {py.shape[1]} column(s), training targets {y.shape[1]}")
+        splits[part_name] = _split(_pad_to(p.sequences, steps), scaled(py), None, normalizer)
+    d = seqs.x.shape[2]
+    return Task(name=name, train=splits["train"], val=splits["val"], test=splits.get("test"),
+                num_classes=y.shape[1], normalization=normalizer, regression=True, target_normalization=targets,
+                description=description or f"{name}: {len(y)} sequences with {y.shape[1]} real target(s), {d} "
+                                           f"channel(s), up to {steps} steps")
+
+
 def task_from_sequences(train: LabelledSequences, test: LabelledSequences | None = None,
                         val: LabelledSequences | None = None, name: str = "data", normalize: bool = True,
                         val_fraction: float = VAL_FRACTION, seed: int = 0, description: str = "",
-                        classes=None) -> Task:
-    """Build a :class:`Task` (see the module docstring); ``classes`` fixes the label order."""
+                        classes=None, regression: bool = False) -> Task:
+    """Build a :class:`Task` (see the module docstring); ``classes`` fixes the label order;
+    ``regression``: the labels are real targets (:func:`task_from_targets`)."""
+    if regression:
+        return task_from_targets(train, test, val, name=name, normalize=normalize, val_fraction=val_fraction,
+                                 seed=seed, description=description)
+    if np.ndim(train.labels) != 1:
+        raise InputError(f"{name}: the labels have shape {np.shape(train.labels)}, one column per sequence is a class "
+                         "label; for real-valued targets use regression (--regression, NRNNRegressor)")
     y, classes = encode_labels(train.labels, f"{name}: training labels", classes=classes)
     if len(classes) < 2:
         raise InputError(f"{name}: the training labels hold {len(classes)} class(es) {classes}; need at least two")
@@ -102,14 +167,19 @@ def task_from_sequences(train: LabelledSequences, test: LabelledSequences | None
 
 def task_from_arrays(X, y, X_test=None, y_test=None, *, lengths=None, lengths_test=None, X_val=None, y_val=None,
                      lengths_val=None, layout: str = "ntd", normalize: bool = True,
-                     val_fraction: float = VAL_FRACTION, seed: int = 0, name: str = "arrays") -> Task:
+                     val_fraction: float = VAL_FRACTION, seed: int = 0, name: str = "arrays",
+                     regression: bool = False) -> Task:
     """A task from arrays: X (n, T) or (n, T, d) (``layout="ndt"``: (n, d, T)) or a list of
-    unequal-length sequences, labels of any hashable type, optional test (and validation) parts."""
+    unequal-length sequences, labels of any hashable type (``regression``: real targets (n,) or
+    (n, k)), optional test (and validation) parts."""
 
     def labelled(Xp, yp, lp, what):
         seqs = as_sequences(Xp, lp, layout=layout, what=what)
         yp = np.asarray(yp)
-        if yp.ndim != 1 or len(yp) != len(seqs):
+        if yp.ndim == 2 and not regression and len(yp) == len(seqs):
+            raise InputError(f"{what}: y has shape {yp.shape}, {yp.shape[1]} values per sequence, but a class label is "
+                             "one; for real-valued targets use regression (regression=True, --regression)")
+        if (yp.ndim != 1 and not (regression and yp.ndim == 2)) or len(yp) != len(seqs):
             raise InputError(f"{what} has {len(seqs)} sequences but y has shape {yp.shape} (one label per sequence)")
         return LabelledSequences(seqs, yp)
 
@@ -119,13 +189,16 @@ def task_from_arrays(X, y, X_test=None, y_test=None, *, lengths=None, lengths_te
     train = labelled(X, y, lengths, "X")
     test = labelled(X_test, y_test, lengths_test, "X_test") if X_test is not None else None
     val = labelled(X_val, y_val, lengths_val, "X_val") if X_val is not None else None
-    return task_from_sequences(train, test, val, name=name, normalize=normalize, val_fraction=val_fraction, seed=seed)
+    return task_from_sequences(train, test, val, name=name, normalize=normalize, val_fraction=val_fraction, seed=seed,
+                               regression=regression)
 
 
 def load_data_task(path, normalize: bool = True, val_fraction: float = VAL_FRACTION, seed: int = 0,
-                   test_path=None) -> Task:
+                   test_path=None, regression: bool | None = None) -> Task:
     """A task from a data file (:func:`noisyrnn.data.readers.read_data_file`); a file
-    ``NAME_TRAIN.ext`` with a sibling ``NAME_TEST.ext`` takes that as its test part."""
+    ``NAME_TRAIN.ext`` with a sibling ``NAME_TEST.ext`` takes that as its test part.
+    ``regression``: real-valued targets; None: as the file declares (a ``.ts`` header's
+    ``@targetLabel true``), else classification."""
     path = Path(path)
     data = read_data_file(path)
     test = data.test
@@ -137,12 +210,14 @@ def load_data_task(path, normalize: bool = True, val_fraction: float = VAL_FRACT
             raise DataError(f"{path} already holds test data (X_test); do not also pass a test file")
         test = read_data_file(test_path).train
     name = path.name.split(".")[0].replace("_TRAIN", "")
+    if regression is None:
+        regression = data.train.targets
     return task_from_sequences(data.train, test, name=name, normalize=normalize, val_fraction=val_fraction,
-                               seed=seed, description=f"{name} from {path}")
+                               seed=seed, description=f"{name} from {path}", regression=regression)
 
 
 def load_ucr_task(name: str, data_dir=None, download: bool = False, normalize: bool = True,
-                  val_fraction: float = VAL_FRACTION, seed: int = 0) -> Task:
+                  val_fraction: float = VAL_FRACTION, seed: int = 0, regression: bool | None = None) -> Task:
     """UCR/UEA dataset ``name`` with the archive's own train/test split (``--task ucr:NAME``);
     validation is a stratified split of the archive's training part."""
     from .ucr import ucr_split_files
@@ -150,7 +225,8 @@ def load_ucr_task(name: str, data_dir=None, download: bool = False, normalize: b
     files = ucr_split_files(name, data_dir, download)
     train, test = (read_data_file(files[s]).train for s in ("TRAIN", "TEST"))  # by suffix: .ts or UCR text
     return task_from_sequences(train, test, name=f"ucr:{name}", normalize=normalize, val_fraction=val_fraction,
-                               seed=seed, description=f"UCR/UEA {name} from {files['TRAIN'].parent}")
+                               seed=seed, description=f"UCR/UEA {name} from {files['TRAIN'].parent}",
+                               regression=train.targets if regression is None else regression)
 
 
 def read_labelled_split(path, classes, normalization, what: str | None = None) -> tuple[Split, list | None]:
@@ -161,7 +237,8 @@ def read_labelled_split(path, classes, normalization, what: str | None = None) -
     part = data.test if data.test is not None else data.train
     labels = part.labels if classes is not None else None
     split = sequences_to_split(part.sequences, labels, classes, normalization, what or str(path))
-    raw = None if part.labels is None else [v.item() if hasattr(v, "item") else v for v in part.labels]
+    raw = None if part.labels is None else [v.item() if hasattr(v, "item") and np.ndim(v) == 0
+                                            else (v.tolist() if hasattr(v, "tolist") else v) for v in part.labels]
     return split, raw
 
 

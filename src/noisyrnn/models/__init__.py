@@ -1,6 +1,8 @@
-"""Sequence classifiers: the NRNN family and (later) its baselines, built by name."""
+"""Models built by name: the NRNN family and its baselines as classifiers (eq 14) or regressors,
+on the one recurrent layer of :mod:`noisyrnn.models.recurrent`."""
 
-from .recurrent import RecurrentClassifier
-from .registry import MODEL_NAMES, build_model, model_from_config
+from .recurrent import Recurrence, RecurrentClassifier, RecurrentRegressor
+from .registry import MODEL_NAMES, RECURRENCES, build_model, build_regressor, model_from_config
 
-__all__ = ["RecurrentClassifier", "MODEL_NAMES", "build_model", "model_from_config"]
+__all__ = ["Recurrence", "RecurrentClassifier", "RecurrentRegressor", "MODEL_NAMES", "RECURRENCES", "build_model",
+           "build_regressor", "model_from_config"]

@@ -19,7 +19,7 @@ from ..memory import ensure_fits, model_bytes
 from ..parameters import MODEL_PARAMS, check_params
 from .baselines import AntisymmetricDrift, CoRNNDrift, ExpRNNDrift, TorchRNNClassifier
 from .noise_settings import ALL_NOISE_KEYS, noise_scheme, noise_setting
-from .recurrent import RecurrentClassifier
+from .recurrent import RecurrentClassifier, RecurrentRegressor
 
 DRIFT_KEYS = ("hidden_size", "beta", "gamma_a", "gamma_w", "alpha", "init_std")
 
@@ -156,12 +156,47 @@ def build_model(name: str, input_size: int, num_classes: int, _legacy: bool = Fa
     return model
 
 
+def build_regressor(name: str, input_size: int, num_outputs: int, *, per_step: bool = False,
+                    seed: int | None = None, **params) -> nn.Module:
+    """A drift model ``name`` as a :class:`~noisyrnn.models.recurrent.RecurrentRegressor` with
+    ``num_outputs`` real outputs (a head on the last state, or with ``per_step`` on every
+    state); initialised as :func:`build_model` does (``seed``)."""
+    if name not in RECURRENCES:
+        raise ConfigError(f"model {name!r} has no regression head; regression takes the drift models: "
+                          f"{', '.join(RECURRENCES)}")
+    p = resolve_params(name, params)
+    ensure_fits(f"model {name!r} with hidden_size {p['hidden_size']}",
+                model_bytes(p["hidden_size"], input_size, num_outputs), hint="lower params.hidden_size")
+
+    def make():
+        return RecurrentRegressor(num_outputs=int(num_outputs), per_step=bool(per_step),
+                                  **RECURRENCES[name](int(input_size), p))
+
+    if seed is None:
+        model = make()
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            model = make()
+    model.config = {"name": name, "input_size": int(input_size), "num_outputs": int(num_outputs),
+                    "head": "per_step" if per_step else "regression", "params": p}
+    return model
+
+
 def model_from_config(config: dict) -> nn.Module:
     """Rebuild a model from the ``config`` dict a built model carries (and checkpoints store)."""
     from ..parameters import Param, check_value
 
     if not isinstance(config, dict):
         raise ConfigError(f"model config must be a table, got {type(config).__name__}")
+    if config.get("head") in ("regression", "per_step"):
+        if not isinstance(config.get("num_outputs"), int) or isinstance(config.get("num_outputs"), bool) \
+                or config["num_outputs"] < 1 or not isinstance(config.get("input_size"), int):
+            raise ConfigError("a regression model config needs integer input_size and num_outputs >= 1")
+        if not isinstance(config.get("params", {}), dict):
+            raise ConfigError("model config's 'params' must be a table")
+        return build_regressor(config.get("name"), config["input_size"], config["num_outputs"],
+                               per_step=config["head"] == "per_step", **config.get("params", {}))
     missing = [k for k in ("name", "input_size", "num_classes") if k not in config]
     if missing:
         raise ConfigError(f"model config lacks the key {missing[0]!r}")

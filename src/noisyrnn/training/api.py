@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..data.task import Task
 from ..errors import ConfigError
-from ..models import build_model
+from ..models import build_model, build_regressor
 from .config import TrainConfig, TrainResult
 from .loop import fit_members
 
@@ -31,7 +31,7 @@ def train_model(name: str, params: dict, task: Task, config: TrainConfig, out_di
     """Build model ``name`` for ``task`` (initialised from ``config.seed``) and :func:`fit` it."""
     if task.input_size < 1:
         raise ConfigError(f"task {task.name!r} has no input channels")
-    model = build_model(name, task.input_size, task.num_classes, seed=config.seed, **(params or {}))
+    model = _build(name, task, config.seed, params)
     return fit(model, task, config, out_dir=out_dir, resume=resume, progress=progress)
 
 
@@ -42,6 +42,12 @@ def fit_ensemble(name: str, params: dict, task: Task, config: TrainConfig, seeds
     exactly the run :func:`train_model` gives with seed ``seeds[i]``)."""
     seeds = [int(s) for s in seeds]
     # each member initialised as its separate run (build_model(seed=s)): no global RNG
-    models = [build_model(name, task.input_size, task.num_classes, seed=s, **(params or {})) for s in seeds]
+    models = [_build(name, task, s, params) for s in seeds]
     return fit_members(models, task, config, seeds, out_dir=out_dir, member_dirs=member_dirs, resume=resume,
                        progress=progress, label=f"{name} x{len(seeds)}")
+
+
+def _build(name: str, task: Task, seed: int, params) -> torch.nn.Module:
+    """Model ``name`` for ``task``: a classifier, or for a regression task a regressor."""
+    build = build_regressor if getattr(task, "regression", False) else build_model
+    return build(name, task.input_size, task.num_outputs, seed=seed, **(params or {}))

@@ -125,6 +125,6 @@ def resolve_device(name: str) -> torch.device:
 SELECTION = {  # TRAIN_PARAMS["select"].choices
     "val_accuracy": lambda m: ((m["val_under"], m["val_accuracy"], -m["val_loss"]) if "val_under" in m
                                else (m["val_accuracy"], -m["val_loss"])),
-    "val_loss": lambda m: (-m["val_loss"], m["val_accuracy"]),
+    "val_loss": lambda m: (-m["val_loss"], m.get("val_accuracy", 0.0)),  # no accuracy: a regression task
     "last": lambda m: (m["epoch"], 0.0),
 }

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from ..data.files import atomic_write_text
 from ..data.task import Task
@@ -33,6 +32,7 @@ from .config import METRICS_LOG, SELECTION, TrainConfig, TrainingDiverged, Train
 from .config import resolve_device
 from .progress import EpochProgress
 from .run_folder import prepare_run_folder, run_identity
+from .objective import objective_of
 from .selection import members_validation_under, validate_members
 
 
@@ -69,6 +69,9 @@ def fit_members(models, task: Task, config: TrainConfig, seeds, out_dir=None, me
     if config.regularizer == "explicit" and S > 1:
         raise ConfigError(f"regularizer={config.regularizer!r} is not supported for seed-batched ensembles; "
                           "train the seeds separately")
+    if getattr(task, "regression", False) and (config.select_under or config.regularizer == "explicit"):
+        raise ConfigError("a regression task takes neither train.select_under (it selects on validation accuracy "
+                          "under noise) nor the explicit regulariser (written for the cross-entropy of eq 14)")
     device = resolve_device(config.device)
     first = models[0]
     batch = min(config.batch_size, len(task.train))
@@ -96,21 +99,24 @@ def _run(models, task, config, seeds, out_dir, member_dirs, identity, saved, pro
     if config.regularizer == "explicit" and inject:
         raise ConfigError("regularizer='explicit' replaces noise injection: set noise = false")
     under = members_validation_under(task, config, seeds) if config.select_under else None
+    objective = objective_of(task)
     bar = EpochProgress(label or models[0].config.get("name", "train"), state.start_epoch, config.epochs, progress)
     for epoch in range(state.start_epoch, config.epochs):
         t0 = time.perf_counter()
-        loss_sum, correct = train_epoch(ens, task, config, state.gens, seeds, epoch, inject, optimizer)
+        loss_sum, correct = train_epoch(ens, task, config, state.gens, seeds, epoch, inject, optimizer, objective)
         scheduler.step()
         ens.eval()
-        val = validate_members(ens, task.val, config.eval_batch_size)
+        val = validate_members(ens, task.val, config.eval_batch_size, objective)
         if under is not None:
             for i, v in enumerate(val):
                 v["val_under"] = under(ens, i)
         state.elapsed += time.perf_counter() - t0
         n = len(task.train)
-        metrics = [{"epoch": epoch, "train_loss": float(loss_sum[i]) / n, "train_accuracy": float(correct[i]) / n,
+        width = task.num_outputs
+        metrics = [{"epoch": epoch, "train_loss": float(loss_sum[i]) / n,
+                    objective.train_metric: objective.train_value(float(correct[i]), n, width),
                     **val[i], "lr": optimizer.param_groups[0]["lr"], "seconds": state.elapsed} for i in range(S)]
-        select_epoch(ens, state, metrics, config)
+        select_epoch(ens, state, metrics, config, objective.regression)
         for m in metrics if log is not None else ():
             log(m)
         bar.update({k: sum(h[-1][k] for h in state.histories) / S for k in state.histories[0][-1] if k != "epoch"}
@@ -139,9 +145,11 @@ def _start(ens, S, seeds, device, out_dir, optimizer, scheduler, saved) -> LoopS
     return state
 
 
-def train_epoch(ens, task: Task, config: TrainConfig, gens: dict, seeds, epoch: int, inject: bool, optimizer):
+def train_epoch(ens, task: Task, config: TrainConfig, gens: dict, seeds, epoch: int, inject: bool, optimizer,
+                objective=None):
     """One pass over the training split, every member on its own shuffle and noise; returns the
-    per-member (sum of losses, number correct)."""
+    per-member (sum of losses, score sum: number correct, or a regression's squared errors)."""
+    objective = objective or objective_of(task)
     S, train, models = ens.members, task.train, ens.models
     device = next(ens.parameters()).device
     explicit = config.regularizer == "explicit"
@@ -149,11 +157,11 @@ def train_epoch(ens, task: Task, config: TrainConfig, gens: dict, seeds, epoch: 
     ens.train()
     orders = [torch.randperm(len(train), generator=gens[f"shuffle{i}"]) for i in range(S)]
     loss_sum = torch.zeros(S, dtype=torch.float64, device=device)
-    correct = torch.zeros(S, device=device)
+    correct = torch.zeros(S, dtype=torch.float64 if objective.regression else torch.float32, device=device)
     for start in range(0, len(train), config.batch_size):
         idx = torch.stack([o[start:start + config.batch_size] for o in orders])  # (S, b)
         x, y, lengths = train.batch(idx.reshape(-1), device)  # cut to the longest row: exact
-        x, y = x.view(S, -1, *x.shape[1:]), y.view(S, -1)
+        x, y = x.view(S, -1, *x.shape[1:]), y.view(S, -1, *y.shape[1:])
         lengths = None if lengths is None else lengths.view(S, -1)
         if explicit:  # Theorem 1's explicit regulariser (eq 18) instead of the noise (S = 1)
             objective = explicit_regularizer(models[0], x[0], y[0], lengths=None if lengths is None else lengths[0])
@@ -161,7 +169,7 @@ def train_epoch(ens, task: Task, config: TrainConfig, gens: dict, seeds, epoch: 
             per_member = (objective.loss + config.regularizer_scale * objective.penalty.mean()).reshape(1)
         else:
             logits = ens(x, noise=inject, generators=noise_gens, lengths=lengths)
-            per_member = F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(1)  # (S,)
+            per_member = objective.loss(logits, y)  # (S,)
         loss = per_member.sum()
         if not math.isfinite(loss.item()):
             bad = [seeds[i] for i in range(S) if not math.isfinite(per_member[i].item())]
@@ -174,16 +182,18 @@ def train_epoch(ens, task: Task, config: TrainConfig, gens: dict, seeds, epoch: 
                 torch.nn.utils.clip_grad_norm_(m.parameters(), config.grad_clip)
         optimizer.step()
         loss_sum += per_member.detach().double() * idx.shape[1]
-        correct += (logits.argmax(-1) == y).sum(1)
+        correct += objective.score(logits.detach(), y)
     return loss_sum, correct
 
 
-def select_epoch(ens, state: LoopState, metrics: list[dict], config: TrainConfig) -> None:
-    """Append each member's metrics to its history and keep its weights if this epoch is its best."""
+def select_epoch(ens, state: LoopState, metrics: list[dict], config: TrainConfig, regression: bool = False) -> None:
+    """Append each member's metrics to its history and keep its weights if this epoch is its best
+    (on a regression task ``select = "val_accuracy"``, the default, selects on ``val_loss``)."""
     current = ens.state_dict()
+    rule = SELECTION["val_loss" if regression and config.select == "val_accuracy" else config.select]
     for i, m in enumerate(metrics):
         state.histories[i].append(m)
-        key = SELECTION[config.select](m)
+        key = rule(m)
         if state.best_keys[i] is None or key > state.best_keys[i]:
             state.best_keys[i], state.best_epochs[i] = key, m["epoch"]
             prefix = f"models.{i}."
@@ -216,11 +226,15 @@ def finish(ens, state: LoopState, task: Task, config: TrainConfig, seeds, member
         model = ens.member(i, state.best_state)
         model.eval()
         hist = state.histories[i]
-        best_val = hist[state.best_epochs[i]]["val_accuracy"] if hist else float("nan")
+        best = hist[state.best_epochs[i]] if hist else {}
+        best_val = best.get("val_accuracy", float("nan"))
         result = TrainResult(model, state.best_epochs[i], best_val, hist, state.elapsed)
         if member_dirs:
             extra = {"train_config": {**config.to_dict(), "seed": s}, "best_epoch": state.best_epochs[i],
                      "best_val_accuracy": best_val, "task": task.name, "data": task.data_spec()}
+            if "val_rmse" in best:
+                extra = {**extra, "best_val_rmse": best["val_rmse"]}
+                del extra["best_val_accuracy"]
             if S > 1:
                 extra["trained_as"] = f"member {i} of a {S}-model ensemble"
             save_model(Path(member_dirs[i]), model, extra=extra)

@@ -29,7 +29,9 @@ class EpochProgress:
     def update(self, metrics: dict) -> None:
         if not self.enabled:
             return
-        val = metrics.get("val_accuracy")
+        regression = "val_rmse" in metrics
+        head = "val_rmse" if regression else "val_accuracy"
+        val = metrics.get(head)
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix(loss=f"{metrics['train_loss']:.3f}", val=f"{val:.3f}")
@@ -38,9 +40,10 @@ class EpochProgress:
         done = epoch - self.start
         left = metrics["seconds"] / max(epoch, 1) * (self.total - epoch) if done > 0 else 0.0
         extra = "".join(f" {k[4:]} {v:.3f}" for k, v in metrics.items() if k.startswith("val_") and k not in
-                        ("val_accuracy", "val_loss"))
+                        (head, "val_loss"))
+        train = metrics["train_rmse" if regression else "train_accuracy"]
         print(f"{self.name} epoch {epoch}/{self.total} loss {metrics['train_loss']:.3f} "
-              f"train {metrics['train_accuracy']:.3f} val {val:.3f}{extra} {metrics['seconds']:.1f} s "
+              f"train {train:.3f} val{' rmse' if regression else ''} {val:.3f}{extra} {metrics['seconds']:.1f} s "
               f"(~{_duration(left)} left)", file=self.stream, flush=True)
 
     def close(self) -> None:

@@ -39,7 +39,9 @@ def data_fingerprint(task) -> str:
         for t in (split.x, split.y, split.lengths):
             _update(h, t)
     spec = task.data_spec()
-    h.update(json.dumps({"classes": spec["classes"], "normalization": spec["normalization"]}, sort_keys=True).encode())
+    meaning = {"classes": spec["classes"]} if "classes" in spec else {"target_normalization":
+                                                                      spec["target_normalization"]}
+    h.update(json.dumps({**meaning, "normalization": spec["normalization"]}, sort_keys=True).encode())
     return h.hexdigest()
 
 

@@ -5,15 +5,16 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..data.task import Split, Task
 from ..ensemble import Ensemble
 from ..evaluation import evaluate, perturbation_seed, real_steps_only, robustness
 from ..perturbations import parse_column
 from .config import SELECTION, TrainConfig
+from .objective import Classification
 
 __all__ = ["SELECTION", "members_validation_under", "perturbed_split", "validate_members", "validation_under"]
+
 
 def validation_under(model, task: Task, config: TrainConfig) -> float:
     """Validation accuracy under ``config.select_under``, the same draws every epoch."""
@@ -23,17 +24,17 @@ def validation_under(model, task: Task, config: TrainConfig) -> float:
 
 
 @torch.no_grad()
-def validate_members(ens: Ensemble, split, batch_size: int) -> list[dict]:
-    S = ens.members
+def validate_members(ens: Ensemble, split, batch_size: int, objective=None) -> list[dict]:
+    """Each member's validation metrics (noise off): accuracy and loss, or for a regression
+    task loss, RMSE and MAE (:mod:`noisyrnn.training.objective`)."""
+    objective = objective or Classification()
     device = next(ens.parameters()).device
-    correct, loss = torch.zeros(S, device=device), torch.zeros(S, dtype=torch.float64, device=device)
+    outputs, ys = [], []
     for start in range(0, len(split), batch_size):
         x, y, lengths = split.batch(slice(start, start + batch_size), device)
-        logits = ens(x, noise=False, lengths=lengths)  # (S, b, C)
-        loss += F.cross_entropy(logits.transpose(1, 2), y.expand(S, -1), reduction="none").sum(1).double()
-        correct += (logits.argmax(-1) == y).sum(1)
-    n = len(split)
-    return [{"val_accuracy": float(correct[s]) / n, "val_loss": float(loss[s]) / n} for s in range(S)]
+        outputs.append(ens(x, noise=False, lengths=lengths))  # (S, b, C)
+        ys.append(y)
+    return objective.validation(outputs, ys)
 
 
 def perturbed_split(task: Task, config: TrainConfig, seed: int):
