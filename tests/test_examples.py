@@ -2,9 +2,11 @@
 
 import re
 
+import pytest
 from conftest import run_script
 
 
+@pytest.mark.slow
 def test_noisy_layer_in_a_users_model_forecasts_the_airline_series():
     """examples/forecast_airline.py: an NRNN layer inside a plain PyTorch model, trained by a plain
     loop, forecasts the held-out 36 months better than persistence and the seasonal-naive forecast."""

@@ -49,7 +49,7 @@ def reference(folder, x, lengths):
         return torch.softmax(run.model(z, lengths=lengths), -1)
 
 
-@pytest.mark.parametrize("name", DRIFT_MODELS)
+@pytest.mark.parametrize("name", [n if n == "nrnn" else pytest.param(n, marks=pytest.mark.slow) for n in DRIFT_MODELS])
 def test_onnx_runtime_equals_noisyrnn_on_the_ecg_test_set(name, ecg, tmp_path, capsys):
     ort = pytest.importorskip("onnxruntime")
     run = make_run(tmp_path / "run", name)

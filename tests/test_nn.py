@@ -231,6 +231,7 @@ def test_the_output_sequence_may_be_changed_in_place():
     assert torch.allclose(grads[0], grads[1])
 
 
+@pytest.mark.slow
 def test_layer_benchmark_smoke_runs(tmp_path):
     """benchmarks/bench_layers.py runs and writes its tables (both parts)."""
     import json
