@@ -36,6 +36,8 @@ class Param:
     optional: bool = False
 
     def describe(self) -> str:
+        if self.kind == "level":
+            return "a number >= 0, or [low, high] with 0 <= low <= high (drawn uniformly per batch)"
         if self.kind == "epochs":
             return "a list of epochs (integers >= 1), e.g. [90], or []" + (" (or null)" if self.optional else "")
         if self.kind is bool:
@@ -72,6 +74,19 @@ def check_value(name: str, value, rule: Param):
     def bad():
         return ConfigError(f"{name} must be {rule.describe()}, got {value!r}")
 
+    if rule.kind == "level":
+        number = Param(float, low=0.0)
+        if isinstance(value, (list, tuple)):
+            if len(value) != 2:
+                raise bad()
+            low, high = (check_value(name, v, number) for v in value)
+            if low > high:
+                raise bad()
+            return [low, high]
+        try:
+            return check_value(name, value, number)
+        except ConfigError:
+            raise bad() from None
     if rule.kind == "epochs":
         if not isinstance(value, (list, tuple)):
             raise bad()
@@ -156,6 +171,11 @@ TRAIN_PARAMS: dict[str, Param] = {
     "grad_clip": Param(float, "gradient-norm clip per model; unset: none", optional=True, **POSITIVE),
     "noise": Param(bool, "inject the model's hidden-state noise during training (never at evaluation)",
                    default=True),
+    "input_noise": Param("level", "input augmentation: additive Gaussian noise of this std on the (normalised) "
+                                  "inputs' real steps in training, never at evaluation; [low, high]: drawn per batch",
+                         default=0.0),
+    "input_mult_noise": Param("level", "input augmentation: multiplicative noise x (1 + std N(0, 1)) on the inputs' "
+                                       "real steps in training; [low, high]: drawn per batch", default=0.0),
     "select": Param(str, "which epoch to keep, judged on the validation split",
                     choices=("val_accuracy", "val_loss", "last"), default="val_accuracy"),
     "select_under": Param(str, "perturbation column (e.g. white_0.4) under which val_accuracy is judged; "

@@ -49,7 +49,9 @@ class NRNNClassifier(ClassifierMixin, BaseEstimator):
     Parameters: ``model``; ``params`` (model parameters, e.g. ``{"add_noise": 0.2}``);
     ``epochs``, ``lr`` (None: the model's default), ``batch_size`` (defaults: the library's,
     200 and 32, lr x0.1 at 90% of the epochs); ``select_under`` (a
-    perturbation column for robustness-aware epoch selection); ``validation_fraction``
+    perturbation column for robustness-aware epoch selection); ``input_noise`` /
+    ``input_mult_noise`` (input augmentation in training: a std, or [low, high] drawn per batch;
+    see ``noisyrnn settings``); ``validation_fraction``
     (0 trains on everything and keeps the last epoch); ``normalize``; ``layout``;
     ``random_state`` (int; None means 0, so fits are deterministic); ``device``; ``verbose``.
     """
@@ -58,12 +60,15 @@ class NRNNClassifier(ClassifierMixin, BaseEstimator):
                  lr: float | None = None, batch_size: int = _TRAIN["batch_size"].default,
                  select_under: str | None = None, validation_fraction: float = 0.2, normalize: bool = True,
                  layout: str = "ntd", random_state: int | None = None, device: str = _TRAIN["device"].default,
-                 verbose: bool = False) -> None:
+                 verbose: bool = False, input_noise=_TRAIN["input_noise"].default,
+                 input_mult_noise=_TRAIN["input_mult_noise"].default) -> None:
         self.model = model
         self.params = params
         self.epochs = epochs
         self.lr = lr
         self.batch_size = batch_size
+        self.input_noise = input_noise
+        self.input_mult_noise = input_mult_noise
         self.select_under = select_under
         self.validation_fraction = validation_fraction
         self.normalize = normalize
@@ -93,7 +98,8 @@ class NRNNClassifier(ClassifierMixin, BaseEstimator):
         train = dict(cfg["train"])
         train.update(epochs=check_value("epochs", self.epochs, TRAIN_PARAMS["epochs"]),
                      batch_size=check_value("batch_size", self.batch_size, TRAIN_PARAMS["batch_size"]),
-                     seed=self._seed(), select_under=self.select_under, device=self.device)
+                     seed=self._seed(), select_under=self.select_under, device=self.device,
+                     input_noise=self.input_noise, input_mult_noise=self.input_mult_noise)
         check_value("validation_fraction", self.validation_fraction, Param(float, low=0.0, high=1.0, low_open=False))
         if self.params is not None and not isinstance(self.params, dict):
             raise ConfigError(f"params must be a dict of model parameters, got {type(self.params).__name__}")
@@ -250,12 +256,15 @@ class NRNNRegressor(RegressorMixin, BaseEstimator):
                  lr: float | None = None, batch_size: int = _TRAIN["batch_size"].default,
                  validation_fraction: float = 0.2, normalize: bool = True, layout: str = "ntd",
                  random_state: int | None = None, device: str = _TRAIN["device"].default,
-                 verbose: bool = False) -> None:
+                 verbose: bool = False, input_noise=_TRAIN["input_noise"].default,
+                 input_mult_noise=_TRAIN["input_mult_noise"].default) -> None:
         self.model = model
         self.params = params
         self.epochs = epochs
         self.lr = lr
         self.batch_size = batch_size
+        self.input_noise = input_noise
+        self.input_mult_noise = input_mult_noise
         self.validation_fraction = validation_fraction
         self.normalize = normalize
         self.layout = layout

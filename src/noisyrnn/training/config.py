@@ -43,6 +43,8 @@ class TrainConfig:
     weight_decay: float = _DEFAULT["weight_decay"]
     grad_clip: float | None = _DEFAULT["grad_clip"]
     noise: bool = _DEFAULT["noise"]
+    input_noise: float | list[float] = _DEFAULT["input_noise"]
+    input_mult_noise: float | list[float] = _DEFAULT["input_mult_noise"]
     select: str = _DEFAULT["select"]
     select_under: str | None = _DEFAULT["select_under"]
     regularizer: str = _DEFAULT["regularizer"]

@@ -32,6 +32,7 @@ from .config import METRICS_LOG, SELECTION, TrainConfig, TrainingDiverged, Train
 from .config import resolve_device
 from .progress import EpochProgress
 from .run_folder import prepare_run_folder, run_identity
+from .augment import augment_inputs
 from .objective import objective_of
 from .selection import members_validation_under, validate_members
 
@@ -163,6 +164,8 @@ def train_epoch(ens, task: Task, config: TrainConfig, gens: dict, seeds, epoch: 
         x, y, lengths = train.batch(idx.reshape(-1), device)  # cut to the longest row: exact
         x, y = x.view(S, -1, *x.shape[1:]), y.view(S, -1, *y.shape[1:])
         lengths = None if lengths is None else lengths.view(S, -1)
+        if config.input_noise or config.input_mult_noise:  # augmentation, each member from its own generator
+            x = augment_inputs(x, lengths, config, noise_gens)
         if explicit:  # Theorem 1's explicit regulariser (eq 18) instead of the noise (S = 1)
             objective = explicit_regularizer(models[0], x[0], y[0], lengths=None if lengths is None else lengths[0])
             logits = objective.logits.unsqueeze(0)

@@ -45,9 +45,18 @@ def data_fingerprint(task) -> str:
     return h.hexdigest()
 
 
+# Options that do nothing at their default and are left out of the identity then, so that a run
+# written before they existed resumes.
+INERT_AT_DEFAULT = ("input_noise", "input_mult_noise")
+
+
 def run_identity(models, task, config, seeds) -> dict:
     """JSON-ready identity of a training run; a folder's state resumes only under an equal one."""
-    identity = {"models": [m.config for m in models], "train_config": config.to_dict(),
+    from ..parameters import TRAIN_PARAMS
+
+    train = {k: v for k, v in config.to_dict().items()
+             if not (k in INERT_AT_DEFAULT and v == TRAIN_PARAMS[k].default)}
+    identity = {"models": [m.config for m in models], "train_config": train,
                 "seeds": [int(s) for s in seeds], "data_fingerprint": data_fingerprint(task)}
     return json.loads(json.dumps(identity))  # as the state file will hold it (tuples become lists)
 
