@@ -43,41 +43,13 @@ EXPECTED_FAILED_CHECKS = {
 }
 
 
-class NRNNClassifier(ClassifierMixin, BaseEstimator):
-    """Any registered model (``nrnn``, ``lipschitz``, ``lstm``, ...) as a scikit-learn classifier.
+class _SequenceEstimator(BaseEstimator):
+    """What the classifier and the regressor share: the training settings from the estimator's
+    parameters (declared in :mod:`noisyrnn.parameters`), the seed, the input checks and the
+    declared exceptions to scikit-learn's checks."""
 
-    Parameters: ``model``; ``params`` (model parameters, e.g. ``{"add_noise": 0.2}``);
-    ``epochs``, ``lr`` (None: the model's default), ``batch_size`` (defaults: the library's,
-    200 and 32, lr x0.1 at 90% of the epochs); ``select_under`` (a
-    perturbation column for robustness-aware epoch selection); ``input_noise`` /
-    ``input_mult_noise`` (input augmentation in training: a std, or [low, high] drawn per batch;
-    see ``noisyrnn settings``); ``validation_fraction``
-    (0 trains on everything and keeps the last epoch); ``normalize``; ``layout``;
-    ``random_state`` (int; None means 0, so fits are deterministic); ``device``; ``verbose``.
-    """
+    select_under = None  # the classifier's parameter; a regressor selects on validation MSE
 
-    def __init__(self, model: str = "nrnn", params: dict | None = None, epochs: int = _TRAIN["epochs"].default,
-                 lr: float | None = None, batch_size: int = _TRAIN["batch_size"].default,
-                 select_under: str | None = None, validation_fraction: float = 0.2, normalize: bool = True,
-                 layout: str = "ntd", random_state: int | None = None, device: str = _TRAIN["device"].default,
-                 verbose: bool = False, input_noise=_TRAIN["input_noise"].default,
-                 input_mult_noise=_TRAIN["input_mult_noise"].default) -> None:
-        self.model = model
-        self.params = params
-        self.epochs = epochs
-        self.lr = lr
-        self.batch_size = batch_size
-        self.input_noise = input_noise
-        self.input_mult_noise = input_mult_noise
-        self.select_under = select_under
-        self.validation_fraction = validation_fraction
-        self.normalize = normalize
-        self.layout = layout
-        self.random_state = random_state
-        self.device = device
-        self.verbose = verbose
-
-    # -- scikit-learn protocol ----------------------------------------------------------
     def expected_failed_checks(self) -> dict[str, str]:
         """The estimator checks this estimator is declared to fail, each with its reason."""
         return dict(EXPECTED_FAILED_CHECKS)
@@ -116,6 +88,49 @@ class NRNNClassifier(ClassifierMixin, BaseEstimator):
             return int(self.random_state)
         raise InputError("random_state must be an int or None (a RandomState instance cannot be stored)")
 
+    def _split(self, X):
+        check_is_fitted(self, "model_")
+        seqs, _ = self._sequences(X)
+        if seqs.x.shape[2] != self.n_channels_:
+            raise ValueError(f"X has {seqs.x.shape[2]} channel(s), the model was fitted on {self.n_channels_}")
+        return sequences_to_split(seqs, None, None, self.normalization_, "X")
+
+
+class NRNNClassifier(ClassifierMixin, _SequenceEstimator):
+    """Any registered model (``nrnn``, ``lipschitz``, ``lstm``, ...) as a scikit-learn classifier.
+
+    Parameters: ``model``; ``params`` (model parameters, e.g. ``{"add_noise": 0.2}``);
+    ``epochs``, ``lr`` (None: the model's default), ``batch_size`` (defaults: the library's,
+    200 and 32, lr x0.1 at 90% of the epochs); ``select_under`` (a
+    perturbation column for robustness-aware epoch selection); ``input_noise`` /
+    ``input_mult_noise`` (input augmentation in training: a std, or [low, high] drawn per batch;
+    see ``noisyrnn settings``); ``validation_fraction``
+    (0 trains on everything and keeps the last epoch); ``normalize``; ``layout``;
+    ``random_state`` (int; None means 0, so fits are deterministic); ``device``; ``verbose``.
+    """
+
+    def __init__(self, model: str = "nrnn", params: dict | None = None, epochs: int = _TRAIN["epochs"].default,
+                 lr: float | None = None, batch_size: int = _TRAIN["batch_size"].default,
+                 select_under: str | None = None, validation_fraction: float = 0.2, normalize: bool = True,
+                 layout: str = "ntd", random_state: int | None = None, device: str = _TRAIN["device"].default,
+                 verbose: bool = False, input_noise=_TRAIN["input_noise"].default,
+                 input_mult_noise=_TRAIN["input_mult_noise"].default) -> None:
+        self.model = model
+        self.params = params
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.input_noise = input_noise
+        self.input_mult_noise = input_mult_noise
+        self.select_under = select_under
+        self.validation_fraction = validation_fraction
+        self.normalize = normalize
+        self.layout = layout
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    # -- scikit-learn protocol ----------------------------------------------------------
     def _sequences(self, X, y=None, reset: bool = False):
         """Padded sequences from a list of sequences (unequal lengths) or an array, which
         scikit-learn's ``validate_data`` checks (shape, dtype, NaN/inf, sparse, empty)."""
@@ -161,13 +176,6 @@ class NRNNClassifier(ClassifierMixin, BaseEstimator):
         self.best_epoch_ = result.best_epoch
         self.history_ = result.history
         return self
-
-    def _split(self, X):
-        check_is_fitted(self, "model_")
-        seqs, _ = self._sequences(X)
-        if seqs.x.shape[2] != self.n_channels_:
-            raise ValueError(f"X has {seqs.x.shape[2]} channel(s), the model was fitted on {self.n_channels_}")
-        return sequences_to_split(seqs, None, None, self.normalization_, "X")
 
     def predict_proba(self, X) -> np.ndarray:
         check_is_fitted(self, "model_")
@@ -240,7 +248,7 @@ class NRNNClassifier(ClassifierMixin, BaseEstimator):
 
 
 
-class NRNNRegressor(RegressorMixin, BaseEstimator):
+class NRNNRegressor(RegressorMixin, _SequenceEstimator):
     """A drift model (``nrnn``, ``lipschitz``, ``antisymmetric``, ``cornn``, ``exprnn``, ...) as a
     scikit-learn regressor: sequence in, real value(s) out (a linear head on each sequence's own
     last state).
@@ -272,22 +280,11 @@ class NRNNRegressor(RegressorMixin, BaseEstimator):
         self.device = device
         self.verbose = verbose
 
-    def expected_failed_checks(self) -> dict[str, str]:
-        """The estimator checks this estimator is declared to fail, each with its reason."""
-        return dict(EXPECTED_FAILED_CHECKS)
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
-        tags.non_deterministic = False
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = True
         return tags
-
-    select_under = None  # the classifier's settings code reads it; a regressor selects on validation MSE
-    _settings = NRNNClassifier._settings
-    _seed = NRNNClassifier._seed
-    _split = NRNNClassifier._split
 
     def _sequences(self, X, y=None, reset: bool = False):
         from sklearn.utils.validation import validate_data
