@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from compare_table3 import compare_table3, markdown
+
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = ("reproduce", "test", "test-slow", "docs", "wheel")
 
@@ -31,17 +33,6 @@ def run(cmd, cwd, log) -> tuple[int, float, str]:
     log.flush()
     tail = [ln for ln in proc.stdout.strip().splitlines() if ln.strip()][-1:] or [""]
     return proc.returncode, time.time() - t0, tail[0]
-
-
-def compare_table3(store: Path, reference: Path) -> list[dict]:
-    got = json.loads((store / "results.json").read_text())["meta"]["per_seed"]
-    ref = json.loads(reference.read_text())["meta"]["per_seed"]
-    rows = []
-    for model in sorted(ref):
-        diffs = [abs(got[model][s][c] - ref[model][s][c]) for s in ref[model] for c in ref[model][s]]
-        rows.append({"model": model, "values": len(diffs), "identical": all(d == 0 for d in diffs),
-                     "largest_difference": max(diffs)})
-    return rows
 
 
 def main() -> int:
@@ -93,10 +84,7 @@ def main() -> int:
         lines.append(f"| {name} | `{s['command']}` | {s['exit']} | {s['seconds']} | {s['last_line'].replace('|', '/')} |")
     if table3 is not None:
         lines += ["", "Table 3 per seed (`results/ecg/results.json` of the clone) against "
-                  "`docs/results/ecg/results.json`:", "",
-                  "| model | values compared | identical | largest difference |", "|---|---|---|---|"]
-        lines += [f"| {r['model']} | {r['values']} | {'yes' if r['identical'] else 'no'} | {r['largest_difference']:g} |"
-                  for r in table3]
+                  "`docs/results/ecg/results.json`:", ""] + markdown(table3)
     (args.out / "report.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0 if all(s["exit"] == 0 for s in steps.values()) else 1
