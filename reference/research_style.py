@@ -36,7 +36,7 @@ class ResearchStyleNRNN(nn.Module):
         self.D.load_state_dict(model.decoder.state_dict())
         self.B.copy_(model.drift.B.T)
         self.C.copy_(model.drift.C.T)
-        self.d.copy_(model.step.expand(1, self.d.shape[0])[0])
+        self.d.copy_(model.step_size.expand(1, self.d.shape[0])[0])
         return self
 
     def forward(self, x, noise: bool = False):

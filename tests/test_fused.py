@@ -81,7 +81,7 @@ def test_matches_research_style_eager_loop_noise_off():
     assert abs(loss_ours.item() - loss_ref.item()) <= 1e-5 * abs(loss_ref.item())
     pairs = [(ours.drift.B.grad, ref.B.grad.T), (ours.drift.C.grad, ref.C.grad.T),
              (ours.drift.encoder.weight.grad, ref.E.weight.grad), (ours.decoder.weight.grad, ref.D.weight.grad),
-             (ours.step.grad[0], ref.d.grad)]
+             (ours.step_size.grad[0], ref.d.grad)]
     for a, b in pairs:
         assert (a - b).norm() <= 1e-5 * b.norm()
 

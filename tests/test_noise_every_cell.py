@@ -49,7 +49,7 @@ def test_one_noisy_step_has_the_scheme_s_variance(name, setting):
     with torch.no_grad():
         diff = noisy.hidden_states(x, noise=True, generator=torch.Generator().manual_seed(0))[:, 1] \
             - quiet.hidden_states(x)[:, 1]
-    dt = float(noisy.step)
+    dt = float(noisy.step_size)
     scale = 0.3 if setting == "research" else 0.3 * dt ** 0.5
     if name == "cornn":
         y, z = diff.split(6, dim=-1)

@@ -167,9 +167,9 @@ def train_epoch(ens, task: Task, config: TrainConfig, gens: dict, seeds, epoch: 
         if config.input_noise or config.input_mult_noise:  # augmentation, each member from its own generator
             x = augment_inputs(x, lengths, config, noise_gens)
         if explicit:  # Theorem 1's explicit regulariser (eq 18) instead of the noise (S = 1)
-            objective = explicit_regularizer(models[0], x[0], y[0], lengths=None if lengths is None else lengths[0])
-            logits = objective.logits.unsqueeze(0)
-            per_member = (objective.loss + config.regularizer_scale * objective.penalty.mean()).reshape(1)
+            explicit_terms = explicit_regularizer(models[0], x[0], y[0], lengths=None if lengths is None else lengths[0])
+            logits = explicit_terms.logits.unsqueeze(0)
+            per_member = (explicit_terms.loss + config.regularizer_scale * explicit_terms.penalty.mean()).reshape(1)
         else:
             logits = ens(x, noise=inject, generators=noise_gens, lengths=lengths)
             per_member = objective.loss(logits, y)  # (S,)
