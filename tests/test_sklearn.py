@@ -129,3 +129,22 @@ def test_regressor_learns_a_sequence_target_and_reports_in_its_units():
     assert abs(pred.mean() - y[120:].mean()) < 1.0  # de-standardised: around 3, not around 0
     two = small_regressor(epochs=5).fit(X[:120], np.stack([y[:120], -y[:120]], 1))
     assert two.predict(X[120:]).shape == (40, 2)
+
+
+def test_regressor_save_load_round_trip_and_refuses_foreign_files(tmp_path):
+    import json
+
+    from noisyrnn.errors import DataError
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 15, 2))
+    y = np.stack([X[:, :, 0].mean(1), X[:, :, 1].sum(1)], 1)
+    est = small_regressor(epochs=3).fit(X, y)
+    est.save(tmp_path / "reg")
+    back = NRNNRegressor.load(tmp_path / "reg")
+    assert np.allclose(back.predict(X), est.predict(X)) and back.get_params() == est.get_params()
+    state = json.loads((tmp_path / "reg" / "estimator.json").read_text())
+    state["n_outputs"] = 3
+    (tmp_path / "reg" / "estimator.json").write_text(json.dumps(state))
+    with pytest.raises(DataError, match="does not describe the regression model saved beside it"):
+        NRNNRegressor.load(tmp_path / "reg")

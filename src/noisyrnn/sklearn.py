@@ -344,3 +344,62 @@ class NRNNRegressor(RegressorMixin, _SequenceEstimator):
         norm = self.target_normalization_
         out = out * np.asarray(norm.std) + np.asarray(norm.mean)
         return out[:, 0] if self.output_1d_ else out
+
+    # -- persistence: safetensors + JSON ---------------------------------------------------
+    _STATE_KEYS = {"params", "normalization", "target_normalization", "n_features_in", "n_channels", "n_outputs",
+                   "output_1d", "best_epoch"}
+
+    def save(self, folder) -> None:
+        """Write the fitted regressor to ``folder`` (model.safetensors, model.json, estimator.json)."""
+        from .training.checkpoint import save_model
+
+        check_is_fitted(self, "model_")
+        folder = Path(folder)
+        save_model(folder, self.model_)
+        state = {"params": self.get_params(),
+                 "normalization": None if self.normalization_ is None else self.normalization_.to_dict(),
+                 "target_normalization": self.target_normalization_.to_dict(),
+                 "n_features_in": getattr(self, "n_features_in_", None), "n_channels": self.n_channels_,
+                 "n_outputs": self.n_outputs_, "output_1d": self.output_1d_, "best_epoch": self.best_epoch_}
+        atomic_write_text(folder / SETTINGS_FILE, json.dumps(state, indent=2))
+
+    @classmethod
+    def load(cls, folder) -> "NRNNRegressor":
+        """A regressor written by :meth:`save`; files that do not belong together are refused by name."""
+        from .data.normalize import ChannelNormalizer
+        from .errors import DataError
+        from .models.registry import resolve_params
+        from .training.checkpoint import _read_json, load_model
+
+        folder = Path(folder)
+        where = folder / SETTINGS_FILE
+        state = _read_json(where)
+        if set(state) != cls._STATE_KEYS or not isinstance(state["params"], dict):
+            raise DataError(f"{where}: expected the keys {', '.join(sorted(cls._STATE_KEYS))}; the file is corrupt or "
+                            "was not written by NRNNRegressor.save")
+        unknown = set(state["params"]) - set(cls._get_param_names())
+        if unknown:
+            raise DataError(f"{where}: unknown estimator parameter(s) {', '.join(sorted(unknown))}")
+        est = cls(**state["params"])
+        model, _ = load_model(folder)
+        try:
+            claimed = resolve_params(est.model, est._settings()[0])
+        except NoisyRNNError as err:
+            raise DataError(f"{where}: {err}") from None
+        config = model.config
+        if config.get("head") != "regression" or est.model != config["name"] or claimed != config["params"] \
+                or state["n_outputs"] != config["num_outputs"] or state["n_channels"] != model.input_size:
+            raise DataError(f"{where} does not describe the regression model saved beside it ({config['name']!r}, "
+                            f"{config.get('num_outputs')} output(s), {model.input_size} channel(s)); the files do not "
+                            "belong together")
+        try:
+            est.normalization_ = ChannelNormalizer.from_dict(state["normalization"])
+            est.target_normalization_ = ChannelNormalizer.from_dict(state["target_normalization"])
+        except (TypeError, ValueError, KeyError, AttributeError) as err:
+            raise DataError(f"{where}: malformed normalisation ({err})") from None
+        est.model_ = model.eval()
+        if state["n_features_in"] is not None:
+            est.n_features_in_ = state["n_features_in"]
+        est.n_channels_, est.n_outputs_ = state["n_channels"], state["n_outputs"]
+        est.output_1d_, est.best_epoch_ = bool(state["output_1d"]), state["best_epoch"]
+        return est
