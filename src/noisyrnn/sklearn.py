@@ -96,6 +96,44 @@ class _SequenceEstimator(BaseEstimator):
         return sequences_to_split(seqs, None, None, self.normalization_, "X")
 
 
+    @classmethod
+    def _load_saved(cls, folder, expected: set) -> tuple:
+        """(estimator with the saved parameters, its model, the saved state, the settings file) of a
+        folder written by ``save``; refuses, naming the file, a state with other keys or unknown
+        parameters, and weights of another model or channel count."""
+        from .errors import DataError
+        from .models.registry import resolve_params
+        from .training.checkpoint import _read_json, load_model
+
+        folder = Path(folder)
+        where = folder / SETTINGS_FILE
+        state = _read_json(where)
+        if set(state) != expected or not isinstance(state["params"], dict):
+            raise DataError(f"{where}: expected the keys {', '.join(sorted(expected))}; the file is corrupt or was "
+                            f"not written by {cls.__name__}.save")
+        unknown = set(state["params"]) - set(cls._get_param_names())
+        if unknown:
+            raise DataError(f"{where}: unknown estimator parameter(s) {', '.join(sorted(unknown))}")
+        est = cls(**state["params"])
+        model, _ = load_model(folder)
+        config = model.config
+        try:
+            claimed = resolve_params(est.model, est._settings()[0])
+        except NoisyRNNError as err:
+            raise DataError(f"{where}: {err}") from None
+        if est.model != config["name"] or claimed != config["params"]:
+            raise DataError(f"{where} describes model {est.model!r} with {claimed} but the saved weights are of "
+                            f"{config['name']!r} with {config['params']}; the files do not belong together")
+        if state["n_channels"] != model.input_size:
+            raise DataError(f"{where}: n_channels is {state['n_channels']!r} but the saved model takes "
+                            f"{model.input_size} channel(s)")
+        if state["n_features_in"] is not None:
+            est.n_features_in_ = state["n_features_in"]
+        est.n_channels_, est.best_epoch_ = state["n_channels"], state["best_epoch"]
+        est.model_ = model.eval()
+        return est, model, state, where
+
+
 class NRNNClassifier(ClassifierMixin, _SequenceEstimator):
     """Any registered model (``nrnn``, ``lipschitz``, ``lstm``, ...) as a scikit-learn classifier.
 
@@ -203,49 +241,18 @@ class NRNNClassifier(ClassifierMixin, _SequenceEstimator):
 
     @classmethod
     def load(cls, folder) -> "NRNNClassifier":
-        from .training.checkpoint import _read_json, load_model
-
-        from .errors import DataError
-        from .models.registry import resolve_params
+        """A classifier written by :meth:`save`; files that do not belong together are refused by name."""
         from .predict import check_data_spec
 
-        folder = Path(folder)
-        where = folder / SETTINGS_FILE
-        state = _read_json(where)
-        expected = {"params", "classes", "normalization", "n_features_in", "n_channels", "value_range", "best_epoch"}
-        if set(state) != expected or not isinstance(state["params"], dict):
-            raise DataError(f"{where}: expected the keys {', '.join(sorted(expected))}; the file is corrupt or was "
-                            "not written by NRNNClassifier.save")
-        unknown = set(state["params"]) - set(cls._get_param_names())
-        if unknown:
-            raise DataError(f"{where}: unknown estimator parameter(s) {', '.join(sorted(unknown))}")
-        est = cls(**state["params"])
-        model, _ = load_model(folder)
-        config = model.config
-        try:
-            claimed = resolve_params(est.model, est._settings()[0])
-        except NoisyRNNError as err:
-            raise DataError(f"{where}: {err}") from None
-        if est.model != config["name"] or claimed != config["params"]:
-            raise DataError(f"{where} describes model {est.model!r} with {claimed} but the saved weights are of "
-                            f"{config['name']!r} with {config['params']}; the files do not belong together")
-        if state["n_channels"] != model.input_size:
-            raise DataError(f"{where}: n_channels is {state['n_channels']!r} but the saved model takes "
-                            f"{model.input_size} channel(s)")
+        est, model, state, where = cls._load_saved(folder, {"params", "classes", "normalization", "n_features_in",
+                                                            "n_channels", "value_range", "best_epoch"})
         classes, normalization, value_range = check_data_spec(
             {"classes": state["classes"], "normalization": state["normalization"], "value_range": state["value_range"]},
             model, where)
-        est.model_ = model
-        est.model_.eval()
         est.classes_ = np.asarray(classes)
         est.normalization_ = normalization
-        if state["n_features_in"] is not None:
-            est.n_features_in_ = state["n_features_in"]
-        est.n_channels_ = state["n_channels"]
         est.value_range_ = value_range
-        est.best_epoch_ = state["best_epoch"]
         return est
-
 
 
 class NRNNRegressor(RegressorMixin, _SequenceEstimator):
@@ -366,40 +373,16 @@ class NRNNRegressor(RegressorMixin, _SequenceEstimator):
     @classmethod
     def load(cls, folder) -> "NRNNRegressor":
         """A regressor written by :meth:`save`; files that do not belong together are refused by name."""
-        from .data.normalize import ChannelNormalizer
         from .errors import DataError
-        from .models.registry import resolve_params
-        from .training.checkpoint import _read_json, load_model
 
-        folder = Path(folder)
-        where = folder / SETTINGS_FILE
-        state = _read_json(where)
-        if set(state) != cls._STATE_KEYS or not isinstance(state["params"], dict):
-            raise DataError(f"{where}: expected the keys {', '.join(sorted(cls._STATE_KEYS))}; the file is corrupt or "
-                            "was not written by NRNNRegressor.save")
-        unknown = set(state["params"]) - set(cls._get_param_names())
-        if unknown:
-            raise DataError(f"{where}: unknown estimator parameter(s) {', '.join(sorted(unknown))}")
-        est = cls(**state["params"])
-        model, _ = load_model(folder)
-        try:
-            claimed = resolve_params(est.model, est._settings()[0])
-        except NoisyRNNError as err:
-            raise DataError(f"{where}: {err}") from None
-        config = model.config
-        if config.get("head") != "regression" or est.model != config["name"] or claimed != config["params"] \
-                or state["n_outputs"] != config["num_outputs"] or state["n_channels"] != model.input_size:
-            raise DataError(f"{where} does not describe the regression model saved beside it ({config['name']!r}, "
-                            f"{config.get('num_outputs')} output(s), {model.input_size} channel(s)); the files do not "
-                            "belong together")
+        est, model, state, where = cls._load_saved(folder, cls._STATE_KEYS)
+        if model.config.get("head") != "regression" or state["n_outputs"] != model.config.get("num_outputs"):
+            raise DataError(f"{where} does not describe the regression model saved beside it "
+                            f"({model.config.get('num_outputs')} output(s)); the files do not belong together")
         try:
             est.normalization_ = ChannelNormalizer.from_dict(state["normalization"])
             est.target_normalization_ = ChannelNormalizer.from_dict(state["target_normalization"])
         except (TypeError, ValueError, KeyError, AttributeError) as err:
             raise DataError(f"{where}: malformed normalisation ({err})") from None
-        est.model_ = model.eval()
-        if state["n_features_in"] is not None:
-            est.n_features_in_ = state["n_features_in"]
-        est.n_channels_, est.n_outputs_ = state["n_channels"], state["n_outputs"]
-        est.output_1d_, est.best_epoch_ = bool(state["output_1d"]), state["best_epoch"]
+        est.n_outputs_, est.output_1d_ = state["n_outputs"], bool(state["output_1d"])
         return est
