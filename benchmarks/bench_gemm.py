@@ -37,7 +37,8 @@ GRADIENTS = [("ECG weight gradient (K = 140 x 64)", 140 * 64, 128, 256),
              ("pixel weight gradient (K = 784 x 128)", 784 * 128, 128, 256)]
 
 
-def _median_seconds(fn, repeats: int) -> float:
+def median_seconds(fn, repeats: int) -> float:
+    """Median wall time of ``repeats`` calls of ``fn`` after one warm-up call."""
     fn()
     times = []
     for _ in range(repeats):
@@ -75,15 +76,15 @@ def main(argv=None) -> int:
             for _ in range(args.steps):
                 torch.addmm(c, a, b, out=c) if acc else torch.mm(a, b, out=c)
 
-        t_blas = _median_seconds(blas, args.repeats)
-        t_ours = _median_seconds(lambda: ops.gemm_nn(a, b, c, acc, args.steps), args.repeats)
+        t_blas = median_seconds(blas, args.repeats)
+        t_ours = median_seconds(lambda: ops.gemm_nn(a, b, c, acc, args.steps), args.repeats)
         rows.append({"product": label, "shape": f"{M}x{K} @ {K}x{N}", "flop": 2 * M * K * N * args.steps,
                      "blas_s": t_blas, "ours_s": t_ours})
     for label, K, M, N in GRADIENTS:
         a, b = torch.randn(K, M, generator=gen), torch.randn(K, N, generator=gen)
         out = torch.empty(M, N)
-        t_blas = _median_seconds(lambda: torch.mm(a.T, b, out=out), args.repeats)
-        t_ours = _median_seconds(lambda: ops.gemm_tn([a], [b], [out]), args.repeats)
+        t_blas = median_seconds(lambda: torch.mm(a.T, b, out=out), args.repeats)
+        t_ours = median_seconds(lambda: ops.gemm_tn([a], [b], [out]), args.repeats)
         rows.append({"product": label, "shape": f"({K}x{M})^T @ {K}x{N}", "flop": 2 * M * K * N,
                      "blas_s": t_blas, "ours_s": t_ours})
     for r in rows:

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from bench_gemm import median_seconds  # this folder is on sys.path when run as a script
 from noisyrnn import build_model
 from noisyrnn.data.files import atomic_write_text
 from noisyrnn.runtime import keep_freed_memory
@@ -37,16 +38,6 @@ FORMS = {"lipschitz": "nrnn", "tanh": "antisymmetric", "gated": "antisymmetric_g
          "modrelu": "exprnn"}
 NOISE = dict(noise="research", mult_noise=0.02, add_noise=0.02)
 EXTRA = {"cornn": dict(dt=0.042), "antisymmetric": dict(step=0.01), "antisymmetric_gated": dict(step=0.01)}
-
-
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up (workspace, packing, allocator)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def ours(name: str, x: torch.Tensor, y: torch.Tensor, repeats: int) -> dict:
@@ -63,7 +54,7 @@ def ours(name: str, x: torch.Tensor, y: torch.Tensor, repeats: int) -> dict:
         out = model.decode(model.states(x, noise=True, generator=torch.Generator().manual_seed(0)))
         loss(out.reshape(-1, CLASSES), y.repeat_interleave(x.shape[1])).backward()
 
-    return {"final": timed(final, repeats), "sequence": timed(sequence, repeats)}
+    return {"final": median_seconds(final, repeats), "sequence": median_seconds(sequence, repeats)}
 
 
 def torch_rnn(kind: str, x: torch.Tensor, y: torch.Tensor, repeats: int) -> dict:
@@ -81,7 +72,7 @@ def torch_rnn(kind: str, x: torch.Tensor, y: torch.Tensor, repeats: int) -> dict
         out, _ = rnn(x)
         loss(head(out).reshape(-1, CLASSES), y.repeat_interleave(x.shape[1])).backward()
 
-    return {"final": timed(final, repeats), "sequence": timed(sequence, repeats)}
+    return {"final": median_seconds(final, repeats), "sequence": median_seconds(sequence, repeats)}
 
 
 def streaming(samples: int) -> dict:

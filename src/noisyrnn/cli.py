@@ -193,9 +193,9 @@ def _predict_targets(run, split, true, args) -> int:
     import numpy as np
 
     from .data.files import atomic_write_text
-    from .predict import predict_values
+    from .predict import predict_targets
 
-    values = predict_values(run, split, args.batch_size)  # (n, k), the targets' units
+    values = predict_targets(run.model, split, run.target_normalization, args.batch_size)  # (n, k), y's units
     k = values.shape[1]
     names = ["prediction"] if k == 1 else [f"prediction_{j}" for j in range(k)]
     lines = [",".join(["index"] + names)] + [",".join([str(i)] + [repr(float(v)) for v in row])

@@ -13,24 +13,33 @@ from .memory import evaluation_batch
 from .perturbations import parse_column
 
 
+def perturbed_batches(model, split: Split, batch_size: int, perturbation=None, generator=None):
+    """(x, y, lengths) of ``split`` in batches on the model's device, x perturbed on real steps only
+    (random perturbations drawn on the CPU, so the same on any device; attacks, ``needs_model``,
+    run on the model)."""
+    device = next(model.parameters()).device
+    attack = getattr(perturbation, "needs_model", False)
+    batch_size = evaluation_batch(model, split.x.shape[1], batch_size, attack)
+    for start in range(0, len(split), batch_size):
+        x = split.x[start:start + batch_size]
+        y = split.y[start:start + batch_size].to(device)
+        lengths = None if split.lengths is None else split.lengths[start:start + batch_size]
+        if perturbation is not None and not attack:
+            x = real_steps_only(perturbation(x, generator), x, lengths)
+        x = x.to(device)
+        lengths = None if lengths is None else lengths.to(device)
+        if attack:
+            x = real_steps_only(perturbation.attack(model, x, y, generator, lengths=lengths), x, lengths)
+        yield x, y, lengths
+
+
 @torch.no_grad()
 def evaluate(model, split: Split, batch_size: int = 1000, perturbation=None, generator=None) -> dict:
     """{'accuracy', 'loss'} of ``model`` on ``split``; the model runs with noise off.
     Adversarial perturbations (``needs_model``) differentiate through the model. On padded
     sequences perturbations touch real steps only (padded steps keep their values)."""
     correct, loss_sum = 0, 0.0
-    device = next(model.parameters()).device
-    batch_size = evaluation_batch(model, split.x.shape[1], batch_size, getattr(perturbation, "needs_model", False))
-    for start in range(0, len(split), batch_size):
-        x = split.x[start:start + batch_size]
-        y = split.y[start:start + batch_size].to(device)
-        lengths = None if split.lengths is None else split.lengths[start:start + batch_size]
-        if perturbation is not None and not getattr(perturbation, "needs_model", False):
-            x = real_steps_only(perturbation(x, generator), x, lengths)  # drawn on the CPU: same on any device
-        x = x.to(device)
-        lengths = None if lengths is None else lengths.to(device)
-        if getattr(perturbation, "needs_model", False):
-            x = real_steps_only(perturbation.attack(model, x, y, generator, lengths=lengths), x, lengths)
+    for x, y, lengths in perturbed_batches(model, split, batch_size, perturbation, generator):
         logits = model(x, noise=False, lengths=lengths)
         loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
         correct += int((logits.argmax(-1) == y).sum())
@@ -89,13 +98,7 @@ def regression_errors(model, split: Split, columns, seed: int = 0, batch_size: i
             gen = torch.Generator().manual_seed(perturbation_seed(seed, column))
             sq = ab = 0.0
             count = 0
-            step = evaluation_batch(model, split.x.shape[1], batch_size)
-            for start in range(0, len(split), step):
-                x = split.x[start:start + step]
-                y = split.y[start:start + step]
-                lengths = None if split.lengths is None else split.lengths[start:start + step]
-                if pert is not None:
-                    x = real_steps_only(pert(x, gen), x, lengths)
+            for x, y, lengths in perturbed_batches(model, split, batch_size, pert, gen):
                 pred = model(x, noise=False, lengths=lengths)
                 if mean is not None:
                     pred, y = pred * std + mean, y * std + mean

@@ -125,17 +125,24 @@ def predict_proba(model, split: Split, batch_size: int = 1000) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_values(run: "TrainedRun", split: Split, batch_size: int = 1000) -> torch.Tensor:
-    """A regression run's predictions (n, k) in the targets' own units, noise off."""
-    model = run.model.eval()
+def predict_targets(model, split: Split, target_normalization=None, batch_size: int = 1000) -> torch.Tensor:
+    """A regressor's predictions (n, k), float64, in the targets' own units when
+    ``target_normalization`` is given (the z-scoring it was trained with); noise off."""
+    was = model.training
+    model.eval()
     out = []
-    batch_size = evaluation_batch(model, split.x.shape[1], batch_size)
-    for start in range(0, len(split), batch_size):
-        x, _, lengths = split.batch(slice(start, start + batch_size))
-        out.append(model(x, noise=False, lengths=lengths))
-    values = torch.cat(out) if out else torch.zeros(0, model.num_outputs)
-    norm = run.target_normalization
-    return values if norm is None else values * torch.tensor(norm.std) + torch.tensor(norm.mean)
+    try:
+        batch_size = evaluation_batch(model, split.x.shape[1], batch_size)
+        for start in range(0, len(split), batch_size):
+            x, _, lengths = split.batch(slice(start, start + batch_size))
+            out.append(model(x, noise=False, lengths=lengths))
+    finally:
+        model.train(was)
+    values = (torch.cat(out) if out else torch.zeros(0, model.num_outputs)).double()
+    if target_normalization is None:
+        return values
+    return values * torch.tensor(target_normalization.std, dtype=torch.float64) + \
+        torch.tensor(target_normalization.mean, dtype=torch.float64)
 
 
 def write_predictions(path, probabilities: torch.Tensor, classes, true_labels=None) -> None:

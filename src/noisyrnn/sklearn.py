@@ -28,6 +28,7 @@ from .data.user import sequences_to_split, task_from_sequences
 from .errors import ConfigError, InputError, NoisyRNNError
 from .parameters import TRAIN_PARAMS as _TRAIN
 from .predict import predict_proba as _predict_proba
+from .predict import predict_targets
 
 SETTINGS_FILE = "estimator.json"
 
@@ -337,19 +338,8 @@ class NRNNRegressor(RegressorMixin, _SequenceEstimator):
 
     def predict(self, X) -> np.ndarray:
         """Predictions in y's units: (n,) for a 1-D y, else (n, k); noise off."""
-        import torch
-
         check_is_fitted(self, "model_")
-        split = self._split(X)
-        model = self.model_.eval()
-        parts = []
-        with torch.no_grad():
-            for start in range(0, len(split), 1000):
-                x, _, lengths = split.batch(slice(start, start + 1000))
-                parts.append(model(x, noise=False, lengths=lengths))
-        out = torch.cat(parts).double().numpy()
-        norm = self.target_normalization_
-        out = out * np.asarray(norm.std) + np.asarray(norm.mean)
+        out = predict_targets(self.model_, self._split(X), self.target_normalization_).numpy()
         return out[:, 0] if self.output_1d_ else out
 
     # -- persistence: safetensors + JSON ---------------------------------------------------

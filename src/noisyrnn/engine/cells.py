@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -86,10 +87,12 @@ class CellSpec:
     ystep: tuple
     lengths: tuple
 
+    @cached_property
     def scalars(self) -> dict:
         """The keyword arguments both C++ ops take besides the tensors of the loop: the
         lengths, the form and each member's scalars packed in the columns ``csrc/forms.h``
-        declares (``member_ints`` int64 (S, 3), ``member_reals`` float64 (S, 8))."""
+        declares (``member_ints`` int64 (S, 3), ``member_reals`` float64 (S, 8)); packed once,
+        for the forward and the backward."""
         ints = torch.zeros((len(self.noise), len(MEMBER_INTS)), dtype=torch.int64)
         reals = torch.zeros((len(self.noise), len(MEMBER_REALS)), dtype=torch.float64)
         for s, n in enumerate(self.noise):
@@ -196,7 +199,7 @@ class _CellRecurrence(torch.autograd.Function):
             p=list(h0.new_empty((S, batch, width))), bias=[bias[s].contiguous() for s in members],
             in_wt=list(in_wt) if proj else [empty] * S,
             in_b=[in_b[s].contiguous() for s in members] if proj else [empty] * S,
-            dt=[dt[s].contiguous() for s in members], **spec.scalars())
+            dt=[dt[s].contiguous() for s in members], **spec.scalars)
         out = states[:, 1:] if outputs else states[:, steps % states.shape[1]].clone()
         if not keep:
             if not outputs:
@@ -241,7 +244,7 @@ class _CellRecurrence(torch.autograd.Function):
             d_bias=list(d_bias_rows) if modrelu else [empty] * S,
             x_in=[x[s].contiguous() for s in members] if fold else [empty] * S,
             d_inw=list(d_inw_rows) if fold else [empty] * S, d_inb=list(d_inb_rows) if fold else [empty] * S,
-            dt=[dt[s].contiguous() for s in members], **ctx.spec.scalars())
+            dt=[dt[s].contiguous() for s in members], **ctx.spec.scalars)
         d_weight = grad_out.new_empty(weight.shape)  # per member one GEMM over all steps: sum_m h_m^T dp_m
         _ops().gemm_tn([states[s, :-1].reshape(-1, hidden) for s in members],
                        [dp_all[s].reshape(-1, width) for s in members], list(d_weight))
