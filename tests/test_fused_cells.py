@@ -282,7 +282,7 @@ def test_members_output_sequences_together_equal_each_alone(form):
     noise = (LoopNoise("research", 0.2, 0.8, 0.1, key_u=1, key_n=2), LoopNoise("eq4", s1=0.3, s2=0.2, key_n=3),
              LoopNoise("deterministic"))
     lengths = (torch.tensor([10, 3, 7, 10]), torch.empty(0, dtype=torch.int64), torch.tensor([1, 10, 10, 5]))
-    probe = torch.randn(S, B, M, H)
+    probe = torch.randn(S, M, B, H)
 
     def run(idx):
         spec = CellSpec(FORMS[form], tuple(noise[i] for i in idx), (0.5,) * len(idx), (0.3,) * len(idx),

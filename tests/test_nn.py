@@ -216,21 +216,16 @@ def test_streaming_any_chunking_gives_the_whole_pass_logits(name):
     assert torch.allclose(out, whole, atol=1e-5)
 
 
-def test_the_output_sequence_is_saved_for_the_backward_like_tanh_output():
-    """The engine returns the output sequence it wrote, with no copy, and saves it for the backward
-    (as torch.tanh does its output): an in-place change is refused by autograd, naming the op,
-    never a silently wrong gradient; a change to a clone gives the out-of-place gradients."""
+def test_the_output_sequence_may_be_changed_in_place():
+    """The layer's output is its own tensor (not the engine's buffer): an in-place change gives the
+    same gradients as the out-of-place one."""
     net = LipschitzRNN(2, 8, batch_first=True)
     x = torch.randn(3, 6, 2)
-    out, _ = net(x.clone().requires_grad_())
-    out.mul_(2.0)
-    with pytest.raises(RuntimeError, match="_CellRecurrence"):
-        out.square().sum().backward()
     grads = []
     for in_place in (True, False):
         xx = x.clone().requires_grad_()
         out, _ = net(xx)
-        out = out.clone().mul_(2.0) if in_place else out * 2.0
+        out = out.mul_(2.0) if in_place else out * 2.0
         out.square().sum().backward()
         grads.append(xx.grad)
     assert torch.allclose(grads[0], grads[1])
@@ -246,7 +241,6 @@ def test_layer_benchmark_smoke_runs(tmp_path):
     run_script("benchmarks/bench_layers.py", "--out", str(tmp_path / "bl"), "--shapes", "ecg", "--repeats", "1",
                "--samples", "20")
     result = json.loads((tmp_path / "bl.json").read_text())
-    assert set(result["shapes"]["ecg"]["models"]) >= {"nrnn", "cornn", "exprnn", "torch.nn.LSTM"}
-    assert result["shapes"]["ecg"]["head"]["sequence"] > 0
+    assert set(result["shapes"]["ecg"]) >= {"nrnn", "cornn", "exprnn", "torch.nn.LSTM"}
     assert "noisyrnn model.step" in result["streaming_us"]
     assert "sequence / final (target <= 1.3)" in (tmp_path / "bl.md").read_text()

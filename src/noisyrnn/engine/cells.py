@@ -127,11 +127,11 @@ def cell_states(drift, h0, u, deltas, scheme, generator, lengths, workspace):
     """Every state h_1..h_M (B, M, H) of one model's recurrence through the cell engine, the
     backward taking a gradient at every step (see :func:`cell_members_states`)."""
     return cell_members_states([drift], h0.unsqueeze(0), _member_axis(u), [deltas], [scheme], [generator],
-                               [lengths], workspace)[0]
+                               [lengths], workspace)[0].transpose(0, 1)
 
 
 def cell_members_states(drifts, h0, u, deltas, schemes, generators, lengths, workspace):
-    """h_1..h_M (S, B, M, H) of S members of one form (arguments as
+    """h_1..h_M (S, M, B, H) of S members of one form (arguments as
     :func:`cell_members_final_state`); past a sequence's length its state stays frozen."""
     return _members(drifts, h0, u, deltas, schemes, generators, lengths, workspace, outputs=True)
 
@@ -161,9 +161,9 @@ def _members(drifts, h0, u, deltas, schemes, generators, lengths, workspace, out
 
 
 def cell_recurrence(u, h0, weight, dt, bias, spec: CellSpec, workspace, outputs: bool = False):
-    """h_M (S, B, H) of S members at once, or with ``outputs`` every state h_1..h_M (S, B, M, H),
-    batch-major as the loop writes them (a gradient at every step flows back through the same
-    C++ loop; past a sequence's length its state stays frozen, so ``[:, :, -1]`` is h_M): u (S, B, M, d_u) or LinearInputs (x (S, B,
+    """h_M (S, B, H) of S members at once, or with ``outputs`` every state h_1..h_M (S, M, B, H)
+    (a gradient at every step flows back through the same C++ loop; past a sequence's length
+    its state stays frozen, so ``[:, -1]`` is h_M): u (S, B, M, d_u) or LinearInputs (x (S, B,
     M, d_x), U (S, d_u, d_x), b (S, d_u) or None; projected inside the loop), h0 (S, B, H),
     weight (S, H, P), dt (S, 1 or N), bias (S, N) (modReLU) or (S, 0); the members run in
     parallel in C++."""
@@ -184,40 +184,38 @@ class _CellRecurrence(torch.autograd.Function):
         keep = any(ctx.needs_input_grad)  # else inference: two rotating state rows, no saved steps
         keep_f = keep and ((need_dt and spec.form == FORMS["lipschitz"]) or spec.form == FORMS["gated"])
         empty = h0.new_empty(0)
-        # outputs: the loop writes h_1..h_M batch-major into their own tensor (B, M, H), returned
-        # with no copy; states keep h_0 alone. Else the pool's step-major buffer: every state
-        # (for the backward) or two rotating rows (inference)
-        seq = h0.new_empty((S, batch, steps, hidden)) if outputs else None
-        rows = 1 if outputs else (steps + 1 if keep else 2)
-        states = workspace.take((S, rows, batch, hidden), h0)
+        # the output sequence is a view of its own states buffer (not the pool's): no copy
+        states = (h0.new_empty((S, steps + 1, batch, hidden)) if outputs
+                  else workspace.take((S, steps + 1 if keep else 2, batch, hidden), h0))
         units = hidden // 2 if spec.form == FORMS["cornn"] else hidden  # one activation per unit
         acts = workspace.take((S, steps, batch, units), h0) if keep else None  # inference: none kept
         drifts = workspace.take((S, steps, batch, units), h0) if keep_f else None
         states[:, 0] = h0
         members = range(S)
         _ops().cells_forward(
-            states=list(states), out=list(seq) if outputs else [empty] * S, acts=list(acts) if keep else [empty] * S,
+            states=list(states), acts=list(acts) if keep else [empty] * S,
             drifts=[drifts[s] if keep_f else empty for s in members],
             u=[u[s].contiguous() for s in members], w=[weight[s].contiguous() for s in members],
             p=list(h0.new_empty((S, batch, width))), bias=[bias[s].contiguous() for s in members],
             in_wt=list(in_wt) if proj else [empty] * S,
             in_b=[in_b[s].contiguous() for s in members] if proj else [empty] * S,
             dt=[dt[s].contiguous() for s in members], **spec.scalars)
-        out = seq if outputs else states[:, steps % rows].clone()
+        out = states[:, 1:] if outputs else states[:, steps % states.shape[1]].clone()
         if not keep:
-            workspace.give(states)
+            if not outputs:
+                workspace.give(states)
             return out
         # saving the output makes autograd refuse a backward after an in-place change to it
         ctx.save_for_backward(weight, dt, bias, u if proj else None, in_w, out if outputs else None)
         ctx.buffers = (states, acts, drifts)
         ctx.spec, ctx.workspace, ctx.outputs = spec, workspace, outputs
         ctx.u_width = in_w.shape[1] if proj else u.shape[-1]
-        weakref.finalize(ctx, workspace.give, states, acts, drifts)
+        weakref.finalize(ctx, workspace.give, None if outputs else states, acts, drifts)
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        weight, dt, bias, x, in_w, seq = ctx.saved_tensors
+        weight, dt, bias, x, in_w, _ = ctx.saved_tensors
         states, acts, drifts = ctx.buffers
         S, steps, batch, units = acts.shape
         hidden, width = states.shape[3], weight.shape[2]
@@ -239,8 +237,7 @@ class _CellRecurrence(torch.autograd.Function):
         d_inw_rows = grad_out.new_zeros((S, batch, x.shape[-1], ctx.u_width)) if fold else None
         d_inb_rows = grad_out.new_zeros((S, batch, ctx.u_width)) if fold else None
         _ops().cells_backward(
-            g_all=list(g_all), dp_all=list(dp_all), g_out=g_out, states=list(states),
-            out=list(seq) if ctx.outputs else [empty] * S, acts=list(acts),
+            g_all=list(g_all), dp_all=list(dp_all), g_out=g_out, states=list(states), acts=list(acts),
             drifts=[drifts[s] if drifts is not None else empty for s in members], wt=list(wt),
             bias=[bias[s].contiguous() for s in members],
             d_dt=list(d_dt_rows) if need_dt else [empty] * S,
@@ -248,12 +245,9 @@ class _CellRecurrence(torch.autograd.Function):
             x_in=[x[s].contiguous() for s in members] if fold else [empty] * S,
             d_inw=list(d_inw_rows) if fold else [empty] * S, d_inb=list(d_inb_rows) if fold else [empty] * S,
             dt=[dt[s].contiguous() for s in members], **ctx.spec.scalars)
-        d_weight = grad_out.new_empty(weight.shape)  # per member sum_m h_m^T dp_m
-        if ctx.outputs:  # h_0 in states, h_1.. in the batch-major output sequence
-            _ops().cells_weight_grad(list(states), list(seq), list(dp_all), list(d_weight))
-        else:  # one GEMM over all steps
-            _ops().gemm_tn([states[s, :-1].reshape(-1, hidden) for s in members],
-                           [dp_all[s].reshape(-1, width) for s in members], list(d_weight))
+        d_weight = grad_out.new_empty(weight.shape)  # per member one GEMM over all steps: sum_m h_m^T dp_m
+        _ops().gemm_tn([states[s, :-1].reshape(-1, hidden) for s in members],
+                       [dp_all[s].reshape(-1, width) for s in members], list(d_weight))
         drive = dp_all[..., width - ctx.u_width:]  # dL/du_m (S, M, B, d_u): the tail of dp
         d_u = d_in_w = d_in_b = None
         if in_w is not None:  # u = x U^T + b formed in the loop: dU, db summed there, dL/dx here

@@ -82,7 +82,7 @@ class Recurrence(nn.Module):
         check_sequences(x, self.input_size)
         states = integrate_outputs(self.drift, self._h0(x, h0), self.drift.encoded(x), self.step_size, self.scheme,
                                    noise, generator, lengths, self._backend(), self.workspace)
-        return states.contiguous()  # the engine writes batch-major; the generic loop returns a view
+        return states.contiguous()  # batch-major in memory too (the engine writes step-major)
 
     def hidden_states(self, x: torch.Tensor, noise: bool = False, generator=None, lengths=None) -> torch.Tensor:
         """All states h_0..h_M, shape (B, M+1, d_h) (frozen after each sequence's length), on the

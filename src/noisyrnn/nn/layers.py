@@ -17,9 +17,7 @@ per layer (coRNN's state is (y, z): ``state_size = 2 * hidden_size``, its output
 ``h_n`` back as ``h0`` continues a sequence exactly (streaming). Hidden-state noise (eq 5) is
 injected only when asked for (:mod:`noisyrnn.nn.noise`), never by ``.train()``; ``dropout``
 between layers follows ``.train()`` as in torch. On the CPU in float32 the recurrence and its
-backward (a gradient at every step) run in the C++ cell engine, which writes ``output`` in place
-(batch-major, no copy) and saves it for the backward, as ``torch.tanh`` saves its result:
-autograd refuses an in-place change to it (change a ``.clone()``).
+backward (a gradient at every step) run in the C++ cell engine.
 """
 
 from __future__ import annotations

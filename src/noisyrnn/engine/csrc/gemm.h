@@ -129,19 +129,19 @@ class RightFactor {
   std::vector<float> packed_;
 };
 
-// c (M x N, row stride ldc) = [c +] a^T b for a (K x M, row stride lda), b (K x N, row stride ldb)
+// c (M x N, row stride ldc) = a^T b for a (K x M, row stride lda), b (K x N, row stride ldb)
 inline void transposed_product(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const float* b,
-                               int64_t ldb, float* c, int64_t ldc, bool accumulate = false) {
+                               int64_t ldb, float* c, int64_t ldc) {
   if (M == 0) return;
 #if defined(__AVX512F__)
   std::vector<float> scratch(packed_size(KC, N));
-  multiply(M, N, K, a, 1, lda, b, ldb, c, ldc, accumulate, scratch.data());
+  multiply(M, N, K, a, 1, lda, b, ldb, c, ldc, false, scratch.data());
 #else
   const auto opts = at::TensorOptions().dtype(at::kFloat);
   at::Tensor av = at::from_blob(const_cast<float*>(a), {K, M}, {lda, 1}, opts);
   at::Tensor bv = at::from_blob(const_cast<float*>(b), {K, N}, {ldb, 1}, opts);
   at::Tensor cv = at::from_blob(c, {M, N}, {ldc, 1}, opts);
-  if (accumulate) at::addmm_out(cv, cv, av.t(), bv); else at::mm_out(cv, av.t(), bv);
+  at::mm_out(cv, av.t(), bv);
 #endif
 }
 }  // namespace gemm

@@ -184,39 +184,6 @@ inline void coef_row(const Coef& k, int64_t m, int64_t b, float* __restrict c, f
 
 struct Shape { int64_t M, B, N, H, P; };
 
-// Where state h_m of row b lives. h_0 in `first` (rows of stride first_bs); h_m, m >= 1, in `rest`
-// at (m - 1) ms + b bs: the engine's own step-major buffer (M+1 or 2 rotating rows of (B, H),
-// slot m % rot) or, in outputs mode, the batch-major output sequence (B, M, H) the caller reads
-// with no copy (ms = H, bs = M H; the GEMM of step m reads its rows with leading dimension bs).
-struct Rows {
-  float* first = nullptr;
-  float* rest = nullptr;
-  int64_t first_bs = 0, ms = 0, bs = 0, rot = 0;
-  float* at(int64_t m, int64_t b) const {
-    const int64_t j = m % rot;
-    return j == 0 ? first + b * first_bs : rest + (j - 1) * ms + b * bs;
-  }
-  int64_t ld(int64_t m) const { return m % rot == 0 ? first_bs : bs; }
-};
-
-// states (R, B, H) holds h_0 (R = 1, with `out` (B, M, H) holding h_1..h_M) or every state
-// (R = M + 1) or two rotating rows (R = 2, inference)
-inline Rows state_rows(const at::Tensor& states, const at::Tensor& out) {
-  const int64_t R = states.size(0), B = states.size(1), H = states.size(2);
-  Rows r;
-  r.first = states.data_ptr<float>();
-  r.first_bs = H;
-  if (out.numel() > 0) {
-    const int64_t M = out.size(1);
-    TORCH_CHECK(R == 1 && out.is_contiguous() && out.size(0) == B && out.size(2) == H,
-                "cells: with an output sequence, states must hold h_0 only and out be contiguous (B, M, H)");
-    r.rest = out.data_ptr<float>(), r.ms = H, r.bs = M * H, r.rot = M + 1;
-  } else {
-    r.rest = r.first + B * H, r.ms = B * H, r.bs = H, r.rot = R;
-  }
-  return r;
-}
-
 // coRNN's constants (unused by the other forms)
 struct Constants { float gamma = 0, eps = 0, ystep = 0; };
 
@@ -226,12 +193,11 @@ struct Member {
   Constants consts;
 };
 
-// One member's operands of the forward loop. states (M+1, 2 or 1, B, H) and out (B, M, H) or empty
-// (see state_rows), acts (M, B, N) or empty,
+// One member's operands of the forward loop. states (M+1 or 2, B, H), acts (M, B, N) or empty,
 // drifts (M, B, N) or empty, u (B, M, UW), w (H, P), p (B, P) scratch; bias (N) for modReLU;
 // in_wt (D, uw), in_b (uw) for an in-loop projection of raw inputs u = x, else nullptr.
 struct ForwardMember {
-  at::Tensor states, out, acts, drifts, u, w, p;
+  at::Tensor states, acts, drifts, u, w, p;
   const float* bias = nullptr;
   const float* in_wt = nullptr;
   const float* in_b = nullptr;
@@ -242,7 +208,7 @@ struct ForwardMember {
 
 // One member's operands of the backward loop (see backward_rows)
 struct BackwardMember {
-  at::Tensor g_all, dp_all, states, out, acts, drifts, wt, d_dt, d_bias;
+  at::Tensor g_all, dp_all, states, acts, drifts, wt, d_dt, d_bias;
   const float* bias = nullptr;
   const float* g_out = nullptr;
   const float* x_in = nullptr;
@@ -253,7 +219,7 @@ struct BackwardMember {
   Constants consts;
 };
 
-// states (see state_rows), acts (M, B, N), drifts (M, B, N) or empty, u (B, M, N), w (H, P), p (B, P) scratch.
+// states (M+1, B, H), acts (M, B, N), drifts (M, B, N) or empty, u (B, M, N), w (H, P), p (B, P) scratch.
 // Templated on every variant so that each row loop is branch-free and vectorises (a runtime
 // test inside the loop stops GCC from vectorising tanh: measured 1.5x slower steps).
 // u (B, M, UW) holds the encoded inputs, or, with a projection (ut (D, UW), ub (UW)), the raw
@@ -270,8 +236,8 @@ void forward_rows(const ForwardMember& a, int64_t b0, int64_t b1) {
   const bool keep_a = acts.numel() > 0;
   const int64_t units = FORM == CORNN ? states.size(2) / 2 : states.size(2);
   const Shape s{u.size(1), u.size(0), units, states.size(2), p.size(1)};
-  const int64_t N = s.N, UW = u.size(2);
-  const Rows rows = state_rows(states, a.out);
+  const int64_t N = s.N, H = s.H, rs = states.size(0), UW = u.size(2);
+  float* S = states.data_ptr<float>();
   float* F = KEEP_F ? drifts.data_ptr<float>() : nullptr;
   const float* U = u.data_ptr<float>();
   float* PP = p.data_ptr<float>();
@@ -284,10 +250,10 @@ void forward_rows(const ForwardMember& a, int64_t b0, int64_t b1) {
   for (int64_t m = 0; m < s.M; ++m)
    for (int64_t r0 = b0; r0 < b1; r0 += ROWS) {
     const int64_t r1 = std::min(b1, r0 + ROWS);
-    wf.apply(r1 - r0, rows.at(m, r0), rows.ld(m), PP + r0 * s.P, s.P, false);  // p = h w
+    wf.apply(r1 - r0, S + ((m % rs) * s.B + r0) * H, H, PP + r0 * s.P, s.P, false);  // p = h w
     for (int64_t b = r0; b < r1; ++b) {
-      const float* __restrict h = rows.at(m, b);
-      float* __restrict ho = rows.at(m + 1, b);
+      const float* __restrict h = S + ((m % rs) * s.B + b) * H;
+      float* __restrict ho = S + (((m + 1) % rs) * s.B + b) * H;
       const float* __restrict pr = PP + b * s.P;
       const float* __restrict ub = U + (b * s.M + m) * UW;
       if (ut != nullptr) {  // u_m = x_m ut + ub (a linear encoder with D = UW input channels)
@@ -306,7 +272,7 @@ void forward_rows(const ForwardMember& a, int64_t b0, int64_t b1) {
       float* __restrict ar = keep_a ? A + (m * s.B + b) * N : arow;
       float* __restrict fr = KEEP_F ? F + (m * s.B + b) * N : nullptr;
       if (!k.live(m, b)) {  // padding: the state is frozen
-        std::copy(h, h + s.H, ho);
+        std::copy(h, h + H, ho);
         std::fill(ar, ar + N, 0.0f);
         if constexpr (KEEP_F) std::fill(fr, fr + N, 0.0f);
         continue;
@@ -363,8 +329,8 @@ void forward_rows(const ForwardMember& a, int64_t b0, int64_t b1) {
 // d_dt (B, N) and d_bias (B, N) accumulated when non-empty.
 // With the raw inputs x (B, M, D) of an in-loop projection (else nullptr), dL/du_m (the tail
 // uw of dp) is folded into per-row sums d_inw (B, D, uw) += x_m (x) dL/du_m and d_inb (B, uw).
-// With g_out (B, M, H) (else nullptr), the gradient of the output sequence h_1..h_M (out, batch-major)
-// is added to dL/dh_{m+1} as the loop walks back.
+// With g_out (M, B, H) (else nullptr), the gradient of the output sequence h_1..h_M is added to
+// dL/dh_{m+1} as the loop walks back.
 template <int64_t FORM, bool WANT_DT>
 void backward_rows(const BackwardMember& a, int64_t b0, int64_t b1) {
   const at::Tensor &g_all = a.g_all, &dp_all = a.dp_all, &states = a.states, &acts = a.acts, &drifts = a.drifts;
@@ -376,7 +342,7 @@ void backward_rows(const BackwardMember& a, int64_t b0, int64_t b1) {
   const float gamma = a.consts.gamma, eps = a.consts.eps, ystep = a.consts.ystep;
   const Shape s{acts.size(0), acts.size(1), acts.size(2), states.size(2), dp_all.size(2)};
   const int64_t N = s.N, H = s.H, rows = g_all.size(0);
-  const Rows state = state_rows(states, a.out);
+  const float* S = states.data_ptr<float>();
   const float* A = acts.data_ptr<float>();
   const float* F = drifts.numel() > 0 ? drifts.data_ptr<float>() : nullptr;
   float* DDT = d_dt.numel() > 0 ? d_dt.data_ptr<float>() : nullptr;
@@ -391,7 +357,7 @@ void backward_rows(const BackwardMember& a, int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       if (g_out != nullptr) {  // h_{m+1} is output m: its own gradient joins dL/dh_{m+1}
         float* __restrict gm = G + b * H;
-        const float* __restrict go = g_out + (b * s.M + m) * H;
+        const float* __restrict go = g_out + (m * s.B + b) * H;
 #pragma omp simd
         for (int64_t i = 0; i < H; ++i) gm[i] += go[i];
       }
@@ -399,7 +365,7 @@ void backward_rows(const BackwardMember& a, int64_t b0, int64_t b1) {
       float* __restrict out = OUT + b * H;
       float* __restrict dp = dp_all.data_ptr<float>() + (m * s.B + b) * s.P;
       const float* __restrict ar = A + (m * s.B + b) * N;
-      const float* __restrict h = state.at(m, b);
+      const float* __restrict h = S + (m * s.B + b) * H;
       float* __restrict ddt = WANT_DT ? DDT + b * N : nullptr;
       if (!k.live(m, b)) {
         std::fill(dp, dp + s.P, 0.0f);
@@ -533,7 +499,7 @@ void with_form(int64_t form, const Fn& fn) {
 
 // S members (list entries), one task per (member, block of rows) as for_each_task splits them.
 // The per-member scalars come packed (member_ints (S, 3), member_reals (S, 8); columns: forms.h).
-void cells_forward(at::TensorList states, at::TensorList out, at::TensorList acts, at::TensorList drifts, at::TensorList u,
+void cells_forward(at::TensorList states, at::TensorList acts, at::TensorList drifts, at::TensorList u,
                    at::TensorList w, at::TensorList p, at::TensorList bias, at::TensorList in_wt, at::TensorList in_b,
                    at::TensorList dt, at::TensorList lengths, int64_t form, const at::Tensor& member_ints,
                    const at::Tensor& member_reals) {
@@ -543,8 +509,7 @@ void cells_forward(at::TensorList states, at::TensorList out, at::TensorList act
   std::vector<cells::ForwardMember> ops(S);
   for (int64_t s = 0; s < S; ++s) {
     cells::ForwardMember& a = ops[s];
-    a.states = states[s], a.out = out[s], a.acts = acts[s], a.drifts = drifts[s], a.u = u[s], a.w = w[s];
-    a.p = p[s];
+    a.states = states[s], a.acts = acts[s], a.drifts = drifts[s], a.u = u[s], a.w = w[s], a.p = p[s];
     a.bias = bias[s].numel() > 0 ? bias[s].data_ptr<float>() : nullptr;
     if (in_wt[s].numel() > 0) {
       a.in_wt = in_wt[s].data_ptr<float>(), a.in_b = in_b[s].data_ptr<float>(), a.uw = in_wt[s].size(1);
@@ -568,7 +533,7 @@ void cells_forward(at::TensorList states, at::TensorList out, at::TensorList act
 }
 
 void cells_backward(at::TensorList g_all, at::TensorList dp_all, at::TensorList g_out, at::TensorList states,
-                    at::TensorList out, at::TensorList acts, at::TensorList drifts, at::TensorList wt, at::TensorList bias,
+                    at::TensorList acts, at::TensorList drifts, at::TensorList wt, at::TensorList bias,
                     at::TensorList d_dt, at::TensorList d_bias, at::TensorList x_in, at::TensorList d_inw,
                     at::TensorList d_inb, at::TensorList dt, at::TensorList lengths, int64_t form,
                     const at::Tensor& member_ints, const at::Tensor& member_reals) {
@@ -577,15 +542,14 @@ void cells_backward(at::TensorList g_all, at::TensorList dp_all, at::TensorList 
   std::vector<cells::BackwardMember> ops(S);
   for (int64_t s = 0; s < S; ++s) {
     cells::BackwardMember& a = ops[s];
-    a.g_all = g_all[s], a.dp_all = dp_all[s], a.states = states[s], a.out = out[s], a.acts = acts[s];
-    a.drifts = drifts[s];
+    a.g_all = g_all[s], a.dp_all = dp_all[s], a.states = states[s], a.acts = acts[s], a.drifts = drifts[s];
     a.wt = wt[s], a.d_dt = d_dt[s], a.d_bias = d_bias[s];
     a.bias = bias[s].numel() > 0 ? bias[s].data_ptr<float>() : nullptr;
     if (g_out[s].numel() > 0) {
       TORCH_CHECK(g_out[s].is_contiguous() && g_out[s].scalar_type() == at::kFloat && g_out[s].dim() == 3 &&
-                      g_out[s].size(0) == B && g_out[s].size(1) == acts[s].size(0) &&
+                      g_out[s].size(0) == acts[s].size(0) && g_out[s].size(1) == B &&
                       g_out[s].size(2) == states[s].size(2),
-                  "cells: g_out must be contiguous float32 (B, M, H)");
+                  "cells: g_out must be contiguous float32 (M, B, H)");
       a.g_out = g_out[s].data_ptr<float>();
     }
     if (x_in[s].numel() > 0) {
@@ -607,44 +571,16 @@ void cells_backward(at::TensorList g_all, at::TensorList dp_all, at::TensorList 
   });
 }
 
-// The weight gradient of the outputs mode, d_weight[s] (H, P) = sum_m h_m^T dp_m with h_0 in states[s]
-// (1, B, H) and h_1..h_{M-1} in out[s] (B, M, H), dp_all[s] (M, B, P): h_0's product, then one per
-// sequence b over its steps (rows of stride H in out, B P in dp_all), accumulated; tasks of (member,
-// block of output rows) as gemm_tn
-void cells_weight_grad(at::TensorList states, at::TensorList out, at::TensorList dp_all, at::TensorList d_weight) {
-  const int64_t S = static_cast<int64_t>(states.size());
-  TORCH_CHECK(static_cast<int64_t>(out.size()) == S && static_cast<int64_t>(dp_all.size()) == S &&
-              static_cast<int64_t>(d_weight.size()) == S, "cells_weight_grad: one entry per member");
-  for (int64_t s = 0; s < S; ++s)
-    TORCH_CHECK(states[s].is_contiguous() && out[s].is_contiguous() && dp_all[s].is_contiguous() &&
-                    d_weight[s].is_contiguous() && states[s].size(0) == 1 && out[s].size(0) == dp_all[s].size(1) &&
-                    out[s].size(1) == dp_all[s].size(0) && d_weight[s].size(0) == out[s].size(2) &&
-                    d_weight[s].size(1) == dp_all[s].size(2),
-                "cells_weight_grad: states (1, B, H), out (B, M, H), dp_all (M, B, P), d_weight (H, P)");
-  if (S == 0) return;
-  for_each_task(S, d_weight[0].size(0), [&](int64_t s, int64_t i0, int64_t i1) {
-    const int64_t B = out[s].size(0), M = out[s].size(1), H = out[s].size(2), P = dp_all[s].size(2);
-    const float* dp = dp_all[s].data_ptr<float>();
-    const float* hs = out[s].data_ptr<float>();
-    float* dw = d_weight[s].data_ptr<float>() + i0 * P;
-    gemm::transposed_product(i1 - i0, P, B, states[s].data_ptr<float>() + i0, H, dp, P, dw, P);
-    for (int64_t b = 0; b < B && M > 1; ++b)
-      gemm::transposed_product(i1 - i0, P, M - 1, hs + b * M * H + i0, H, dp + (B + b) * P, B * P, dw, P, true);
-  });
-}
-
 TORCH_LIBRARY(noisyrnn_cpu, lib) {
   lib.def("philox_fill(Tensor(a!) out, int key, int offset, int stream, int kind, float scale, float shift) -> ()");
-  lib.def("cells_forward(Tensor(a!)[] states, Tensor(e!)[] out, Tensor(b!)[] acts, Tensor(c!)[] drifts, Tensor[] u, "
-          "Tensor[] w, Tensor(d!)[] p, Tensor[] bias, Tensor[] in_wt, Tensor[] in_b, Tensor[] dt, Tensor[] lengths, int form, "
+  lib.def("cells_forward(Tensor(a!)[] states, Tensor(b!)[] acts, Tensor(c!)[] drifts, Tensor[] u, Tensor[] w, "
+          "Tensor(d!)[] p, Tensor[] bias, Tensor[] in_wt, Tensor[] in_b, Tensor[] dt, Tensor[] lengths, int form, "
           "Tensor member_ints, Tensor member_reals) -> ()");
-  lib.def("cells_backward(Tensor(a!)[] g_all, Tensor(b!)[] dp_all, Tensor[] g_out, Tensor[] states, Tensor[] out, "
-          "Tensor[] acts, "
+  lib.def("cells_backward(Tensor(a!)[] g_all, Tensor(b!)[] dp_all, Tensor[] g_out, Tensor[] states, Tensor[] acts, "
           "Tensor[] drifts, Tensor[] wt, Tensor[] bias, Tensor(c!)[] d_dt, Tensor(d!)[] d_bias, Tensor[] x_in, "
           "Tensor(e!)[] d_inw, Tensor(f!)[] d_inb, Tensor[] dt, Tensor[] lengths, int form, Tensor member_ints, "
           "Tensor member_reals) -> ()");
   lib.def("gemm_tn(Tensor[] a, Tensor[] b, Tensor(a!)[] out) -> ()");
-  lib.def("cells_weight_grad(Tensor[] states, Tensor[] out, Tensor[] dp_all, Tensor(a!)[] d_weight) -> ()");
   lib.def("gemm_nn(Tensor a, Tensor b, Tensor(a!) out, bool accumulate, int repeat) -> ()");
   lib.def("gemm_kernel() -> str", &gemm_kernel);
 }
@@ -653,6 +589,5 @@ TORCH_LIBRARY_IMPL(noisyrnn_cpu, CPU, lib) {
   lib.impl("cells_forward", &cells_forward);
   lib.impl("cells_backward", &cells_backward);
   lib.impl("gemm_tn", &gemm_tn);
-  lib.impl("cells_weight_grad", &cells_weight_grad);
   lib.impl("gemm_nn", &gemm_nn);
 }
