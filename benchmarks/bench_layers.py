@@ -54,7 +54,19 @@ def ours(name: str, x: torch.Tensor, y: torch.Tensor, repeats: int) -> dict:
         out = model.decode(model.states(x, noise=True, generator=torch.Generator().manual_seed(0)))
         loss(out.reshape(-1, CLASSES), y.repeat_interleave(x.shape[1])).backward()
 
-    return {"final": median_seconds(final, repeats), "sequence": median_seconds(sequence, repeats)}
+    g_seq, g_final = torch.randn(x.shape[0], x.shape[1], model.hidden_size), torch.randn(x.shape[0], model.hidden_size)
+
+    def layer_final():  # the recurrence alone: an upstream gradient at h_M only
+        model.zero_grad(set_to_none=True)
+        model.final_state(x, noise=True, generator=torch.Generator().manual_seed(0)).backward(g_final)
+
+    def layer_sequence():  # ... at every step
+        model.zero_grad(set_to_none=True)
+        model.states(x, noise=True, generator=torch.Generator().manual_seed(0)).backward(g_seq)
+
+    return {"final": median_seconds(final, repeats), "sequence": median_seconds(sequence, repeats),
+            "layer_final": median_seconds(layer_final, repeats),
+            "layer_sequence": median_seconds(layer_sequence, repeats)}
 
 
 def torch_rnn(kind: str, x: torch.Tensor, y: torch.Tensor, repeats: int) -> dict:
@@ -71,6 +83,38 @@ def torch_rnn(kind: str, x: torch.Tensor, y: torch.Tensor, repeats: int) -> dict
         rnn.zero_grad(set_to_none=True)
         out, _ = rnn(x)
         loss(head(out).reshape(-1, CLASSES), y.repeat_interleave(x.shape[1])).backward()
+
+    g_seq, g_final = torch.randn(x.shape[0], x.shape[1], N), torch.randn(x.shape[0], N)
+
+    def layer_final():
+        rnn.zero_grad(set_to_none=True)
+        rnn(x)[0][:, -1].backward(g_final)
+
+    def layer_sequence():
+        rnn.zero_grad(set_to_none=True)
+        rnn(x)[0].backward(g_seq)
+
+    return {"final": median_seconds(final, repeats), "sequence": median_seconds(sequence, repeats),
+            "layer_final": median_seconds(layer_final, repeats),
+            "layer_sequence": median_seconds(layer_sequence, repeats)}
+
+
+def head_cost(x: torch.Tensor, y: torch.Tensor, repeats: int) -> dict:
+    """The per-step head alone (nn.Linear(N, classes) + cross-entropy on every step, forward and
+    backward) on a (B, T, N) leaf, and on the final state (B, N): what every model's step adds."""
+    torch.manual_seed(0)
+    head, loss = nn.Linear(N, CLASSES), nn.CrossEntropyLoss()
+    states = torch.randn(x.shape[0], x.shape[1], N, requires_grad=True)
+    last = torch.randn(x.shape[0], N, requires_grad=True)
+    labels = y.repeat_interleave(x.shape[1])
+
+    def sequence():
+        states.grad = None
+        loss(head(states).reshape(-1, CLASSES), labels).backward()
+
+    def final():
+        last.grad = None
+        loss(head(last), y).backward()
 
     return {"final": median_seconds(final, repeats), "sequence": median_seconds(sequence, repeats)}
 
@@ -160,15 +204,24 @@ def main() -> None:
         for kind in ("rnn", "lstm", "gru"):
             rows[f"torch.nn.{kind.upper()}"] = torch_rnn(kind, x, y, args.repeats)
             print(shape, kind, rows[f"torch.nn.{kind.upper()}"], flush=True)
-        results["shapes"][shape] = rows
+        head = head_cost(x, y, args.repeats)
+        print(shape, "head", head, flush=True)
+        results["shapes"][shape] = {"models": rows, "head": head}
         lines += [f"## {shape} (B = {B}, T = {T}, N = {N})", "",
-                  "| model | final-state step (ms) | output-sequence step (ms) | sequence / final (target <= 1.3) |"
-                  " sequence step / torch LSTM's |", "|---|---|---|---|---|"]
+                  "Training step: the model, a linear head and cross-entropy on the final state or on every step. "
+                  "Layer alone: the recurrence's forward and backward with an upstream gradient at h_M only or at "
+                  "every step (`output.backward(g)`), no head.", "",
+                  "| model | final-state step (ms) | output-sequence step (ms) | step: sequence / final (target <= 1.3) |"
+                  " layer alone: sequence / final | sequence step / torch LSTM's |", "|---|---|---|---|---|---|"]
         lstm = rows["torch.nn.LSTM"]["sequence"]
         for name, r in rows.items():
             lines.append(f"| {name} | {r['final'] * 1e3:.1f} | {r['sequence'] * 1e3:.1f} | "
-                         f"{r['sequence'] / r['final']:.2f} | {r['sequence'] / lstm:.2f} |")
-        lines.append("")
+                         f"{r['sequence'] / r['final']:.2f} | {r['layer_sequence'] / r['layer_final']:.2f} | "
+                         f"{r['sequence'] / lstm:.2f} |")
+        lines += ["", f"The head alone (nn.Linear({N}, {CLASSES}) + cross-entropy, forward and backward) costs "
+                  f"{head['sequence'] * 1e3:.1f} ms on every step and {head['final'] * 1e3:.2f} ms on the final "
+                  f"state: the same for every model; it is {head['sequence'] / rows['nrnn']['final']:.2f}x the "
+                  "nrnn final-state step, which bounds the step ratio from below.", ""]
     stream = streaming(args.samples)
     results["streaming_us"] = stream
     lines += ["## Streaming: per-sample latency at batch 1", "",

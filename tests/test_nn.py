@@ -241,6 +241,7 @@ def test_layer_benchmark_smoke_runs(tmp_path):
     run_script("benchmarks/bench_layers.py", "--out", str(tmp_path / "bl"), "--shapes", "ecg", "--repeats", "1",
                "--samples", "20")
     result = json.loads((tmp_path / "bl.json").read_text())
-    assert set(result["shapes"]["ecg"]) >= {"nrnn", "cornn", "exprnn", "torch.nn.LSTM"}
+    assert set(result["shapes"]["ecg"]["models"]) >= {"nrnn", "cornn", "exprnn", "torch.nn.LSTM"}
+    assert result["shapes"]["ecg"]["head"]["sequence"] > 0
     assert "noisyrnn model.step" in result["streaming_us"]
     assert "sequence / final (target <= 1.3)" in (tmp_path / "bl.md").read_text()
