@@ -79,7 +79,7 @@ def test_predict_and_evaluate_read_the_checkpoint(npz, tmp_path, capsys):
 def test_search_picks_on_validation(npz, tmp_path, capsys):
     rc, out, err = run(["search", "--data", str(npz), "--model", "lipschitz", "--out", str(tmp_path / "s"),
                         "--grid", "params.step=0.05,0.2", "params.hidden_size=8", "--epochs", "2",
-                        "--select-under", "white_0.4", "--no-progress"], capsys)
+                        "--select-under", "white_0.4", "--folds", "1", "--no-progress"], capsys)
     assert rc == 0, err
     best = json.loads((tmp_path / "s" / "best.json").read_text())
     scores = {c["run"]: c["score"] for c in best["candidates"]}
@@ -150,6 +150,53 @@ def test_search_over_several_validation_splits(npz, tmp_path, capsys):
     a = load_data_task(npz, seed=0)
     b = load_data_task(npz, seed=1)
     assert not torch.equal(a.val.x, b.val.x)
+
+
+def test_search_k_fold_averages_folds_that_partition_the_training_part(npz, tmp_path, capsys):
+    """Validation holds fewer than 50 sequences: the search runs K folds by default; each candidate's
+    score is the mean of its folds' validation accuracies, and the folds' validation parts are
+    disjoint, stratified and cover the training part."""
+    rc, out, err = run(["search", "--data", str(npz), "--model", "lstm", "--out", str(tmp_path / "s"),
+                        "--grid", "train.lr=0.001,0.01", "params.hidden_size=8", "--epochs", "2",
+                        "--no-progress"], capsys)
+    assert rc == 0, err
+    best = json.loads((tmp_path / "s" / "best.json").read_text())
+    assert best["folds"] == 5 and best["splits"] == 1 and len(best["candidates"]) == best["n_candidates"] == 2
+    for c in best["candidates"]:
+        vals = [json.loads((tmp_path / "s" / f"fold{k}" / "runs" / c["run"] / "seed0" / "result.json").read_text())
+                ["validation"]["clean"] for k in range(5)]
+        assert c["score"] == pytest.approx(sum(vals) / 5)
+    full = load_data_task(npz, normalize=False)
+    pooled = torch.cat([full.train.x, full.val.x]).sum(dim=(1, 2))
+    held_out = []
+    for k in range(5):
+        t = load_data_task(npz, normalize=False, fold=(k, 5))
+        assert len(t.val) + len(t.train) == len(pooled)
+        counts = torch.bincount(t.val.y, minlength=3)
+        assert int(counts.max() - counts.min()) <= 1  # stratified: 16 per class over 5 folds
+        held_out.append(t.val.x.sum(dim=(1, 2)))
+    assert torch.equal(torch.cat(held_out).sort().values, pooled.sort().values)  # each sequence validates once
+
+
+def test_search_candidates_is_a_seeded_random_subset(npz, tmp_path, capsys):
+    grid = ["--grid", "train.lr=0.001,0.003,0.01", "params.step=0.05,0.2", "params.hidden_size=8"]
+    for out in ("a", "b"):
+        rc, _, err = run(["search", "--data", str(npz), "--model", "lipschitz", "--out", str(tmp_path / out), *grid,
+                          "--epochs", "1", "--folds", "1", "--candidates", "2", "--no-progress"], capsys)
+        assert rc == 0, err
+    a, b = (json.loads((tmp_path / o / "best.json").read_text()) for o in ("a", "b"))
+    assert a["candidates"] and len(a["candidates"]) == 2 == len({c["run"] for c in a["candidates"]})
+    assert [c["run"] for c in a["candidates"]] == [c["run"] for c in b["candidates"]]
+    assert len(list((tmp_path / "a" / "runs").iterdir())) == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--folds", "0"], "folds must be >= 2"), (["--folds", "3", "--splits", "2"], "not both"),
+    (["--folds", "20"], "fewer than the 20 folds"), (["--candidates", "0"], "candidates must be >= 1")])
+def test_search_validation_options_refused_clearly(npz, tmp_path, capsys, argv, message):
+    rc, _, err = run(["search", "--data", str(npz), "--model", "lstm", "--out", str(tmp_path / "s"),
+                      "--grid", "train.lr=0.001", "--epochs", "1", "--no-progress", *argv], capsys)
+    assert rc == 2 and message in err, err
 
 
 def test_analyze_multivariate_unequal_length_checkpoint(npz, tmp_path, capsys):

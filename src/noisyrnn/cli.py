@@ -255,7 +255,8 @@ def cmd_search(args) -> int:
     if args.epochs is not None:
         overrides["train.epochs"] = args.epochs
     result = search(task_name, args.model, args.out, grid=parse_grid(args.grid), select_under=args.select_under,
-                    seeds=args.seeds, overrides=overrides, splits=args.splits,
+                    seeds=args.seeds, overrides=overrides, splits=args.splits, folds=args.folds,
+                    candidates=args.candidates,
                     executor=make_executor(args.executor, args.workers, args.address, args.threads, args.keep_freed_memory), data_dir=args.data_dir,
                     download=args.download, progress=not args.no_progress, wait=args.wait)
     print(json.dumps({"best": result["best"], "written": str(args.out / "best.json")}, indent=2))
@@ -470,7 +471,13 @@ def _search_command(sub) -> None:
                    help="choose on validation accuracy under this perturbation (e.g. white_0.4) instead of clean")
     p.add_argument("--seeds", type=int, default=1, help="seeds per candidate")
     p.add_argument("--splits", type=int, default=1,
-                   help="user data: average each candidate over this many stratified validation splits")
+                   help="user data: average each candidate over this many stratified hold-out validation splits")
+    p.add_argument("--folds", type=int, default=None,
+                   help="user data: stratified K-fold selection (default: 5 folds where validation holds fewer "
+                        "than 50 sequences, else the one split; 1: never)")
+    p.add_argument("--candidates", type=int, default=None,
+                   help="random search: a seeded subset of this many grid points (default: the whole --grid, or 16 "
+                        "points of the model's own search space)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
     _add_user_data_args(p, options=False)

@@ -21,22 +21,29 @@ UCR_PREFIX = "ucr:"
 FILE_PREFIX = "file:"
 
 
+TASK_OPTIONS = ("normalize", "val_fraction", "split_seed", "fold", "folds", "regression")
+
+
 def load_task(name: str, data_dir=None, download: bool = False, **options) -> Task:
     """Load a task by name: ``ecg``, ``mnist``/``pmnist`` (T=784 pixels), ``mnist_rows``/``pmnist_rows``
     (T=28), ``ucr:NAME`` (any UCR/UEA dataset) or ``file:PATH`` (a data file; see
-    :func:`load_data_task`). ``options`` (user data only): ``normalize``, ``val_fraction``,
-    ``split_seed`` (the seed of the stratified validation split), ``regression`` (real-valued
-    targets; None: as the file declares)."""
+    :func:`load_data_task`). ``options`` (user data only, :data:`TASK_OPTIONS`): ``normalize``,
+    ``val_fraction``, ``split_seed`` (the seed of the stratified validation split), ``fold`` and
+    ``folds`` (validation is fold k of a stratified K-fold split of the training part, seeded by
+    ``split_seed``), ``regression`` (real-valued targets; None: as the file declares)."""
     from ..errors import ConfigError, check_choice
 
     check_data_dir(data_dir)
-    unknown = set(options) - {"normalize", "val_fraction", "split_seed", "regression"}
+    unknown = set(options) - set(TASK_OPTIONS)
     if unknown:
-        raise ConfigError(f"unknown task option(s) {', '.join(sorted(unknown))}; known: normalize, val_fraction, "
-                          "split_seed, regression")
+        raise ConfigError(f"unknown task option(s) {', '.join(sorted(unknown))}; known: {', '.join(TASK_OPTIONS)}")
+    options = dict(options)
     if "split_seed" in options:
-        options = dict(options)
         options["seed"] = int(options.pop("split_seed"))
+    if ("fold" in options) != ("folds" in options):
+        raise ConfigError("task options fold and folds go together (validation = fold k of K)")
+    if "fold" in options:
+        options["fold"] = (options.pop("fold"), options.pop("folds"))
     if name.startswith(UCR_PREFIX):
         if not name[len(UCR_PREFIX):]:
             raise ConfigError("--task ucr:NAME needs a dataset name, e.g. ucr:GunPoint")
@@ -49,5 +56,5 @@ def load_task(name: str, data_dir=None, download: bool = False, **options) -> Ta
     return TASK_LOADERS[name](data_dir=data_dir, download=download)
 
 
-__all__ = ["Split", "Task", "UCRDataset", "load_ucr", "load_ecg5000", "load_mnist", "load_task", "TASK_LOADERS",
+__all__ = ["TASK_OPTIONS", "Split", "Task", "UCRDataset", "load_ucr", "load_ecg5000", "load_mnist", "load_task", "TASK_LOADERS",
            "task_from_arrays", "task_from_sequences", "load_data_task", "load_ucr_task", "read_labelled_split"]

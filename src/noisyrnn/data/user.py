@@ -42,6 +42,40 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int, what: str = "y")
     return np.sort(train_idx), np.sort(val_idx)
 
 
+def check_fold(fold) -> tuple[int, int] | None:
+    """``(k, K)``: validation is fold k (0 <= k < K, K >= 2) of a K-fold split; None: a hold-out."""
+    if fold is None:
+        return None
+    try:
+        k, count = (int(v) for v in fold)
+    except (TypeError, ValueError):
+        raise InputError(f"fold must be a pair (k, K), got {fold!r}") from None
+    if count < 2 or not 0 <= k < count:
+        raise InputError(f"fold (k, K) needs K >= 2 and 0 <= k < K, got ({k}, {count})")
+    return k, count
+
+
+def fold_split(y: np.ndarray, fold: tuple[int, int], seed: int, what: str = "y",
+               stratified: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(train_idx, val_idx) of fold k of a seeded K-fold split (``fold = (k, K)``), stratified by
+    class for labels: every sequence is validation in exactly one of the K folds."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    k, count = check_fold(fold)
+    if len(y) < 2 * count:
+        raise InputError(f"{what}: {len(y)} examples are too few for {count}-fold validation")
+    if stratified:
+        least = int(np.bincount(y)[np.bincount(y) > 0].min())
+        if least < count:
+            raise InputError(f"{what}: the smallest class has {least} example(s), fewer than the {count} folds; "
+                             "use fewer folds")
+        splitter = StratifiedKFold(count, shuffle=True, random_state=seed)
+    else:
+        splitter = KFold(count, shuffle=True, random_state=seed)
+    train_idx, val_idx = list(splitter.split(np.zeros(len(y)), y if stratified else None))[k]
+    return np.sort(train_idx), np.sort(val_idx)
+
+
 def _pad_to(seqs: Sequences, steps: int) -> Sequences:
     if seqs.x.shape[1] >= steps:
         return seqs
@@ -78,15 +112,18 @@ def _targets(labels, what: str) -> np.ndarray:
 
 def task_from_targets(train: LabelledSequences, test: LabelledSequences | None = None,
                       val: LabelledSequences | None = None, name: str = "data", normalize: bool = True,
-                      val_fraction: float = VAL_FRACTION, seed: int = 0, description: str = "") -> Task:
+                      val_fraction: float = VAL_FRACTION, seed: int = 0, description: str = "",
+                      fold: tuple[int, int] | None = None) -> Task:
     """A regression :class:`Task`: real targets (n,) or (n, k) z-scored with the training
-    split's mean and std (``task.target_normalization``), a seeded random validation split,
-    inputs normalised as for classification."""
+    split's mean and std (``task.target_normalization``), a seeded random validation split
+    (or fold k of K, ``fold = (k, K)``), inputs normalised as for classification."""
     y = _targets(train.labels, f"{name}: training targets")
     parts = {"test": test, "val": val}
     steps = max([train.sequences.x.shape[1]] + [p.sequences.x.shape[1] for p in parts.values() if p is not None])
     seqs = _pad_to(train.sequences, steps)
-    if val is None:
+    if val is None and fold is not None:
+        train_idx, val_idx = fold_split(y, fold, seed, f"{name}: training targets", stratified=False)
+    elif val is None:
         order = np.random.default_rng(seed).permutation(len(y))
         n_val = max(1, int(round(val_fraction * len(y))))
         if len(y) - n_val < 2:
@@ -121,12 +158,13 @@ def task_from_targets(train: LabelledSequences, test: LabelledSequences | None =
 def task_from_sequences(train: LabelledSequences, test: LabelledSequences | None = None,
                         val: LabelledSequences | None = None, name: str = "data", normalize: bool = True,
                         val_fraction: float = VAL_FRACTION, seed: int = 0, description: str = "",
-                        classes=None, regression: bool = False) -> Task:
+                        classes=None, regression: bool = False, fold: tuple[int, int] | None = None) -> Task:
     """Build a :class:`Task` (see the module docstring); ``classes`` fixes the label order;
-    ``regression``: the labels are real targets (:func:`task_from_targets`)."""
+    ``regression``: the labels are real targets (:func:`task_from_targets`); ``fold = (k, K)``:
+    validation is fold k of a stratified K-fold split (:func:`fold_split`) instead of a hold-out."""
     if regression:
         return task_from_targets(train, test, val, name=name, normalize=normalize, val_fraction=val_fraction,
-                                 seed=seed, description=description)
+                                 seed=seed, description=description, fold=fold)
     if np.ndim(train.labels) != 1:
         raise InputError(f"{name}: the labels have shape {np.shape(train.labels)}, one column per sequence is a class "
                          "label; for real-valued targets use regression (--regression, NRNNRegressor)")
@@ -145,7 +183,9 @@ def task_from_sequences(train: LabelledSequences, test: LabelledSequences | None
         if p is not None and p.sequences.x.shape[2] != d:
             raise InputError(f"{name}: {part_name} sequences have {p.sequences.x.shape[2]} channel(s), "
                              f"training sequences {d}")
-    if val is None:
+    if val is None and fold is not None:
+        train_idx, val_idx = fold_split(y, fold, seed, f"{name}: training labels")
+    elif val is None:
         train_idx, val_idx = stratified_split(y, val_fraction, seed, f"{name}: training labels")
     else:
         train_idx, val_idx = np.arange(len(y)), None
@@ -194,7 +234,7 @@ def task_from_arrays(X, y, X_test=None, y_test=None, *, lengths=None, lengths_te
 
 
 def load_data_task(path, normalize: bool = True, val_fraction: float = VAL_FRACTION, seed: int = 0,
-                   test_path=None, regression: bool | None = None) -> Task:
+                   test_path=None, regression: bool | None = None, fold: tuple[int, int] | None = None) -> Task:
     """A task from a data file (:func:`noisyrnn.data.readers.read_data_file`); a file
     ``NAME_TRAIN.ext`` with a sibling ``NAME_TEST.ext`` takes that as its test part.
     ``regression``: real-valued targets; None: as the file declares (a ``.ts`` header's
@@ -213,11 +253,12 @@ def load_data_task(path, normalize: bool = True, val_fraction: float = VAL_FRACT
     if regression is None:
         regression = data.train.targets
     return task_from_sequences(data.train, test, name=name, normalize=normalize, val_fraction=val_fraction,
-                               seed=seed, description=f"{name} from {path}", regression=regression)
+                               seed=seed, description=f"{name} from {path}", regression=regression, fold=fold)
 
 
 def load_ucr_task(name: str, data_dir=None, download: bool = False, normalize: bool = True,
-                  val_fraction: float = VAL_FRACTION, seed: int = 0, regression: bool | None = None) -> Task:
+                  val_fraction: float = VAL_FRACTION, seed: int = 0, regression: bool | None = None,
+                  fold: tuple[int, int] | None = None) -> Task:
     """UCR/UEA dataset ``name`` with the archive's own train/test split (``--task ucr:NAME``);
     validation is a stratified split of the archive's training part."""
     from .ucr import ucr_split_files
@@ -226,7 +267,7 @@ def load_ucr_task(name: str, data_dir=None, download: bool = False, normalize: b
     train, test = (read_data_file(files[s]).train for s in ("TRAIN", "TEST"))  # by suffix: .ts or UCR text
     return task_from_sequences(train, test, name=f"ucr:{name}", normalize=normalize, val_fraction=val_fraction,
                                seed=seed, description=f"UCR/UEA {name} from {files['TRAIN'].parent}",
-                               regression=train.targets if regression is None else regression)
+                               regression=train.targets if regression is None else regression, fold=fold)
 
 
 def read_labelled_split(path, classes, normalization, what: str | None = None) -> tuple[Split, list | None]:

@@ -4,7 +4,7 @@ A sweep file::
 
     description = "Table 3"
     task = "ecg"                        # a paper task, "ucr:NAME", or use data = "PATH" (a data file)
-    task_options = {split_seed = 1}     # user data only: normalize, val_fraction, split_seed
+    task_options = {split_seed = 1}     # user data only: normalize, val_fraction, split_seed, fold, folds
     models = ["nrnn", "lipschitz"]      # each starts from its shipped config for the task, if
                                         # there is one, else from the model's defaults
     seeds = 10                          # or a list, e.g. [0, 1, 5]
@@ -34,6 +34,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..data import TASK_OPTIONS
 from ..data.files import atomic_write_text
 from ..errors import ConfigError
 from .configs import CONFIG_ROOT, config_path, default_config, task_config
@@ -62,7 +63,7 @@ class Sweep:
     columns: list[str]
     description: str = ""
     source: dict = field(default_factory=dict)
-    task_options: dict = field(default_factory=dict)  # user data: normalize, val_fraction, split_seed
+    task_options: dict = field(default_factory=dict)  # user data: normalize, val_fraction, split_seed, fold(s)
     order: str = "run"  # "run": a run's seeds together; "seed": seed-major (each run's first seed first)
 
 
@@ -134,10 +135,11 @@ def parse_sweep(raw: dict, config_dir=None, seeds=None, models=None) -> Sweep:
     task_options = dict(raw.get("task_options") or {})
     if task_options and task in COLUMNS:
         raise ConfigError(f"task_options apply to user data (ucr:NAME, data = PATH), not to the paper task {task!r}")
-    unknown_options = set(task_options) - {"normalize", "val_fraction", "split_seed"}
+    known_options = [o for o in TASK_OPTIONS if o != "regression"]
+    unknown_options = set(task_options) - set(known_options)
     if unknown_options:
-        raise ConfigError(f"unknown task_options {', '.join(sorted(unknown_options))}; known: normalize, "
-                          "val_fraction, split_seed")
+        raise ConfigError(f"unknown task_options {', '.join(sorted(unknown_options))}; known: "
+                          f"{', '.join(known_options)}")
     models = list(models or raw.get("models") or [])
     if not models:
         raise ConfigError("sweep lists no models")
