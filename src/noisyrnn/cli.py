@@ -360,7 +360,7 @@ def settings_text(model: str | None = None) -> str:
     (:mod:`noisyrnn.parameters`): a model's parameters with its defaults, then the training
     options with the library's (and the model's own) defaults."""
     from .experiments.configs import default_config
-    from .models.registry import DEFAULTS, MODEL_NAMES
+    from .models.registry import COMMON_PARAMS, DEFAULTS, MODEL_NAMES
     from .parameters import MODEL_PARAMS, TRAIN_PARAMS, describe_settings
 
     lines = []
@@ -371,7 +371,8 @@ def settings_text(model: str | None = None) -> str:
         train_defaults = None
     else:
         cfg = default_config(model)
-        own = {k: v for k, v in MODEL_PARAMS.items() if k in cfg["params"] or k in DEFAULTS.get(model, {})}
+        own = {k: v for k, v in MODEL_PARAMS.items()
+               if k in cfg["params"] or k in DEFAULTS.get(model, {}) or k in COMMON_PARAMS}
         lines.append(f"model parameters of {model!r}:")
         lines += ["  " + line for line in describe_settings(own, "params.", cfg["params"])]
         train_defaults = {k: v for k, v in cfg["train"].items() if k != "lr_milestones"}

@@ -36,7 +36,7 @@ def _architecture(model) -> tuple:
     cfg = getattr(model, "config", {}) or {}
     scheme = getattr(model, "scheme", None)
     step = getattr(model, "step_size", None)
-    return (type(model), cfg.get("name"), model.input_size, model.hidden_size,
+    return (type(model), cfg.get("name"), model.input_size, getattr(model, "patch", 1), model.hidden_size,
             getattr(model, "num_classes", getattr(model, "num_outputs", None)),
             type(scheme), isinstance(step, nn.Parameter),
             None if step is None else tuple(step.shape))
@@ -87,7 +87,8 @@ class Ensemble(nn.Module):
         first = self.models[0]
         if (isinstance(first, Recurrence) and hasattr(first, "decode") and not getattr(first, "per_step", False)
                 and first.fused):
-            u = self._encoded(x)
+            steps, lens = self._read(x, lens)
+            u = self._encoded(steps)
             h0 = x.new_zeros(S, x.shape[1], first.hidden_size)
             schemes = [m.scheme if (noise and m.scheme is not None) else Deterministic() for m in self.models]
             backend = effective_backend()
@@ -98,6 +99,17 @@ class Ensemble(nn.Module):
                 return torch.stack([m.decode(hM[s]) for s, m in enumerate(self.models)])
         return torch.stack([m(x[s], noise=noise, generator=gens[s], lengths=lens[s])
                             for s, m in enumerate(self.models)])
+
+    def _read(self, x, lens):
+        """The members' inputs (S, B, T, d_x) and lengths read in windows of ``patch`` samples
+        (:mod:`noisyrnn.models.windows`; the members share it)."""
+        from .models.windows import windows
+
+        patch = self.models[0].patch
+        if patch == 1:
+            return x, lens
+        read = [windows(x[s], lens[s], patch) for s in range(self.members)]
+        return torch.stack([r[0] for r in read]), [r[1] for r in read]
 
     def _encoded(self, x):
         """The members' encoded inputs: LinearInputs with x (S, B, M, d_x) and the stacked U, b

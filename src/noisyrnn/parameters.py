@@ -124,6 +124,8 @@ NONNEGATIVE = dict(low=0.0)
 # (models.registry.DEFAULTS); the noise levels' defaults here apply when a setting switches noise on.
 MODEL_PARAMS: dict[str, Param] = {
     "hidden_size": Param(int, "hidden state size N", low=1),
+    "patch": Param(int, "samples per step: the series is read in windows of k consecutive samples, ceil(T/k) "
+                   "steps of k x d_x channels (every model)", low=1, default=1),
     "beta": Param(float, "Lipschitz RNN: skew-symmetric share of A and W (eq 3)", low=0.0, high=1.0),
     "gamma_a": Param(float, "Lipschitz RNN: diagonal shift of A", **NONNEGATIVE),
     "gamma_w": Param(float, "Lipschitz RNN: diagonal shift of W", **NONNEGATIVE),

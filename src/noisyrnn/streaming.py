@@ -5,7 +5,9 @@ data's own units (the run's normalisation is applied); a blank line ends the seq
 next sample starts a new one. Each sample advances the carried state by one step
 (``model.step``, noise off), so the prediction after sample m equals the whole-sequence
 prediction for the first m samples. Output: CSV with a header, one row per sample
-(``sequence,step,predicted,prob_CLASS...``).
+(``sequence,step,predicted,prob_CLASS...``). A model that reads windows of k samples
+(``params.patch = k``) advances once per window: a row after every k-th sample, and one for a
+sequence's last, partial window when the sequence ends (a blank line or the end of input).
 """
 
 from __future__ import annotations
@@ -52,17 +54,32 @@ def stream_predictions(folder, lines, out, every: int = 1) -> int:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["sequence", "step", "predicted"] + [f"prob_{c}" for c in run.classes])
     out.flush()
-    sequence, step, state = 0, 0, model.init_state(1)
-    for number, line in enumerate(lines, 1):
-        if not line.strip():  # a new sequence
-            if step:
-                sequence, step, state = sequence + 1, 0, model.init_state(1)
-            continue
-        x = (torch.tensor(parse_sample(line, number, channels)) - mean) / std
-        logits, state = model.step(x.view(1, channels), state)
-        step += 1
-        if step % every == 0:
+    patch = getattr(model, "patch", 1)
+    sequence, step, state, pending = 0, 0, model.init_state(1), []
+
+    def advance(force: bool = False):
+        """Step the model over the pending samples (a whole window, or with ``force`` the last, partial one)."""
+        nonlocal state
+        chunk = torch.zeros(1, patch, channels)
+        chunk[0, : len(pending)] = torch.stack(pending)
+        logits, state = model.step(chunk, state, lengths=torch.tensor([len(pending)]) if force else None)
+        pending.clear()
+        if step % every == 0 or force:
             probs = torch.softmax(logits[0], dim=-1).tolist()
             writer.writerow([sequence, step, run.classes[int(logits[0].argmax())]] + [f"{p:.6f}" for p in probs])
             out.flush()
+
+    for number, line in enumerate(lines, 1):
+        if not line.strip():  # a new sequence
+            if pending:
+                advance(force=True)
+            if step:
+                sequence, step, state = sequence + 1, 0, model.init_state(1)
+            continue
+        pending.append((torch.tensor(parse_sample(line, number, channels)) - mean) / std)
+        step += 1
+        if len(pending) == patch:
+            advance()
+    if pending:
+        advance(force=True)
     return 0

@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.utils import parametrizations
 
 from ..dynamics import LinearEncoderDrift
-from ..errors import check_positive
+from ..errors import InputError, check_positive
 
 
 def antisymmetric_matrix(base: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -195,14 +195,16 @@ class ExpRNNDrift(LinearEncoderDrift):
 class TorchRNNClassifier(nn.Module):
     """torch.nn.LSTM or GRU (batch-first) with a linear decoder on the last hidden state;
     with ``lengths`` the sequences are packed (``pack_padded_sequence``), so the decoder reads
-    each sequence's own last state."""
+    each sequence's own last state. ``patch = k``: the series is read in windows of k samples
+    (:mod:`noisyrnn.models.windows`)."""
 
-    def __init__(self, kind: str, input_size: int, hidden_size: int, num_classes: int) -> None:
+    def __init__(self, kind: str, input_size: int, hidden_size: int, num_classes: int, patch: int = 1) -> None:
         super().__init__()
         self.kind = kind
         self.input_size, self.hidden_size, self.num_classes = int(input_size), int(hidden_size), int(num_classes)
+        self.patch = int(patch)
         rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU}[kind]
-        self.rnn = rnn_cls(self.input_size, self.hidden_size, batch_first=True)
+        self.rnn = rnn_cls(self.input_size * self.patch, self.hidden_size, batch_first=True)
         self.decoder = nn.Linear(self.hidden_size, self.num_classes)
         self.config: dict = {}
 
@@ -223,14 +225,22 @@ class TorchRNNClassifier(nn.Module):
         ``lengths`` (B,): each sequence's real steps in this chunk (0: it has ended; its state stays)."""
         from ..engine.integrate import check_lengths
 
+        from ..errors import check_sequences
+        from .windows import windows
+
         if x_chunk.dim() == 2:
             x_chunk = x_chunk.unsqueeze(1)
-        B, t = x_chunk.shape[:2]
+        check_sequences(x_chunk, self.input_size)
+        if x_chunk.shape[1] % self.patch:
+            raise InputError(f"this model reads windows of patch = {self.patch} samples: stream chunks of a "
+                             f"multiple of {self.patch} samples (got {x_chunk.shape[1]})")
+        B, t = x_chunk.shape[0], x_chunk.shape[1] // self.patch
         ended = None
         if lengths is not None:
             lengths = torch.as_tensor(lengths)
             ended = lengths == 0
-            lengths = check_lengths(lengths.clamp(min=1), B, t)
+            lengths = check_lengths(lengths.clamp(min=1), B, x_chunk.shape[1])
+        x_chunk, lengths = windows(x_chunk, lengths, self.patch)
         H = self.hidden_size
         carried = (state[:, :H].unsqueeze(0).contiguous(), state[:, H:].unsqueeze(0).contiguous()) \
             if self.kind == "lstm" else state.unsqueeze(0).contiguous()
@@ -248,8 +258,11 @@ class TorchRNNClassifier(nn.Module):
         from ..errors import check_sequences
         from ..engine.integrate import check_lengths
 
+        from .windows import windows
+
         check_sequences(x, self.input_size)
         lengths = check_lengths(lengths, x.shape[0], x.shape[1])
+        x, lengths = windows(x, lengths, self.patch)
         if lengths is None or int(lengths.min()) == x.shape[1]:
             out, _ = self.rnn(x)
             return self.decoder(out[:, -1])

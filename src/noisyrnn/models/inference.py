@@ -19,9 +19,10 @@ class InferenceGraph(nn.Module):
     the encoder's U, b; the step sizes (1 or H of them); the decoder's V, c."""
 
     def __init__(self, form: str, weight, bias, gamma: float, eps: float, enc_w, enc_b, step, readout: int,
-                 dec_w, dec_b, mean, std) -> None:
+                 dec_w, dec_b, mean, std, patch: int = 1) -> None:
         super().__init__()
         self.form = form
+        self.patch = int(patch)  # samples per step (models/windows.py)
         self.gamma, self.eps = float(gamma), float(eps)
         self.readout = int(readout)
         self.hidden = int(weight.shape[0])
@@ -52,9 +53,22 @@ class InferenceGraph(nn.Module):
         return torch.cat([y + self.step * z_next, z_next], dim=1)
 
     def advance(self, x: torch.Tensor, lengths: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-        """The state after each sequence's real steps of ``x`` (B, t, d), from ``state``."""
+        """The state after each sequence's real samples of ``x`` (B, t, d), from ``state``."""
         if self.normalize:
             x = (x - self.mean) / self.std
+        if self.patch > 1:  # windows of patch samples, as noisyrnn.models.windows reads them
+            b, t, d = x.size(0), x.size(1), x.size(2)
+            real = torch.arange(t).unsqueeze(0) < lengths.unsqueeze(1)
+            x = x * real.unsqueeze(2).to(x.dtype)
+            pad = (self.patch - t % self.patch) % self.patch
+            x = torch.cat([x, torch.zeros(b, pad, d, dtype=x.dtype)], dim=1)
+            x = x.reshape(b, (t + pad) // self.patch, self.patch * d)
+            lengths = torch.div(lengths + self.patch - 1, self.patch, rounding_mode="floor")
+        return self.advance_steps(x, lengths, state)
+
+    def advance_steps(self, x: torch.Tensor, lengths: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """The state after each sequence's real steps of ``x`` (B, steps, patch d), normalised and
+        read in windows already, from ``state``."""
         u = torch.addmm(self.enc_b, x.reshape(-1, x.size(2)), self.enc_wt).reshape(x.size(0), x.size(1), -1)
         h = state
         live = lengths.unsqueeze(1)
@@ -84,4 +98,4 @@ def graph_of(model, normalization=None) -> InferenceGraph:
         mean = torch.tensor(normalization.mean if normalization is not None else [0.0] * channels)
         std = torch.tensor(normalization.std if normalization is not None else [1.0] * channels)
         return InferenceGraph(drift.form, weight, bias, gamma, eps, enc_w, enc_b, model.step_size,
-                              drift.readout_size, model.decoder.weight, model.decoder.bias, mean, std)
+                              drift.readout_size, model.decoder.weight, model.decoder.bias, mean, std, model.patch)

@@ -8,10 +8,11 @@ import torch
 from torch import nn
 
 from ..dynamics import Drift
-from ..errors import InputError, check_positive, check_sequences
+from ..errors import ConfigError, InputError, check_positive, check_sequences
 from ..engine.workspace import Workspace
 from ..engine.integrate import check_lengths, integrate, integrate_outputs, step_mask
 from ..noise import NoiseScheme
+from .windows import windows
 
 
 class Recurrence(nn.Module):
@@ -25,14 +26,19 @@ class Recurrence(nn.Module):
     gives each padded sequence's own length: its state stays frozen past it
     (:func:`noisyrnn.engine.integrate.step_mask`). Every call goes through
     :func:`noisyrnn.engine.integrate.integrate`, on the C++ cell engine where it applies (set
-    ``fused = False`` for the generic loop; same results)."""
+    ``fused = False`` for the generic loop; same results). With ``patch = k`` the series is read
+    in windows of k samples (:mod:`noisyrnn.models.windows`): the drift takes k d_x channels per
+    step; the states are per window."""
 
     def __init__(self, drift: Drift, step: float = 0.1, learn_step: bool = False,
-                 scheme: NoiseScheme | None = None) -> None:
+                 scheme: NoiseScheme | None = None, patch: int = 1) -> None:
         super().__init__()
         self.drift = drift
         self.hidden_size = drift.hidden_size  # the state the integrator carries (coRNN: (y, z), 2N)
-        self.input_size = drift.input_size
+        self.patch = int(patch)
+        if self.patch < 1 or drift.input_size % self.patch:
+            raise ConfigError(f"patch {patch} must be >= 1 and divide the drift's {drift.input_size} input channels")
+        self.input_size = drift.input_size // self.patch  # channels per sample
         self.scheme = scheme
         self.initial_step = check_positive(step, "step")
         if learn_step:
@@ -76,10 +82,16 @@ class Recurrence(nn.Module):
     def _backend(self) -> str:
         return "auto" if self.fused else "loop"
 
+    def read(self, x: torch.Tensor, lengths=None):
+        """(steps, lengths) the recurrence takes for samples ``x`` (B, T, d_x): checked, in windows
+        of ``patch`` samples."""
+        check_sequences(x, self.input_size)
+        return windows(x, lengths, self.patch)
+
     def states(self, x: torch.Tensor, h0=None, noise: bool = False, generator=None, lengths=None) -> torch.Tensor:
         """The states h_1..h_M (B, M, d_h) from ``h0`` (default zeros); frozen past each
         sequence's length. On the cell engine every step's gradient flows back in one C++ loop."""
-        check_sequences(x, self.input_size)
+        x, lengths = self.read(x, lengths)
         states = integrate_outputs(self.drift, self._h0(x, h0), self.drift.encoded(x), self.step_size, self.scheme,
                                    noise, generator, lengths, self._backend(), self.workspace)
         return states.contiguous()  # batch-major in memory too (the engine writes step-major)
@@ -87,7 +99,7 @@ class Recurrence(nn.Module):
     def hidden_states(self, x: torch.Tensor, noise: bool = False, generator=None, lengths=None) -> torch.Tensor:
         """All states h_0..h_M, shape (B, M+1, d_h) (frozen after each sequence's length), on the
         cell engine where it applies (a gradient at every step)."""
-        check_sequences(x, self.input_size)
+        x, lengths = self.read(x, lengths)
         return integrate(self.drift, self.initial_state(x), self.drift.encoded(x), self.step_size, self.scheme, noise,
                          generator, return_states=True, lengths=lengths, backend=self._backend(),
                          workspace=self.workspace)
@@ -95,13 +107,18 @@ class Recurrence(nn.Module):
     def final_state(self, x: torch.Tensor, noise: bool = False, generator=None, lengths=None,
                     h0=None) -> torch.Tensor:
         """h_M (B, d_h): each sequence's own last state."""
-        check_sequences(x, self.input_size)
+        x, lengths = self.read(x, lengths)
+        return self._final_state(x, noise, generator, lengths, h0)
+
+    def _final_state(self, x, noise=False, generator=None, lengths=None, h0=None) -> torch.Tensor:
+        """:meth:`final_state` of steps already read (:meth:`read`)."""
         return integrate(self.drift, self._h0(x, h0), self.drift.encoded(x), self.step_size, self.scheme, noise,
                          generator, lengths=lengths, backend=self._backend(), workspace=self.workspace)
 
     def extra_repr(self) -> str:
         kind = "learned per-unit" if isinstance(self.step_size, nn.Parameter) else "fixed"
-        return f"step={self.initial_step:g} ({kind}), noise={type(self.scheme).__name__ if self.scheme else None}"
+        return (f"step={self.initial_step:g} ({kind}), noise={type(self.scheme).__name__ if self.scheme else None}"
+                + (f", patch={self.patch}" if self.patch > 1 else ""))
 
 
 class _Streaming:
@@ -134,19 +151,28 @@ class _Streaming:
             if lengths.shape != (x_chunk.shape[0],) or int(lengths.min()) < 0 or int(lengths.max()) > x_chunk.shape[1]:
                 raise InputError(f"chunk lengths must be (B,) = ({x_chunk.shape[0]},) values in [0, "
                                  f"{x_chunk.shape[1]}], got {lengths.tolist()}")
+        if self.patch > 1:  # whole windows only: a window's samples enter the recurrence together
+            if x_chunk.shape[1] % self.patch:
+                raise InputError(f"this model reads windows of patch = {self.patch} samples: stream chunks of a "
+                                 f"multiple of {self.patch} samples (got {x_chunk.shape[1]}); the last chunk of "
+                                 "a sequence may end early through lengths")
+            ended = None if lengths is None else lengths == 0
+            x_chunk, lengths = windows(x_chunk, None if lengths is None else lengths.clamp(min=1), self.patch)
+            if ended is not None:
+                lengths = torch.where(ended, torch.zeros_like(lengths), lengths)
         if self._fast_step_applies(x_chunk):
             graph = self._step_graph()
             if lengths is None and x_chunk.shape[1] == 1:  # one sample of every sequence
                 h = graph.drift_step(state, torch.addmm(graph.enc_b, x_chunk[:, 0], graph.enc_wt))
             else:
                 full = torch.full((x_chunk.shape[0],), x_chunk.shape[1], dtype=torch.int64)
-                h = graph.advance(x_chunk, full if lengths is None else lengths.to(torch.int64), state)
+                h = graph.advance_steps(x_chunk, full if lengths is None else lengths.to(torch.int64), state)
             return graph.decode(h), h
         ended = None
         if lengths is not None:  # a sequence that has ended (0 steps in this chunk) keeps its state
             ended = lengths == 0
             lengths = lengths.clamp(min=1)
-        h = self.final_state(x_chunk, lengths=lengths, h0=state)
+        h = self._final_state(x_chunk, lengths=lengths, h0=state)
         if ended is not None and bool(ended.any()):
             h = torch.where(ended.to(h.device).unsqueeze(-1), state, h)
         return self.decode(h), h
@@ -174,8 +200,8 @@ class RecurrentClassifier(_Streaming, Recurrence):
     sequence's own last state the drift reads out."""
 
     def __init__(self, drift: Drift, num_classes: int, step: float = 0.1, learn_step: bool = False,
-                 scheme: NoiseScheme | None = None) -> None:
-        super().__init__(drift, step, learn_step, scheme)
+                 scheme: NoiseScheme | None = None, patch: int = 1) -> None:
+        super().__init__(drift, step, learn_step, scheme, patch)
         self.num_classes = int(num_classes)
         self.decoder = nn.Linear(drift.readout_size, self.num_classes)
         self.config: dict = {}
@@ -196,10 +222,12 @@ class RecurrentRegressor(_Streaming, Recurrence):
     sequence's length)."""
 
     def __init__(self, drift: Drift, num_outputs: int, step: float = 0.1, learn_step: bool = False,
-                 scheme: NoiseScheme | None = None, per_step: bool = False) -> None:
-        super().__init__(drift, step, learn_step, scheme)
+                 scheme: NoiseScheme | None = None, per_step: bool = False, patch: int = 1) -> None:
+        super().__init__(drift, step, learn_step, scheme, patch)
         self.num_outputs = int(num_outputs)
         self.per_step = bool(per_step)
+        if self.per_step and self.patch > 1:
+            raise ConfigError(f"per-step outputs need one sample per step; patch = {patch} reads windows")
         self.decoder = nn.Linear(drift.readout_size, self.num_outputs)
         self.config: dict = {}
 

@@ -82,11 +82,12 @@ RECURRENCES: dict[str, Callable[[int, dict], dict]] = {
 
 
 def _classifier(name: str, input_size: int, num_classes: int, p: dict) -> nn.Module:
-    return RecurrentClassifier(num_classes=num_classes, **RECURRENCES[name](input_size, p))
+    patch = p.get("patch", 1)
+    return RecurrentClassifier(num_classes=num_classes, patch=patch, **RECURRENCES[name](input_size * patch, p))
 
 
 def _torch_rnn(name: str, input_size: int, num_classes: int, p: dict) -> nn.Module:
-    return TorchRNNClassifier(name, input_size, p["hidden_size"], num_classes)
+    return TorchRNNClassifier(name, input_size, p["hidden_size"], num_classes, patch=p.get("patch", 1))
 
 
 BUILDERS: dict[str, Callable[[str, int, int, dict], nn.Module]] = {
@@ -110,6 +111,12 @@ TRAIN_OVERRIDES: dict[str, dict[str, Any]] = {
 }
 
 
+# Parameters every model takes besides its own (DEFAULTS), left out of the resolved parameters
+# at their default, so that configs, checkpoints and run identities written before they existed
+# stay equal: patch (models/windows.py).
+COMMON_PARAMS = ("patch",)
+
+
 def resolve_params(name: str, params: dict | None = None, legacy: bool = False) -> dict:
     """The model's default parameters updated by ``params``: unknown keys, keys of a noise
     setting the model does not use and noise settings that inject nothing are errors
@@ -118,14 +125,18 @@ def resolve_params(name: str, params: dict | None = None, legacy: bool = False) 
     check_choice(name, set(BUILDERS), "model")
     params = dict(params or {})
     defaults = DEFAULTS[name]
-    model_keys = [k for k in defaults if k != "noise" and k not in ALL_NOISE_KEYS]
+    model_keys = [k for k in defaults if k != "noise" and k not in ALL_NOISE_KEYS] + list(COMMON_PARAMS)
     allowed = NOISE_ALLOWED.get(name, ("none", "research", "sde"))
     noise_keys = ("noise",) + (ALL_NOISE_KEYS if allowed != ("none",) else ())
     for key in params:
         if key not in model_keys and key not in noise_keys:
             known = model_keys + list(noise_keys)
             raise ConfigError(f"unknown parameter {key!r} for model {name!r}; known: {', '.join(sorted(known))}")
-    merged = check_params({k: params.get(k, defaults[k]) for k in model_keys}, MODEL_PARAMS, "params.")
+    merged = check_params({k: params.get(k, defaults.get(k, MODEL_PARAMS[k].default)) for k in model_keys},
+                          MODEL_PARAMS, "params.")
+    for key in COMMON_PARAMS:
+        if merged[key] == MODEL_PARAMS[key].default:
+            del merged[key]
     merged.update(noise_setting(name, defaults, params, legacy=legacy, allowed=allowed))
     return merged
 
@@ -165,12 +176,15 @@ def build_regressor(name: str, input_size: int, num_outputs: int, *, per_step: b
         raise ConfigError(f"model {name!r} has no regression head; regression takes the drift models: "
                           f"{', '.join(RECURRENCES)}")
     p = resolve_params(name, params)
+    patch = p.get("patch", 1)
+    if per_step and patch > 1:
+        raise ConfigError(f"per-step outputs need one sample per step; params.patch = {patch} reads windows")
     ensure_fits(f"model {name!r} with hidden_size {p['hidden_size']}",
                 model_bytes(p["hidden_size"], input_size, num_outputs), hint="lower params.hidden_size")
 
     def make():
-        return RecurrentRegressor(num_outputs=int(num_outputs), per_step=bool(per_step),
-                                  **RECURRENCES[name](int(input_size), p))
+        return RecurrentRegressor(num_outputs=int(num_outputs), per_step=bool(per_step), patch=patch,
+                                  **RECURRENCES[name](int(input_size) * patch, p))
 
     if seed is None:
         model = make()

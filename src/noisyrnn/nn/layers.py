@@ -50,6 +50,9 @@ class NoisyRNN(nn.Module):
         self.batch_first = check_value("batch_first", batch_first, Param(bool))
         self.model = model
         self.params = resolve_params(model, {**params, "hidden_size": self.hidden_size})
+        if self.params.get("patch", 1) != 1:
+            raise ConfigError("a layer reads one step per input row (torch.nn.RNN's convention); read windows "
+                              "yourself (noisyrnn.models.windows.windows) and pass input_size = patch x channels")
         sizes = [self.input_size]
         layers = []
         for _ in range(self.num_layers):
