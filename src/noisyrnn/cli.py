@@ -132,11 +132,14 @@ def cmd_train(args) -> int:
         raise ConfigError(f"--out {args.out} is a file; name a folder (new, or a run of the same settings to resume)")
     model, params, train = resolve_settings(task_name, args.model, args.config, args.recipe, args.set, args.seed,
                                             args.epochs, args.select_under)
+    if args.n_members < 1:
+        raise ConfigError(f"--n-members must be >= 1, got {args.n_members}")
     task = _load_task(args, task_name)
     print("noisyrnn: settings: " + json.dumps({"task": task_name, "model": model, "params": params,
-                                                "train": train}), file=sys.stderr, flush=True)
+                                                "train": train, "n_members": args.n_members}),
+          file=sys.stderr, flush=True)
     result = train_model(model, params, task, TrainConfig.from_dict(train), out_dir=args.out,
-                         resume=not args.overwrite, progress=not args.no_progress)
+                         resume=not args.overwrite, progress=not args.no_progress, n_members=args.n_members)
     split, which = (task.test, "test") if task.test is not None else (task.val, "validation")
     if task.regression:  # RMSE and MAE in the targets' units, clean and under input noise
         from .evaluation import regression_errors
@@ -148,12 +151,17 @@ def cmd_train(args) -> int:
         summary = {"model": model, "task": task_name, "out": str(args.out), "best_epoch": result.best_epoch,
                    "best_val_rmse_zscored": best, "evaluated_on": which, which: errors,
                    "settings": {"params": params, "train": train}}
+        if result.members:
+            summary.update(n_members=len(result.members), best_epoch=[r.best_epoch for r in result.members])
         print(json.dumps(summary, indent=2))
         return 0
     acc = robustness(result.model, split, columns_for(task_name), seed=args.seed, value_range=task.data_range)
     summary = {"model": model, "task": task_name, "out": str(args.out), "best_epoch": result.best_epoch,
                "best_val_accuracy": result.best_val_accuracy, "evaluated_on": which, which: acc,
                "settings": {"params": params, "train": train}}
+    if result.members:
+        summary.update(n_members=len(result.members), best_epoch=[r.best_epoch for r in result.members],
+                       best_val_accuracy_of_members=[r.best_val_accuracy for r in result.members])
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -324,6 +332,10 @@ def cmd_analyze(args) -> int:
     for folder in args.checkpoints:
         if not (folder / "model.json").is_file():
             raise ConfigError(f"{folder} is not a checkpoint folder (no model.json)")
+        if (folder / "members").is_dir() and "members" in json.loads((folder / "model.json").read_text()).get(
+                "model", {}):
+            raise ConfigError(f"{folder} is a seed ensemble (--n-members); the analysis takes one model at a time: "
+                              f"name its members, {folder / 'members'}/0 ...")
     # user data: the same file gives the training run's split and normalisation (split seed 0)
     task = load_task(_task_name(args), data_dir=args.data_dir, download=args.download)
     summary = run_analysis(args.checkpoints, task, args.out, cfg, progress=not args.no_progress,
@@ -432,6 +444,9 @@ def _train_command(sub) -> None:
                    help="override settings: params.NAME=V or train.NAME=V (a bare NAME must be unambiguous)")
     p.add_argument("--select-under", default=None, metavar="COLUMN",
                    help="select the epoch on validation accuracy under this perturbation, e.g. white_0.4")
+    p.add_argument("--n-members", type=int, default=1, metavar="N",
+                   help="a seed ensemble of N models trained seed-batched in one pass, their probabilities averaged "
+                        "(members under OUT/members/)")
     p.add_argument("--out", type=Path, required=True, help="output folder (checkpoints, metrics log)")
     p.add_argument("--overwrite", "--restart", dest="overwrite", action="store_true",
                    help="replace a run already in --out instead of resuming it (a run is resumed only when its "

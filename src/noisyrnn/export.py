@@ -26,7 +26,7 @@ import torch
 
 from .data.files import atomic_write_bytes
 from .errors import ConfigError
-from .models.inference import FORMS, InferenceGraph, graph_of
+from .models.inference import FORMS, AveragedGraph, InferenceGraph, graph_of
 
 FORMATS = ("onnx", "torchscript")
 METADATA_KEY = "noisyrnn"
@@ -34,13 +34,21 @@ MIN_OPSET = 11  # ONNX Loop with a dynamic trip count and Where
 DEFAULT_OPSET = 17
 
 
-def inference_graph(run) -> InferenceGraph:
+def inference_graph(run):
     """The :class:`~noisyrnn.models.inference.InferenceGraph` of a
-    :class:`~noisyrnn.predict.TrainedRun`, its normalisation inside."""
+    :class:`~noisyrnn.predict.TrainedRun`, its normalisation inside (a seed ensemble's:
+    :class:`~noisyrnn.models.inference.AveragedGraph` of its members')."""
     model = run.model
     if run.regression:
         raise ConfigError("export writes a classifier's inference path (logits, probabilities); this run is a "
                           "regression model: use noisyrnn predict, or noisyrnn.nn's layers in your own exported model")
+    members = getattr(model, "members", None)
+    if members is not None:
+        return AveragedGraph([_drift_graph(m, run) for m in members])
+    return _drift_graph(model, run)
+
+
+def _drift_graph(model, run) -> InferenceGraph:
     if getattr(getattr(model, "drift", None), "form", None) not in FORMS:
         name = (getattr(model, "config", {}) or {}).get("name", type(model).__name__)
         raise ConfigError(f"model {name!r} has no declared drift form to export; export takes the drift models "
@@ -54,7 +62,7 @@ def metadata(run) -> dict:
     norm = run.normalization
     return {"format_version": 1, "classes": run.classes, "model": run.model.config,
             "normalization": None if norm is None else {"mean": list(norm.mean), "std": list(norm.std)},
-            "state_size": int(run.model.hidden_size),
+            "state_size": int(getattr(run.model, "state_size", run.model.hidden_size)),
             "inputs": {"x": "float32 (batch, time, channels), the data's own units",
                        "lengths": "int64 (batch,), real steps per sequence",
                        "state": "float32 (batch, state_size), zeros for a new sequence"},

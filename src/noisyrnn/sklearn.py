@@ -82,6 +82,11 @@ class _SequenceEstimator(BaseEstimator):
             train["select"] = "last"
         return {**cfg["params"], **(self.params or {})}, TrainConfig.from_dict(train)
 
+    def _members(self) -> int:
+        if isinstance(self.n_members, bool) or not isinstance(self.n_members, (int, np.integer)) or self.n_members < 1:
+            raise ValueError(f"n_members must be an integer >= 1, got {self.n_members!r}")
+        return int(self.n_members)
+
     def _seed(self) -> int:
         if self.random_state is None:
             return 0
@@ -143,7 +148,8 @@ class NRNNClassifier(ClassifierMixin, _SequenceEstimator):
     200 and 32, lr x0.1 at 90% of the epochs); ``select_under`` (a
     perturbation column for robustness-aware epoch selection); ``input_noise`` /
     ``input_mult_noise`` (input augmentation in training: a std, or [low, high] drawn per batch;
-    see ``noisyrnn settings``); ``validation_fraction``
+    see ``noisyrnn settings``); ``n_members`` (a seed ensemble: that many models trained
+    seed-batched in one pass, their probabilities averaged); ``validation_fraction``
     (0 trains on everything and keeps the last epoch); ``normalize``; ``layout``;
     ``random_state`` (int; None means 0, so fits are deterministic); ``device``; ``verbose``.
     """
@@ -153,7 +159,7 @@ class NRNNClassifier(ClassifierMixin, _SequenceEstimator):
                  select_under: str | None = None, validation_fraction: float = 0.2, normalize: bool = True,
                  layout: str = "ntd", random_state: int | None = None, device: str = _TRAIN["device"].default,
                  verbose: bool = False, input_noise=_TRAIN["input_noise"].default,
-                 input_mult_noise=_TRAIN["input_mult_noise"].default) -> None:
+                 input_mult_noise=_TRAIN["input_mult_noise"].default, n_members: int = 1) -> None:
         self.model = model
         self.params = params
         self.epochs = epochs
@@ -161,6 +167,7 @@ class NRNNClassifier(ClassifierMixin, _SequenceEstimator):
         self.batch_size = batch_size
         self.input_noise = input_noise
         self.input_mult_noise = input_mult_noise
+        self.n_members = n_members
         self.select_under = select_under
         self.validation_fraction = validation_fraction
         self.normalize = normalize
@@ -206,7 +213,8 @@ class NRNNClassifier(ClassifierMixin, _SequenceEstimator):
         task = task_from_sequences(labelled, val=None if split_ok else labelled, name="NRNNClassifier",
                                    normalize=self.normalize, val_fraction=self.validation_fraction if split_ok
                                    else 0.2, seed=self._seed(), classes=classes.tolist())
-        result = train_model(self.model, params, task, train, progress=bool(self.verbose))
+        result = train_model(self.model, params, task, train, progress=bool(self.verbose),
+                             n_members=self._members())
         self.model_ = result.model
         self.classes_ = classes
         self.normalization_ = task.normalization
@@ -273,7 +281,7 @@ class NRNNRegressor(RegressorMixin, _SequenceEstimator):
                  validation_fraction: float = 0.2, normalize: bool = True, layout: str = "ntd",
                  random_state: int | None = None, device: str = _TRAIN["device"].default,
                  verbose: bool = False, input_noise=_TRAIN["input_noise"].default,
-                 input_mult_noise=_TRAIN["input_mult_noise"].default) -> None:
+                 input_mult_noise=_TRAIN["input_mult_noise"].default, n_members: int = 1) -> None:
         self.model = model
         self.params = params
         self.epochs = epochs
@@ -281,6 +289,7 @@ class NRNNRegressor(RegressorMixin, _SequenceEstimator):
         self.batch_size = batch_size
         self.input_noise = input_noise
         self.input_mult_noise = input_mult_noise
+        self.n_members = n_members
         self.validation_fraction = validation_fraction
         self.normalize = normalize
         self.layout = layout
@@ -325,7 +334,8 @@ class NRNNRegressor(RegressorMixin, _SequenceEstimator):
         task = task_from_targets(labelled, val=None if split_ok else labelled, name="NRNNRegressor",
                                  normalize=self.normalize, val_fraction=self.validation_fraction if split_ok else 0.2,
                                  seed=self._seed())
-        result = train_model(self.model, params, task, train, progress=bool(self.verbose))
+        result = train_model(self.model, params, task, train, progress=bool(self.verbose),
+                             n_members=self._members())
         self.model_ = result.model
         self.normalization_ = task.normalization
         self.target_normalization_ = task.target_normalization

@@ -99,3 +99,27 @@ def graph_of(model, normalization=None) -> InferenceGraph:
         std = torch.tensor(normalization.std if normalization is not None else [1.0] * channels)
         return InferenceGraph(drift.form, weight, bias, gamma, eps, enc_w, enc_b, model.step_size,
                               drift.readout_size, model.decoder.weight, model.decoder.bias, mean, std, model.patch)
+
+
+class AveragedGraph(nn.Module):
+    """A seed ensemble's inference path (:class:`~noisyrnn.models.averaged.AveragedMembers`):
+    every member's :class:`InferenceGraph` on the same inputs, their probabilities averaged; the
+    state is the members' states side by side."""
+
+    def __init__(self, graphs) -> None:
+        super().__init__()
+        self.graphs = nn.ModuleList(graphs)
+        self.hidden = int(sum(g.hidden for g in graphs))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor,
+                state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        probs, states = [], []
+        at = 0
+        for g in self.graphs:
+            h = g.advance(x, lengths, state[:, at:at + g.hidden])
+            at += g.hidden
+            states.append(h)
+            probs.append(torch.softmax(g.decode(h), dim=1))
+        mean = torch.stack(probs).mean(0)
+        return torch.log(mean), mean, torch.cat(states, dim=1)
+

@@ -203,6 +203,12 @@ def model_from_config(config: dict) -> nn.Module:
 
     if not isinstance(config, dict):
         raise ConfigError(f"model config must be a table, got {type(config).__name__}")
+    if "members" in config:  # a seed ensemble (models/averaged.py)
+        from .averaged import AveragedMembers
+
+        if not isinstance(config["members"], list) or len(config["members"]) < 2:
+            raise ConfigError("a model config's 'members' must list at least two member configs")
+        return AveragedMembers([model_from_config(c) for c in config["members"]])
     if config.get("head") in ("regression", "per_step"):
         if not isinstance(config.get("num_outputs"), int) or isinstance(config.get("num_outputs"), bool) \
                 or config["num_outputs"] < 1 or not isinstance(config.get("input_size"), int):

@@ -27,12 +27,38 @@ def fit(model, task: Task, config: TrainConfig, out_dir: Path | None = None, res
 
 
 def train_model(name: str, params: dict, task: Task, config: TrainConfig, out_dir=None,
-                resume: bool = True, progress: bool = True) -> TrainResult:
-    """Build model ``name`` for ``task`` (initialised from ``config.seed``) and :func:`fit` it."""
+                resume: bool = True, progress: bool = True, n_members: int = 1) -> TrainResult:
+    """Build model ``name`` for ``task`` (initialised from ``config.seed``) and :func:`fit` it.
+
+    ``n_members > 1``: a seed ensemble, its members (seeds :func:`~noisyrnn.models.averaged.member_seeds`)
+    trained seed-batched in one pass, each selecting its own epoch; the result's model averages
+    their probabilities (:class:`~noisyrnn.models.averaged.AveragedMembers`), ``best_epoch`` and
+    ``history`` are member 0's, ``best_val_accuracy`` the members' mean, ``members`` every
+    member's result. With ``out_dir`` the members are saved under ``out_dir/members/i`` and the
+    ensemble to ``out_dir``."""
     if task.input_size < 1:
         raise ConfigError(f"task {task.name!r} has no input channels")
-    model = _build(name, task, config.seed, params)
-    return fit(model, task, config, out_dir=out_dir, resume=resume, progress=progress)
+    if int(n_members) == 1:
+        model = _build(name, task, config.seed, params)
+        return fit(model, task, config, out_dir=out_dir, resume=resume, progress=progress)
+    from ..models.averaged import AveragedMembers, member_seeds
+
+    seeds = member_seeds(config.seed, n_members)
+    dirs = None if out_dir is None else [Path(out_dir) / "members" / str(i) for i in range(len(seeds))]
+    results = fit_ensemble(name, params, task, config, seeds, out_dir=out_dir, member_dirs=dirs, resume=resume,
+                           progress=progress)
+    model = AveragedMembers([r.model for r in results]).eval()
+    best = [r.best_val_accuracy for r in results]
+    result = TrainResult(model, results[0].best_epoch, sum(best) / len(best), results[0].history, results[0].seconds,
+                         members=results)
+    if out_dir is not None:
+        from .checkpoint import save_model
+
+        save_model(Path(out_dir), model, extra={
+            "train_config": config.to_dict(), "task": task.name, "data": task.data_spec(),
+            "member_seeds": seeds, "members_best_epoch": [r.best_epoch for r in results],
+            "best_val_accuracy": result.best_val_accuracy})
+    return result
 
 
 def fit_ensemble(name: str, params: dict, task: Task, config: TrainConfig, seeds, out_dir=None,

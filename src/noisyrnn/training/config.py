@@ -92,6 +92,7 @@ class TrainResult:
     best_val_accuracy: float
     history: list[dict]
     seconds: float
+    members: list | None = None  # a seed ensemble's per-member results (train_model's n_members)
 
 
 def make_optimizer(model, config: "TrainConfig") -> torch.optim.Optimizer:
