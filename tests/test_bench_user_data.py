@@ -42,3 +42,7 @@ def test_benchmark_runs_end_to_end(tmp_path):
         table = list(csv.DictReader(f))
     assert len(table) == 4 * 5 and {r["classifier"] for r in table} == set(rows)
     assert "## Targets" in (tmp_path / "out" / "report.md").read_text()
+    assert "| GunPoint | nrnn + aug + windows, 5 members |" in (tmp_path / "out" / "summary.md").read_text()
+    (tmp_path / "out" / "report.md").unlink()
+    run_script("benchmarks/bench_user_data.py", "--out", str(tmp_path / "out"), "--render")
+    assert "## Targets" in (tmp_path / "out" / "report.md").read_text()
