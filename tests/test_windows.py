@@ -148,3 +148,11 @@ def test_stream_command_advances_once_per_window_and_flushes_the_last(tmp_path, 
         with torch.no_grad():
             probs = torch.softmax(model.eval()(x[:, :m], lengths=torch.tensor([m])), -1)[0]
         assert np.allclose([float(v) for v in row[3:]], probs.numpy(), atol=2e-6)
+
+
+@pytest.mark.parametrize("name", ["nrnn", "gru"])
+@pytest.mark.parametrize("lengths", [[1, 4], [-1, 1], [0.5, 1.0], [1, 1, 1]])
+def test_bad_chunk_lengths_get_one_clear_error(name, lengths):
+    model = build_model(name, 2, 3, seed=0, hidden_size=8).eval()
+    with torch.no_grad(), pytest.raises(InputError, match=r"chunk lengths must be \(B,\) = \(2,\) integers in \[0, 3\]"):
+        model.step(torch.zeros(2, 3, 2), model.init_state(2), lengths=torch.tensor(lengths))

@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.utils import parametrizations
 
 from ..dynamics import LinearEncoderDrift
-from ..errors import InputError, check_positive
+from ..errors import check_positive
 
 
 def antisymmetric_matrix(base: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -223,24 +223,14 @@ class TorchRNNClassifier(nn.Module):
     def step(self, x_chunk: torch.Tensor, state: torch.Tensor, lengths=None) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits after the chunk, new state) for ``x_chunk`` (B, t, d) or one sample (B, d);
         ``lengths`` (B,): each sequence's real steps in this chunk (0: it has ended; its state stays)."""
-        from ..engine.integrate import check_lengths
-
         from ..errors import check_sequences
-        from .windows import windows
+        from .windows import read_chunk
 
         if x_chunk.dim() == 2:
             x_chunk = x_chunk.unsqueeze(1)
         check_sequences(x_chunk, self.input_size)
-        if x_chunk.shape[1] % self.patch:
-            raise InputError(f"this model reads windows of patch = {self.patch} samples: stream chunks of a "
-                             f"multiple of {self.patch} samples (got {x_chunk.shape[1]})")
-        B, t = x_chunk.shape[0], x_chunk.shape[1] // self.patch
-        ended = None
-        if lengths is not None:
-            lengths = torch.as_tensor(lengths)
-            ended = lengths == 0
-            lengths = check_lengths(lengths.clamp(min=1), B, x_chunk.shape[1])
-        x_chunk, lengths = windows(x_chunk, lengths, self.patch)
+        x_chunk, lengths, ended = read_chunk(x_chunk, lengths, self.patch)
+        t = x_chunk.shape[1]
         H = self.hidden_size
         carried = (state[:, :H].unsqueeze(0).contiguous(), state[:, H:].unsqueeze(0).contiguous()) \
             if self.kind == "lstm" else state.unsqueeze(0).contiguous()

@@ -12,7 +12,7 @@ from ..errors import ConfigError, InputError, check_positive, check_sequences
 from ..engine.workspace import Workspace
 from ..engine.integrate import check_lengths, integrate, integrate_outputs, step_mask
 from ..noise import NoiseScheme
-from .windows import windows
+from .windows import read_chunk, windows
 
 
 class Recurrence(nn.Module):
@@ -146,34 +146,18 @@ class _Streaming:
         if x_chunk.dim() == 2:
             x_chunk = x_chunk.unsqueeze(1)
         check_sequences(x_chunk, self.input_size)
-        if lengths is not None:
-            lengths = torch.as_tensor(lengths)
-            if lengths.shape != (x_chunk.shape[0],) or int(lengths.min()) < 0 or int(lengths.max()) > x_chunk.shape[1]:
-                raise InputError(f"chunk lengths must be (B,) = ({x_chunk.shape[0]},) values in [0, "
-                                 f"{x_chunk.shape[1]}], got {lengths.tolist()}")
-        if self.patch > 1:  # whole windows only: a window's samples enter the recurrence together
-            if x_chunk.shape[1] % self.patch:
-                raise InputError(f"this model reads windows of patch = {self.patch} samples: stream chunks of a "
-                                 f"multiple of {self.patch} samples (got {x_chunk.shape[1]}); the last chunk of "
-                                 "a sequence may end early through lengths")
-            ended = None if lengths is None else lengths == 0
-            x_chunk, lengths = windows(x_chunk, None if lengths is None else lengths.clamp(min=1), self.patch)
-            if ended is not None:
-                lengths = torch.where(ended, torch.zeros_like(lengths), lengths)
+        x_chunk, lengths, ended = read_chunk(x_chunk, lengths, self.patch)
         if self._fast_step_applies(x_chunk):
             graph = self._step_graph()
             if lengths is None and x_chunk.shape[1] == 1:  # one sample of every sequence
                 h = graph.drift_step(state, torch.addmm(graph.enc_b, x_chunk[:, 0], graph.enc_wt))
             else:
-                full = torch.full((x_chunk.shape[0],), x_chunk.shape[1], dtype=torch.int64)
-                h = graph.advance_steps(x_chunk, full if lengths is None else lengths.to(torch.int64), state)
+                steps = torch.full((x_chunk.shape[0],), x_chunk.shape[1], dtype=torch.int64) if lengths is None \
+                    else torch.where(ended, 0, lengths).to(torch.int64)  # an ended sequence takes no step
+                h = graph.advance_steps(x_chunk, steps, state)
             return graph.decode(h), h
-        ended = None
-        if lengths is not None:  # a sequence that has ended (0 steps in this chunk) keeps its state
-            ended = lengths == 0
-            lengths = lengths.clamp(min=1)
         h = self._final_state(x_chunk, lengths=lengths, h0=state)
-        if ended is not None and bool(ended.any()):
+        if ended is not None and bool(ended.any()):  # an ended sequence keeps its state
             h = torch.where(ended.to(h.device).unsqueeze(-1), state, h)
         return self.decode(h), h
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from ..engine.integrate import check_lengths
+from ..errors import InputError
 
 
 def windows(x: torch.Tensor, lengths, k: int):
@@ -31,3 +32,26 @@ def windows(x: torch.Tensor, lengths, k: int):
 def window_count(steps: int, k: int) -> int:
     """Steps of the recurrence for ``steps`` samples read in windows of ``k``."""
     return -(-int(steps) // int(k))
+
+
+def read_chunk(x_chunk: torch.Tensor, lengths, k: int):
+    """A streamed chunk (B, t, d) as the recurrence takes it: (steps, lengths, ended). ``lengths``
+    (B,) integers in [0, t] are each sequence's real samples in the chunk, 0 for a sequence that
+    has ended (``ended``, True there: its state must stay; its lengths entry becomes 1 so that the
+    step can run and be discarded); windows of ``k`` samples need chunks of a multiple of k."""
+    batch, steps = x_chunk.shape[0], x_chunk.shape[1]
+    if steps % k:
+        raise InputError(f"this model reads windows of patch = {k} samples: stream chunks of a multiple of {k} "
+                         f"samples (got {steps}); the last chunk of a sequence may end early through lengths")
+    ended = None
+    if lengths is not None:
+        lengths = torch.as_tensor(lengths)
+        if (lengths.shape != (batch,) or torch.is_floating_point(lengths) or lengths.dtype == torch.bool
+                or (batch and (int(lengths.min()) < 0 or int(lengths.max()) > steps))):
+            raise InputError(f"chunk lengths must be (B,) = ({batch},) integers in [0, {steps}], got "
+                             f"{lengths.tolist()}")
+        ended = lengths == 0
+        lengths = lengths.clamp(min=1)
+    x_chunk, lengths = windows(x_chunk, lengths, k)
+    return x_chunk, lengths, ended
+
