@@ -225,3 +225,21 @@ def test_paper_tasks_train_any_model_with_its_defaults(tmp_path, capsys):
     assert rc == 0, err
     recipe = json.loads(out)["settings"]
     assert recipe["params"]["add_noise"] == 0.06 and recipe["train"]["lr_milestones"] == [54]
+
+
+def test_a_models_own_search_space_is_searched_by_sixteen_seeded_points(npz):
+    """The default space (noise level, step, lr, hidden size, weight decay: 48 points for the NRNN)
+    is searched by DEFAULT_CANDIDATES random points, the same ones every time, in grid order."""
+    from noisyrnn.experiments.search import DEFAULT_CANDIDATES, SEARCH_SPACES, subset
+    from noisyrnn.experiments.sweep import parse_sweep
+
+    space = SEARCH_SPACES["nrnn"]
+    assert {"params.hidden_size", "train.weight_decay"} <= set(space)
+    sweep = parse_sweep({"task": f"file:{npz}", "models": ["nrnn"], "grid": space})
+    assert len(sweep.runs) == 48
+    a, b = subset(sweep, DEFAULT_CANDIDATES), subset(sweep, DEFAULT_CANDIDATES)
+    names = [r.name for r in a.runs]
+    assert len(names) == 16 == len(set(names)) and names == [r.name for r in b.runs]
+    order = [r.name for r in sweep.runs]
+    assert [order.index(n) for n in names] == sorted(order.index(n) for n in names)
+    assert subset(sweep, None) is sweep and subset(sweep, 100) is sweep
