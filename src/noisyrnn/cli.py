@@ -332,8 +332,7 @@ def cmd_analyze(args) -> int:
     for folder in args.checkpoints:
         if not (folder / "model.json").is_file():
             raise ConfigError(f"{folder} is not a checkpoint folder (no model.json)")
-        if (folder / "members").is_dir() and "members" in json.loads((folder / "model.json").read_text()).get(
-                "model", {}):
+        if "members" in json.loads((folder / "model.json").read_text()).get("model", {}):
             raise ConfigError(f"{folder} is a seed ensemble (--n-members); the analysis takes one model at a time: "
                               f"name its members, {folder / 'members'}/0 ...")
     # user data: the same file gives the training run's split and normalisation (split seed 0)

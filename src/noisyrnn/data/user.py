@@ -65,7 +65,8 @@ def fold_split(y: np.ndarray, fold: tuple[int, int], seed: int, what: str = "y",
     if len(y) < 2 * count:
         raise InputError(f"{what}: {len(y)} examples are too few for {count}-fold validation")
     if stratified:
-        least = int(np.bincount(y)[np.bincount(y) > 0].min())
+        counts = np.bincount(y)
+        least = int(counts[counts > 0].min())
         if least < count:
             raise InputError(f"{what}: the smallest class has {least} example(s), fewer than the {count} folds; "
                              "use fewer folds")

@@ -86,7 +86,7 @@ def validation_plan(task: str, splits: int = 1, folds: int | None = None, data_d
     whose validation split holds fewer than :data:`KFOLD_BELOW` sequences, unless ``splits > 1``."""
     if int(splits) < 1:
         raise ConfigError(f"splits must be >= 1, got {splits}")
-    if folds is not None and int(folds) != 1 and int(folds) < 2:
+    if folds is not None and int(folds) < 1:
         raise ConfigError(f"folds must be >= 2 (or 1: no folds), got {folds}")
     user = task.startswith(("ucr:", "file:"))
     if not user:

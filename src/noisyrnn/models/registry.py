@@ -176,9 +176,7 @@ def build_regressor(name: str, input_size: int, num_outputs: int, *, per_step: b
         raise ConfigError(f"model {name!r} has no regression head; regression takes the drift models: "
                           f"{', '.join(RECURRENCES)}")
     p = resolve_params(name, params)
-    patch = p.get("patch", 1)
-    if per_step and patch > 1:
-        raise ConfigError(f"per-step outputs need one sample per step; params.patch = {patch} reads windows")
+    patch = p.get("patch", 1)  # RecurrentRegressor refuses windows with per-step outputs
     ensure_fits(f"model {name!r} with hidden_size {p['hidden_size']}",
                 model_bytes(p["hidden_size"], input_size, num_outputs), hint="lower params.hidden_size")
 
