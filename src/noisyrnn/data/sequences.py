@@ -64,30 +64,31 @@ def _trailing_nan_length(seq: np.ndarray) -> int:
     return int(keep[-1]) + 1 if keep.size else 0
 
 
-def as_sequences(X, lengths=None, layout: str = "ntd", what: str = "X") -> Sequences:
-    """Validate and pad ``X`` (see the module docstring); errors name ``what``."""
-    if layout not in LAYOUTS:
-        raise InputError(f"unknown layout {layout!r}; use 'ntd' (n, T, d) or 'ndt' (n, d, T)")
+def _split(X, layout: str, what: str) -> list[np.ndarray]:
+    """``X`` as a list of float64 (T_i, d) arrays, one per sequence, in the ``ntd`` layout."""
     ragged = isinstance(X, (list, tuple)) or (isinstance(X, np.ndarray) and X.dtype == object)
-    if not ragged:
-        _refuse_complex(X, what)
+    if ragged:
         try:
-            arr = np.asarray(X, dtype=np.float64)
-        except (TypeError, ValueError) as err:
-            raise InputError(f"{what} must hold numbers: {err}") from None
-        if arr.ndim == 2:
-            arr = arr[:, :, None]
-        elif arr.ndim == 3:
-            arr = arr.transpose(0, 2, 1) if layout == "ndt" else arr
-        else:
-            raise InputError(f"{what} must have shape (n, T) or (n, T, d)"
-                             f"{' (layout ndt: (n, d, T))' if layout == 'ndt' else ''}, got {arr.shape}")
-        seqs = list(arr)
-    else:
-        try:
-            seqs = [_one_sequence(a, layout, what, i) for i, a in enumerate(X)]
+            return [_one_sequence(a, layout, what, i) for i, a in enumerate(X)]
         except (TypeError, ValueError) as err:
             raise InputError(f"{what} must be an array or a list of per-sequence arrays of numbers: {err}") from None
+    _refuse_complex(X, what)
+    try:
+        arr = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{what} must hold numbers: {err}") from None
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    elif arr.ndim == 3:
+        arr = arr.transpose(0, 2, 1) if layout == "ndt" else arr
+    else:
+        raise InputError(f"{what} must have shape (n, T) or (n, T, d)"
+                         f"{' (layout ndt: (n, d, T))' if layout == 'ndt' else ''}, got {arr.shape}")
+    return list(arr)
+
+
+def _channels(seqs: list[np.ndarray], what: str) -> int:
+    """The one channel count all sequences share."""
     if not seqs:
         raise InputError(f"{what} holds no sequences")
     dims = {s.shape[1] for s in seqs}
@@ -96,25 +97,32 @@ def as_sequences(X, lengths=None, layout: str = "ntd", what: str = "X") -> Seque
     (d,) = dims
     if d == 0:
         raise InputError(f"{what}: sequences have no channels")
-    own = np.array([_trailing_nan_length(s) for s in seqs], dtype=np.int64)
-    if lengths is not None:
-        given = np.asarray(lengths)
-        if given.shape != (len(seqs),):
-            raise InputError(f"lengths for {what} must have shape ({len(seqs)},), got {given.shape}")
-        if not np.issubdtype(given.dtype, np.integer):
-            if not np.all(np.isfinite(given)) or not np.all(given == np.round(given)):
-                raise InputError(f"lengths for {what} must be integers")
-        given = given.astype(np.int64)
-        longest = np.array([s.shape[0] for s in seqs])
-        bad = np.flatnonzero((given < 1) | (given > longest))
-        if bad.size:
-            i = int(bad[0])
-            raise InputError(f"lengths for {what}: sequence {i} has length {int(given[i])}, "
-                             f"outside [1, {int(longest[i])}]")
-        own = given
-    T = int(own.max())
-    out = np.zeros((len(seqs), T, d), dtype=np.float64)
-    for i, (s, L) in enumerate(zip(seqs, own)):
+    return d
+
+
+def _given_lengths(lengths, seqs: list[np.ndarray], what: str) -> np.ndarray:
+    """User-given lengths, checked: one integer in [1, T_i] per sequence."""
+    given = np.asarray(lengths)
+    if given.shape != (len(seqs),):
+        raise InputError(f"lengths for {what} must have shape ({len(seqs)},), got {given.shape}")
+    if not np.issubdtype(given.dtype, np.integer):
+        if not np.all(np.isfinite(given)) or not np.all(given == np.round(given)):
+            raise InputError(f"lengths for {what} must be integers")
+    given = given.astype(np.int64)
+    longest = np.array([s.shape[0] for s in seqs])
+    bad = np.flatnonzero((given < 1) | (given > longest))
+    if bad.size:
+        i = int(bad[0])
+        raise InputError(f"lengths for {what}: sequence {i} has length {int(given[i])}, "
+                         f"outside [1, {int(longest[i])}]")
+    return given
+
+
+def _pad(seqs: list[np.ndarray], lengths: np.ndarray, d: int, what: str) -> np.ndarray:
+    """The first ``lengths[i]`` steps of each sequence, zero-padded to (n, T, d) float32; any
+    NaN or infinite value inside them is an error naming the sequence, step and channel."""
+    out = np.zeros((len(seqs), int(lengths.max()), d), dtype=np.float64)
+    for i, (s, L) in enumerate(zip(seqs, lengths)):
         if L == 0:
             raise InputError(f"{what}: sequence {i} is empty (no step with a value)")
         part = s[:L]
@@ -125,7 +133,20 @@ def as_sequences(X, lengths=None, layout: str = "ntd", what: str = "X") -> Seque
             raise InputError(f"{what}: sequence {i} has a {kind} value at step {step}, channel {ch} "
                              "(only trailing all-NaN steps are read as padding)")
         out[i, :L] = part
-    return Sequences(out.astype(np.float32), own)
+    return out.astype(np.float32)
+
+
+def as_sequences(X, lengths=None, layout: str = "ntd", what: str = "X") -> Sequences:
+    """Validate and pad ``X`` (see the module docstring); errors name ``what``."""
+    if layout not in LAYOUTS:
+        raise InputError(f"unknown layout {layout!r}; use 'ntd' (n, T, d) or 'ndt' (n, d, T)")
+    seqs = _split(X, layout, what)
+    d = _channels(seqs, what)
+    if lengths is None:
+        own = np.array([_trailing_nan_length(s) for s in seqs], dtype=np.int64)
+    else:
+        own = _given_lengths(lengths, seqs, what)
+    return Sequences(_pad(seqs, own, d, what), own)
 
 
 def _numeric_first(label):

@@ -115,13 +115,12 @@ def _seed_list(value, what: str) -> list[int]:
     return seeds
 
 
-def parse_sweep(raw: dict, config_dir=None, seeds=None, models=None) -> Sweep:
-    """Build a :class:`Sweep` from a parsed TOML dict (``seeds``/``models`` override it)."""
-    known = {"description", "task", "data", "task_options", "models", "seeds", "model_seeds", "batch_seeds",
-             "grid", "overrides", "columns", "configs", "order"}
-    unknown = set(raw) - known
-    if unknown:
-        raise ConfigError(f"unknown sweep key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+SWEEP_KEYS = ("description", "task", "data", "task_options", "models", "seeds", "model_seeds", "batch_seeds",
+              "grid", "overrides", "columns", "configs", "order")
+
+
+def _sweep_task(raw: dict) -> str:
+    """The sweep's task: a paper task, ``ucr:NAME``, or ``file:PATH`` from ``data = PATH``."""
     task = raw.get("task")
     if "data" in raw:
         if task is not None:
@@ -132,6 +131,11 @@ def parse_sweep(raw: dict, config_dir=None, seeds=None, models=None) -> Sweep:
         task = f"file:{path}"
     if not isinstance(task, str) or not (task in COLUMNS or task.startswith(("ucr:", "file:"))):
         raise ConfigError(f"sweep task must be one of {', '.join(COLUMNS)}, ucr:NAME, or data = PATH; got {task!r}")
+    return task
+
+
+def _task_options(raw: dict, task: str) -> dict:
+    """``task_options``, which apply to user data only, each one known."""
     task_options = dict(raw.get("task_options") or {})
     if task_options and task in COLUMNS:
         raise ConfigError(f"task_options apply to user data (ucr:NAME, data = PATH), not to the paper task {task!r}")
@@ -140,14 +144,11 @@ def parse_sweep(raw: dict, config_dir=None, seeds=None, models=None) -> Sweep:
     if unknown_options:
         raise ConfigError(f"unknown task_options {', '.join(sorted(unknown_options))}; known: "
                           f"{', '.join(known_options)}")
-    models = list(models or raw.get("models") or [])
-    if not models:
-        raise ConfigError("sweep lists no models")
-    seed_list = _seed_list(seeds if seeds is not None else raw.get("seeds", 1), "seeds")
-    model_seeds = dict(raw.get("model_seeds") or {})
-    stray = set(model_seeds) - set(raw.get("models") or []) - set(models)
-    if stray:
-        raise ConfigError(f"model_seeds names model(s) the sweep does not run: {', '.join(sorted(stray))}")
+    return task_options
+
+
+def _grid_and_overrides(raw: dict, models: list[str]) -> tuple[dict, dict]:
+    """``grid`` (non-empty lists) and ``overrides`` (tables naming models the sweep runs, or ``*``)."""
     grid = raw.get("grid", {})
     for k, v in grid.items():
         if not isinstance(v, list) or not v:
@@ -159,17 +160,43 @@ def parse_sweep(raw: dict, config_dir=None, seeds=None, models=None) -> Sweep:
     if stray:
         raise ConfigError(f"[overrides.{sorted(stray)[0]}] names a model the sweep does not run; it runs "
                           f"{', '.join(raw.get('models') or models)} (\"*\" applies to every model)")
+    return grid, overrides
+
+
+def _expand_runs(raw: dict, task: str, models: list[str], seeds, config_dir) -> list[RunSpec]:
+    """One run per model and grid point: the model's base recipe, its overrides, the point's
+    settings, and its seeds (``seeds`` given on the command line win over ``model_seeds``)."""
+    seed_list = _seed_list(seeds if seeds is not None else raw.get("seeds", 1), "seeds")
+    model_seeds = dict(raw.get("model_seeds") or {})
+    stray = set(model_seeds) - set(raw.get("models") or []) - set(models)
+    if stray:
+        raise ConfigError(f"model_seeds names model(s) the sweep does not run: {', '.join(sorted(stray))}")
+    grid, overrides = _grid_and_overrides(raw, models)
     runs = []
     for model in models:
         base = base_config(raw.get("configs", task), model, config_dir)
         over = {**overrides.get("*", {}), **overrides.get(model, {})}
+        own = seed_list if seeds is not None or model not in model_seeds else _seed_list(
+            model_seeds[model], f"model_seeds.{model}")
         for point in itertools.product(*grid.values()):
             cfg = _apply(base, {**over, **dict(zip(grid, point))})
             suffix = [f"{key.split('.', 1)[1]}={_label(value)}" for key, value in zip(grid, point)]
             name = "__".join([model] + suffix)
-            own = seed_list if seeds is not None or model not in model_seeds else _seed_list(
-                model_seeds[model], f"model_seeds.{model}")
             runs.append(RunSpec(name, model, _revalidate(cfg), own, bool(raw.get("batch_seeds", True))))
+    return runs
+
+
+def parse_sweep(raw: dict, config_dir=None, seeds=None, models=None) -> Sweep:
+    """Build a :class:`Sweep` from a parsed TOML dict (``seeds``/``models`` override it)."""
+    unknown = set(raw) - set(SWEEP_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown sweep key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(SWEEP_KEYS))}")
+    task = _sweep_task(raw)
+    task_options = _task_options(raw, task)
+    models = list(models or raw.get("models") or [])
+    if not models:
+        raise ConfigError("sweep lists no models")
+    runs = _expand_runs(raw, task, models, seeds, config_dir)
     columns = list(raw.get("columns") or columns_for(task))
     check_columns(columns)
     order = raw.get("order", "run")
