@@ -67,7 +67,7 @@ def test_settings_lists_every_declared_setting(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = capsys.readouterr().out
-    assert "train.batch_size: an integer >= 1; default 32." in out
+    assert "train.batch_size: an integer >= 1, or 'auto' (min(16, n_train // 10), at least 1); default 32." in out
 
 
 def test_estimator_defaults_are_the_declared_ones():
@@ -78,3 +78,43 @@ def test_estimator_defaults_are_the_declared_ones():
     assert params["batch_size"] == TRAIN_PARAMS["batch_size"].default
     assert params["device"] == TRAIN_PARAMS["device"].default
     torch.manual_seed(0)
+
+
+@pytest.mark.parametrize("n,expected", [(5, 1), (40, 4), (50, 5), (216, 16), (500, 16), (58000, 16)])
+def test_auto_batch_size_is_the_bakeoff_rule(n, expected):
+    """``batch_size = "auto"`` is int(min(n / 10, 16)) of Fawaz et al. (2019), at least 1; the
+    expected values are that formula worked by hand."""
+    assert TrainConfig(batch_size="auto").batch_for(n) == expected
+    assert TrainConfig(batch_size=32).batch_for(n) == min(32, n)
+
+
+@pytest.mark.parametrize("bad", ["big", 0, -3, 2.5, True, [8]])
+def test_batch_size_refuses_anything_but_a_positive_integer_or_auto(bad):
+    with pytest.raises(ConfigError, match=r"train\.batch_size must be an integer >= 1, or 'auto'"):
+        TrainConfig(batch_size=bad).validate()
+
+
+def test_auto_batch_makes_one_update_per_batch_of_the_rule():
+    """40 training sequences, "auto": batches of 4, so 10 optimizer steps per epoch (counted by a
+    torch optimizer hook), and the same run as batch_size=4 spelled out."""
+    from conftest import make_tiny_task
+    from noisyrnn import build_model
+    from noisyrnn.training import fit
+
+    steps = []
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    handle = register_optimizer_step_post_hook(lambda opt, args, kwargs: steps.append(1))
+    try:
+        task = make_tiny_task(n=40, T=5)
+        runs = {}
+        for batch in ("auto", 4, 32):
+            steps.clear()
+            model = build_model("lipschitz", 1, 2, hidden_size=4, seed=0)
+            result = fit(model, task, TrainConfig(epochs=3, lr=0.01, batch_size=batch), progress=False)
+            runs[batch] = (len(steps), [h["train_loss"] for h in result.history])
+    finally:
+        handle.remove()
+    assert runs["auto"][0] == 3 * 10 and runs[32][0] == 3 * 2
+    assert runs["auto"][1] == runs[4][1]
+    assert runs["auto"][1] != runs[32][1]

@@ -21,8 +21,9 @@ from .errors import ConfigError
 
 @dataclass(frozen=True)
 class Param:
-    """A setting's rule. ``kind``: ``int``, ``float``, ``bool``, ``str`` or ``"epochs"`` (a list
-    of integers >= 1); ``low``/``high``: inclusive bounds (``low_open``: strictly above ``low``);
+    """A setting's rule. ``kind``: ``int``, ``float``, ``bool``, ``str``, ``"epochs"`` (a list
+    of integers >= 1), ``"level"`` (a number or a [low, high] range) or ``"batch"`` (an integer
+    >= 1 or ``"auto"``, :func:`auto_batch_size`); ``low``/``high``: inclusive bounds (``low_open``: strictly above ``low``);
     ``choices``: the allowed strings; ``optional``: None is allowed; ``default``: the value
     when none is given (training options; a model parameter's default is the model's)."""
 
@@ -38,6 +39,8 @@ class Param:
     def describe(self) -> str:
         if self.kind == "level":
             return "a number >= 0, or [low, high] with 0 <= low <= high (drawn uniformly per batch)"
+        if self.kind == "batch":
+            return "an integer >= 1, or 'auto' (min(16, n_train // 10), at least 1)"
         if self.kind == "epochs":
             return "a list of epochs (integers >= 1), e.g. [90], or []" + (" (or null)" if self.optional else "")
         if self.kind is bool:
@@ -87,6 +90,13 @@ def check_value(name: str, value, rule: Param):
             return check_value(name, value, number)
         except ConfigError:
             raise bad() from None
+    if rule.kind == "batch":
+        if value == "auto":
+            return value
+        out = _integer(value)
+        if out is None or out < 1:
+            raise bad()
+        return out
     if rule.kind == "epochs":
         if not isinstance(value, (list, tuple)):
             raise bad()
@@ -145,6 +155,16 @@ MODEL_PARAMS: dict[str, Param] = {
 }
 
 MAX_EPOCHS = 1_000_000
+AUTO_BATCH_CAP = 16
+
+
+def auto_batch_size(n_train: int) -> int:
+    """``train.batch_size = "auto"``: a tenth of the training sequences, at most 16 and at least 1
+    (``int(min(n / 10, 16))``, the rule of Fawaz et al.'s deep-learning bake-off on the UCR
+    archive, 2019): a training set of 40 sequences gets batches of 4, ten updates per epoch
+    rather than two of 32."""
+    return max(1, min(int(n_train) // 10, AUTO_BATCH_CAP))
+
 
 
 def decay_milestones(epochs: int) -> list[int]:
@@ -161,7 +181,8 @@ def decay_milestones(epochs: int) -> list[int]:
 # (configs/TASK/MODEL.toml) name theirs.
 TRAIN_PARAMS: dict[str, Param] = {
     "epochs": Param(int, "passes over the training split", low=1, high=MAX_EPOCHS, default=200),
-    "batch_size": Param(int, "sequences per update", low=1, default=32),
+    "batch_size": Param("batch", "sequences per update; 'auto': a tenth of the training split, 1 to 16 "
+                                 "(many updates on small training sets)", default=32),
     "optimizer": Param(str, "optimizer", choices=("adam", "rmsprop"), default="adam"),
     "lr": Param(float, "learning rate", default=0.003, **POSITIVE),
     "orthogonal_lr": Param(float, "learning rate of an orthogonal recurrent map (expRNN); unset: lr",

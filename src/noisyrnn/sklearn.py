@@ -145,7 +145,8 @@ class NRNNClassifier(ClassifierMixin, _SequenceEstimator):
 
     Parameters: ``model``; ``params`` (model parameters, e.g. ``{"add_noise": 0.2}``);
     ``epochs``, ``lr`` (None: the model's default), ``batch_size`` (defaults: the library's,
-    200 and 32, lr x0.1 at 90% of the epochs); ``select_under`` (a
+    200 and 32, lr x0.1 at 90% of the epochs; ``batch_size="auto"``: a tenth of the training
+    sequences, 1 to 16, for many updates on small training sets); ``select_under`` (a
     perturbation column for robustness-aware epoch selection); ``input_noise`` /
     ``input_mult_noise`` (input augmentation in training: a std, or [low, high] drawn per batch;
     see ``noisyrnn settings``); ``n_members`` (a seed ensemble: that many models trained
@@ -155,7 +156,7 @@ class NRNNClassifier(ClassifierMixin, _SequenceEstimator):
     """
 
     def __init__(self, model: str = "nrnn", params: dict | None = None, epochs: int = _TRAIN["epochs"].default,
-                 lr: float | None = None, batch_size: int = _TRAIN["batch_size"].default,
+                 lr: float | None = None, batch_size: int | str = _TRAIN["batch_size"].default,
                  select_under: str | None = None, validation_fraction: float = 0.2, normalize: bool = True,
                  layout: str = "ntd", random_state: int | None = None, device: str = _TRAIN["device"].default,
                  verbose: bool = False, input_noise=_TRAIN["input_noise"].default,
@@ -277,7 +278,7 @@ class NRNNRegressor(RegressorMixin, _SequenceEstimator):
     """
 
     def __init__(self, model: str = "nrnn", params: dict | None = None, epochs: int = _TRAIN["epochs"].default,
-                 lr: float | None = None, batch_size: int = _TRAIN["batch_size"].default,
+                 lr: float | None = None, batch_size: int | str = _TRAIN["batch_size"].default,
                  validation_fraction: float = 0.2, normalize: bool = True, layout: str = "ntd",
                  random_state: int | None = None, device: str = _TRAIN["device"].default,
                  verbose: bool = False, input_noise=_TRAIN["input_noise"].default,

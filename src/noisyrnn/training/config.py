@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 import torch
 
 from ..errors import ConfigError, NoisyRNNError
-from ..parameters import TRAIN_PARAMS, check_value, decay_milestones
+from ..parameters import TRAIN_PARAMS, auto_batch_size, check_value, decay_milestones
 
 METRICS_LOG = "metrics.jsonl"
 OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}  # TRAIN_PARAMS["optimizer"].choices
@@ -34,7 +34,7 @@ class TrainConfig:
 
     # each field's type, range and default are declared once, in noisyrnn.parameters.TRAIN_PARAMS
     epochs: int = _DEFAULT["epochs"]
-    batch_size: int = _DEFAULT["batch_size"]
+    batch_size: int | str = _DEFAULT["batch_size"]
     optimizer: str = _DEFAULT["optimizer"]
     lr: float = _DEFAULT["lr"]
     orthogonal_lr: float | None = _DEFAULT["orthogonal_lr"]
@@ -58,6 +58,12 @@ class TrainConfig:
         """The epochs at which the learning rate decays: ``lr_milestones``, or, unset, the one
         rule :func:`noisyrnn.parameters.decay_milestones` (x ``lr_gamma`` at 90% of the epochs)."""
         return decay_milestones(self.epochs) if self.lr_milestones is None else list(self.lr_milestones)
+
+    def batch_for(self, n_train: int) -> int:
+        """Sequences per update on a training split of ``n_train``: ``batch_size``, or for
+        ``"auto"`` :func:`noisyrnn.parameters.auto_batch_size`; never more than ``n_train``."""
+        batch = auto_batch_size(n_train) if self.batch_size == "auto" else int(self.batch_size)
+        return max(1, min(batch, int(n_train)))
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "TrainConfig":

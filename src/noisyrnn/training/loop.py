@@ -75,7 +75,7 @@ def fit_members(models, task: Task, config: TrainConfig, seeds, out_dir=None, me
                           "under noise) nor the explicit regulariser (written for the cross-entropy of eq 14)")
     device = resolve_device(config.device)
     first = models[0]
-    batch = min(config.batch_size, len(task.train))
+    batch = config.batch_for(len(task.train))
     ensure_fits(f"training {S} model(s) of hidden size {first.hidden_size} on batches of {batch} sequences of "
                 f"{task.seq_len} steps",
                 training_bytes(first.hidden_size, task.input_size, task.num_classes, batch, task.seq_len, S),
@@ -159,8 +159,9 @@ def train_epoch(ens, task: Task, config: TrainConfig, gens: dict, seeds, epoch: 
     orders = [torch.randperm(len(train), generator=gens[f"shuffle{i}"]) for i in range(S)]
     loss_sum = torch.zeros(S, dtype=torch.float64, device=device)
     correct = torch.zeros(S, dtype=torch.float64 if objective.regression else torch.float32, device=device)
-    for start in range(0, len(train), config.batch_size):
-        idx = torch.stack([o[start:start + config.batch_size] for o in orders])  # (S, b)
+    batch = config.batch_for(len(train))
+    for start in range(0, len(train), batch):
+        idx = torch.stack([o[start:start + batch] for o in orders])  # (S, b)
         x, y, lengths = train.batch(idx.reshape(-1), device)  # cut to the longest row: exact
         x, y = x.view(S, -1, *x.shape[1:]), y.view(S, -1, *y.shape[1:])
         lengths = None if lengths is None else lengths.view(S, -1)
