@@ -241,7 +241,8 @@ def write_report(out: Path, results: dict) -> None:
              f"{results['candidates']} random points of the model's search space, chosen on validation accuracy under "
              f"{SELECT_UNDER} (stratified 5-fold where validation holds < 50 sequences), then {SEEDS} seeds of the "
              f"chosen configuration; the last of ours trains that configuration as seed ensembles of {MEMBERS} "
-             "(`n_members`), 5 seeds of them. Fit time: seconds per seed (seed-batched runs: the batch's time / 5; "
+             "(`n_members`), 5 seeds of them; the rows \"+ batch auto\" repeat the windows search and both rows "
+             "with `train.batch_size = \"auto\"` (a tenth of the training split, 1 to 16). Fit time: seconds per seed (seed-batched runs: the batch's time / 5; "
              "an ensemble: the whole ensemble's); "
              "search time: the whole search's recorded compute. Per seed, per column: `bakeoff.csv`."
              + ("" if results.get("complete") else " **Partial: not every dataset has finished.**"), ""]
