@@ -34,17 +34,24 @@ def test_benchmark_runs_end_to_end(tmp_path):
     run_script("benchmarks/bench_user_data.py", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"),
                "--datasets", "GunPoint", "--candidates", "1", "--epochs", "1", "--threads", "1",
                "--rows", "nrnn + aug", "nrnn + aug + windows, 5 members", "nrnn + aug + windows + batch auto",
-               timeout=900)
+               "nrnn + aug + windows + refit", timeout=900)
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     rows = results["datasets"]["GunPoint"]
     assert set(rows) == {"nrnn + aug", "nrnn + aug + windows, 5 members", "nrnn + aug + windows + batch auto",
-                         "minirocket", "minirocket + aug", "minirocket + aug 0.4+0.8 (fixed)"}
+                         "nrnn + aug + windows + refit", "minirocket", "minirocket + aug",
+                         "minirocket + aug 0.4+0.8 (fixed)"}
+    refit = rows["nrnn + aug + windows + refit"]
+    assert refit["refit"] and refit["config"]["train"]["select"] == "last"
+    store = tmp_path / "work" / "GunPoint" / "nrnn_aug_windows_refit" / "nrnn"
+    assert json.loads((store / "sweep.json").read_text())["task_options"] == {"val_fraction": 0}
+    runs = list(store.rglob("result.json"))
+    assert len(runs) == 5 and all(json.loads(p.read_text())["best_epoch"] == 0 for p in runs)  # the last of 1
     assert rows["nrnn + aug + windows + batch auto"]["config"]["train"]["batch_size"] == "auto"
     assert rows["nrnn + aug"]["config"]["train"]["batch_size"] == 32
     assert rows["minirocket + aug"]["chosen"] in ("none", "0.4", "0.8", "0.4+0.8")
     with open(tmp_path / "out" / "bakeoff.csv") as f:
         table = list(csv.DictReader(f))
-    assert len(table) == 6 * 5 and {r["classifier"] for r in table} == set(rows)
+    assert len(table) == 7 * 5 and {r["classifier"] for r in table} == set(rows)
     assert "## Targets" in (tmp_path / "out" / "report.md").read_text()
     assert "| GunPoint | nrnn + aug + windows, 5 members |" in (tmp_path / "out" / "summary.md").read_text()
     (tmp_path / "out" / "report.md").unlink()

@@ -199,3 +199,25 @@ def test_ucr_by_name_offline_keeps_the_archive_split():
     assert task.train.lengths is not None and int(task.train.lengths.max()) <= task.seq_len
     with pytest.raises(DataError, match="not found offline.*--download"):
         load_task("ucr:NoSuchDataset")
+
+
+def test_val_fraction_zero_trains_on_every_labelled_sequence_and_needs_the_last_epoch():
+    """val_fraction = 0: the training split is all labelled data (the refit after a search),
+    validation is that same split, and selecting an epoch on it is refused by name."""
+    from noisyrnn.data.user import task_from_arrays
+    from noisyrnn.errors import ConfigError
+    from noisyrnn.training import TrainConfig, train_model
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(30, 6)), np.array([0, 1, 2] * 10)
+    task = task_from_arrays(X, y, X[:6], y[:6], val_fraction=0)
+    held = task_from_arrays(X, y, X[:6], y[:6], val_fraction=0.2)
+    assert len(task.train) == 30 and len(held.train) + len(held.val) == 30 and len(held.train) < 30
+    assert not task.held_out_validation and held.held_out_validation
+    assert torch.equal(task.val.x, task.train.x)
+    # z-scoring from all 30 sequences, as the data's own statistics say
+    assert np.allclose(task.normalization.mean, [X.mean()], atol=1e-5)
+    with pytest.raises(ConfigError, match=r"no validation data of its own .* set train\.select = \"last\""):
+        train_model("lipschitz", {"hidden_size": 4}, task, TrainConfig(epochs=1), progress=False)
+    result = train_model("lipschitz", {"hidden_size": 4}, task, TrainConfig(epochs=2, select="last"), progress=False)
+    assert result.best_epoch == 1

@@ -50,7 +50,8 @@ def _add_user_data_args(p: argparse.ArgumentParser, options: bool = True) -> Non
         p.add_argument("--no-normalize", action="store_true",
                        help="user data: do not z-score each channel with the training split's statistics")
         p.add_argument("--val-fraction", type=float, default=0.2,
-                       help="user data: fraction of the training part held out (stratified) for validation")
+                       help="user data: fraction of the training part held out (stratified) for validation; 0: "
+                            "train on all of it and keep the last epoch (with --set train.select=last)")
         p.add_argument("--regression", action="store_true",
                        help="user data: y holds real-valued targets (n,) or (n, k), not class labels; reports RMSE "
                             "and MAE (a .ts file's @targetLabel true says so itself)")

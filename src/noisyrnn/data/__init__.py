@@ -28,7 +28,8 @@ def load_task(name: str, data_dir=None, download: bool = False, **options) -> Ta
     """Load a task by name: ``ecg``, ``mnist``/``pmnist`` (T=784 pixels), ``mnist_rows``/``pmnist_rows``
     (T=28), ``ucr:NAME`` (any UCR/UEA dataset) or ``file:PATH`` (a data file; see
     :func:`load_data_task`). ``options`` (user data only, :data:`TASK_OPTIONS`): ``normalize``,
-    ``val_fraction``, ``split_seed`` (the seed of the stratified validation split), ``fold`` and
+    ``val_fraction`` (0: no validation split, every labelled sequence trains and only the last
+    epoch can be kept), ``split_seed`` (the seed of the stratified validation split), ``fold`` and
     ``folds`` (validation is fold k of a stratified K-fold split of the training part, seeded by
     ``split_seed``), ``regression`` (real-valued targets; None: as the file declares)."""
     from ..errors import ConfigError, check_choice

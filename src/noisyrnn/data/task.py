@@ -59,7 +59,9 @@ class Task:
 
     A regression task (``regression``) has targets (n, k) instead of labels: ``num_classes`` is
     then the model's output width k, and ``target_normalization`` the targets' z-scoring
-    (training split statistics; predictions are mapped back to the data's units)."""
+    (training split statistics; predictions are mapped back to the data's units).
+    ``held_out_validation`` False: ``val`` is the training split itself (user data with
+    ``val_fraction = 0``), so training must keep the last epoch."""
 
     name: str
     train: Split
@@ -72,6 +74,7 @@ class Task:
     normalization: object | None = None
     regression: bool = False
     target_normalization: object | None = None
+    held_out_validation: bool = True  # False: val is the training split itself (val_fraction = 0)
 
     @property
     def num_outputs(self) -> int:

@@ -111,6 +111,13 @@ def _targets(labels, what: str) -> np.ndarray:
     return y
 
 
+def _trains_on_everything(val, fold, val_fraction) -> bool:
+    """``val_fraction = 0`` (no validation data given, no fold): every labelled sequence trains,
+    and the validation split is the training split itself, so only the last epoch can be kept
+    (``train.select = "last"``): the refit on all labelled data after a search."""
+    return val is None and fold is None and val_fraction == 0
+
+
 def task_from_targets(train: LabelledSequences, test: LabelledSequences | None = None,
                       val: LabelledSequences | None = None, name: str = "data", normalize: bool = True,
                       val_fraction: float = VAL_FRACTION, seed: int = 0, description: str = "",
@@ -122,8 +129,11 @@ def task_from_targets(train: LabelledSequences, test: LabelledSequences | None =
     parts = {"test": test, "val": val}
     steps = max([train.sequences.x.shape[1]] + [p.sequences.x.shape[1] for p in parts.values() if p is not None])
     seqs = _pad_to(train.sequences, steps)
+    held_out = not _trains_on_everything(val, fold, val_fraction)
     if val is None and fold is not None:
         train_idx, val_idx = fold_split(y, fold, seed, f"{name}: training targets", stratified=False)
+    elif not held_out:
+        train_idx = val_idx = np.arange(len(y))
     elif val is None:
         order = np.random.default_rng(seed).permutation(len(y))
         n_val = max(1, int(round(val_fraction * len(y))))
@@ -152,6 +162,7 @@ def task_from_targets(train: LabelledSequences, test: LabelledSequences | None =
     d = seqs.x.shape[2]
     return Task(name=name, train=splits["train"], val=splits["val"], test=splits.get("test"),
                 num_classes=y.shape[1], normalization=normalizer, regression=True, target_normalization=targets,
+                held_out_validation=held_out,
                 description=description or f"{name}: {len(y)} sequences with {y.shape[1]} real target(s), {d} "
                                            f"channel(s), up to {steps} steps")
 
@@ -184,8 +195,11 @@ def task_from_sequences(train: LabelledSequences, test: LabelledSequences | None
         if p is not None and p.sequences.x.shape[2] != d:
             raise InputError(f"{name}: {part_name} sequences have {p.sequences.x.shape[2]} channel(s), "
                              f"training sequences {d}")
+    held_out = not _trains_on_everything(val, fold, val_fraction)
     if val is None and fold is not None:
         train_idx, val_idx = fold_split(y, fold, seed, f"{name}: training labels")
+    elif not held_out:
+        train_idx = val_idx = np.arange(len(y))
     elif val is None:
         train_idx, val_idx = stratified_split(y, val_fraction, seed, f"{name}: training labels")
     else:
@@ -201,7 +215,7 @@ def task_from_sequences(train: LabelledSequences, test: LabelledSequences | None
         py, _ = encode_labels(p.labels, f"{name}: {part_name} labels", classes=classes)
         splits[part_name] = _split(_pad_to(p.sequences, steps), py, None, normalizer)
     return Task(name=name, train=splits["train"], val=splits["val"], test=splits.get("test"),
-                num_classes=len(classes), classes=classes, normalization=normalizer,
+                num_classes=len(classes), classes=classes, normalization=normalizer, held_out_validation=held_out,
                 description=description or f"{name}: {len(y)} labelled sequences, {d} channel(s), "
                                            f"up to {steps} steps, {len(classes)} classes")
 

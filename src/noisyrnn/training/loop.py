@@ -73,6 +73,10 @@ def fit_members(models, task: Task, config: TrainConfig, seeds, out_dir=None, me
     if getattr(task, "regression", False) and (config.select_under or config.regularizer == "explicit"):
         raise ConfigError("a regression task takes neither train.select_under (it selects on validation accuracy "
                           "under noise) nor the explicit regulariser (written for the cross-entropy of eq 14)")
+    if not getattr(task, "held_out_validation", True) and config.select != "last":
+        raise ConfigError(f"task {task.name!r} holds no validation data of its own (val_fraction = 0: its validation "
+                          f"split is the training split), so train.select = {config.select!r} would choose the epoch "
+                          "on training data; set train.select = \"last\"")
     device = resolve_device(config.device)
     first = models[0]
     batch = config.batch_for(len(task.train))
