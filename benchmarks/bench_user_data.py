@@ -257,7 +257,8 @@ def write_report(out: Path, results: dict) -> None:
              f"chosen configuration; the last of ours trains that configuration as seed ensembles of {MEMBERS} "
              "(`n_members`), 5 seeds of them; the rows \"+ batch auto\" repeat the windows search and both rows "
              "with `train.batch_size = \"auto\"` (a tenth of the training split, 1 to 16); the rows \"+ refit\" "
-             "train the windows search's choice on training + validation, keeping the last epoch. Fit time: seconds per seed (seed-batched runs: the batch's time / 5; "
+             "train the windows search's choice on training + validation, keeping the last epoch. "
+             "Fit time: seconds per seed (seed-batched runs: the batch's time / 5; "
              "an ensemble: the whole ensemble's); "
              "search time: the whole search's recorded compute. Per seed, per column: `bakeoff.csv`."
              + ("" if results.get("complete") else " **Partial: not every dataset has finished.**"), ""]
@@ -272,7 +273,8 @@ def write_report(out: Path, results: dict) -> None:
                          f"{r.get('search_seconds', 0):.0f} | {chosen_settings(r)} |")
         lines.append("")
     compute = results.get("compute_seconds", {})
-    lines += ["## Targets", "", f"The recipe fixed before any test result was seen ({RECIPE_LABEL}):", ""] + results["targets"]
+    lines += ["## Targets", "", f"The recipe fixed before any test result was seen ({RECIPE_LABEL}):", ""]
+    lines += results["targets"]
     for recipe, why in LATE_RECIPES.items():
         if results.get("late_targets", {}).get(recipe):
             lines += ["", f"The recipe {recipe}, added after the test results of GunPoint, JapaneseVowels and "

@@ -148,3 +148,15 @@ def test_regressor_save_load_round_trip_and_refuses_foreign_files(tmp_path):
     (tmp_path / "reg" / "estimator.json").write_text(json.dumps(state))
     with pytest.raises(DataError, match="does not describe the regression model saved beside it"):
         NRNNRegressor.load(tmp_path / "reg")
+
+
+def test_validation_fraction_zero_trains_on_everything_and_keeps_the_last_epoch():
+    """validation_fraction = 0 (or 1): no held-out data, so the last epoch is kept and 0 and 1
+    give the same model."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(30, 8)), np.array([0, 1, 2] * 10)
+    fits = [NRNNClassifier(epochs=3, validation_fraction=f, params={"hidden_size": 8}).fit(X, y) for f in (0, 1)]
+    assert [f.best_epoch_ for f in fits] == [2, 2] and len(fits[0].history_) == 3
+    assert np.array_equal(fits[0].predict_proba(X), fits[1].predict_proba(X))
+    held = NRNNClassifier(epochs=3, validation_fraction=0.2, params={"hidden_size": 8}).fit(X, y)
+    assert not np.array_equal(held.predict_proba(X), fits[0].predict_proba(X))  # 24 sequences, not 30

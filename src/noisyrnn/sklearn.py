@@ -211,9 +211,9 @@ class NRNNClassifier(ClassifierMixin, _SequenceEstimator):
         params, train = self._settings()
         split_ok = 0 < self.validation_fraction < 1
         labelled = LabelledSequences(seqs, y)
-        task = task_from_sequences(labelled, val=None if split_ok else labelled, name="NRNNClassifier",
-                                   normalize=self.normalize, val_fraction=self.validation_fraction if split_ok
-                                   else 0.2, seed=self._seed(), classes=classes.tolist())
+        task = task_from_sequences(labelled, name="NRNNClassifier", normalize=self.normalize,
+                                   val_fraction=self.validation_fraction if split_ok else 0, seed=self._seed(),
+                                   classes=classes.tolist())
         result = train_model(self.model, params, task, train, progress=bool(self.verbose),
                              n_members=self._members())
         self.model_ = result.model
@@ -332,9 +332,8 @@ class NRNNRegressor(RegressorMixin, _SequenceEstimator):
         params, train = self._settings()
         split_ok = 0 < self.validation_fraction < 1
         labelled = LabelledSequences(seqs, y)
-        task = task_from_targets(labelled, val=None if split_ok else labelled, name="NRNNRegressor",
-                                 normalize=self.normalize, val_fraction=self.validation_fraction if split_ok else 0.2,
-                                 seed=self._seed())
+        task = task_from_targets(labelled, name="NRNNRegressor", normalize=self.normalize,
+                                 val_fraction=self.validation_fraction if split_ok else 0, seed=self._seed())
         result = train_model(self.model, params, task, train, progress=bool(self.verbose),
                              n_members=self._members())
         self.model_ = result.model
