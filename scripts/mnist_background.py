@@ -3,7 +3,8 @@ resume it, and snapshot its store into the repository.
 
     python scripts/mnist_background.py start      # resume (or start) in the background, 1 worker x 1 thread
     python scripts/mnist_background.py status     # each run's epoch, lr and validation accuracy
-    python scripts/mnist_background.py snapshot   # copy the store's resumable state + partial report into
+    python scripts/mnist_background.py snapshot   # copy the store's resumable state + partial report
+                                                  # (tables, figure, training curves) into
                                                   # docs/results/mnist_pixel_full/ (commit it)
 
 The sweep runs from a frozen git worktree of one commit (``docs/results/mnist_pixel_full/CODE``,
@@ -80,9 +81,11 @@ def snapshot(args) -> None:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(p, dest)
     if any(store.glob("runs/*/seed*/result.json")):
-        env = {**os.environ, "PYTHONPATH": str(args.worktree.resolve() / "src")}
-        subprocess.run([sys.executable, "-m", "noisyrnn.cli", "report", str(SNAPSHOT)], env=env, check=True)
-        for name in ("report.md", "results.json", "figure.png"):
+        # the report (this checkout's code) reads the runs' own recorded code version
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        subprocess.run([sys.executable, "-m", "noisyrnn.cli", "report", str(SNAPSHOT), "--curves"], env=env,
+                       check=True)
+        for name in ("report.md", "results.json", "figure.png", "curves.png"):
             if (SNAPSHOT / name).is_file():
                 shutil.move(SNAPSHOT / name, RESULTS / name)
     (RESULTS / "progress.json").write_text(json.dumps(status(args), indent=2))

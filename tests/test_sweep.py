@@ -154,3 +154,31 @@ def test_store_accumulates_runs_across_calls_and_refuses_another_task(tmp_path):
     other = tmp_path / "other.toml"
     other.write_text('task = "mnist_rows"\nmodels = ["nrnn"]\nseeds = [0]\n')
     assert main(["sweep", str(other), "--out", str(out), "--config-dir", str(cfg), "--no-progress"]) == 2
+
+
+def test_report_curves_plot_finished_runs_and_mark_the_milestone(tmp_path, capsys):
+    from noisyrnn.experiments.training_curves import read_curves
+
+    cfg = make_configs(tmp_path, epochs=3, milestones=[2])
+    sweep = write_sweep(tmp_path, 'task = "ecg"\nmodels = ["lipschitz", "antisymmetric"]\nseeds = [0]\n')
+    out = tmp_path / "store"
+    assert main(["sweep", str(sweep), "--out", str(out), "--config-dir", str(cfg), "--no-progress"]) == 0
+    # a run still training (metrics, no result.json) is left out of the plot of finished runs
+    partial = out / "runs" / "nrnn" / "seed0"
+    partial.mkdir(parents=True)
+    (partial / "metrics.jsonl").write_text(json.dumps({"epoch": 0, "val_accuracy": 0.5, "lr": 0.01}) + "\n")
+    capsys.readouterr()
+    assert main(["report", str(out), "--curves"]) == 0
+    assert "curves.png" in capsys.readouterr().out
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    curves = read_curves(out)
+    assert sorted(curves) == ["antisymmetric/seed0", "lipschitz/seed0"]
+    assert "nrnn/seed0" in read_curves(out, finished_only=False)
+    for name, curve in curves.items():
+        logged = [json.loads(line) for line in (out / "runs" / name / "metrics.jsonl").read_text().splitlines()]
+        assert curve["val_accuracy"] == [r["val_accuracy"] for r in logged] and curve["epoch"] == [1, 2, 3]
+    report = (out / "report.md").read_text()
+    # the configured milestone (lr x0.1 from the third epoch on) appears as "decayed after epoch 2"
+    rows = [line for line in report.splitlines() if line.startswith(("| lipschitz | 0 |", "| antisymmetric | 0 |"))]
+    assert len(rows) == 2 and all(line.split(" | ")[4] == "2" for line in rows)
+    assert "![validation accuracy per epoch of the finished runs](curves.png)" in report

@@ -315,10 +315,11 @@ def cmd_report(args) -> int:
         print(markdown_summary(summary["models"]))
         print(f"\nwrote {args.results / 'report.md'}, {args.results / 'summary.json'}")
         return 0
-    results = report_store(args.results)
+    results = report_store(args.results, curves=args.curves)
     print(markdown_table(results))
     print(f"\nwrote {args.results / 'report.md'}, {args.results / 'results.json'}"
-          + (f", {args.results / 'figure.png'}" if results["models"] else ""))
+          + (f", {args.results / 'figure.png'}" if results["models"] else "")
+          + (f", {args.results / 'curves.png'}" if results["meta"].get("curves") else ""))
     return 0
 
 
@@ -567,6 +568,8 @@ def _theory_checks_command(sub) -> None:
 def _report_command(sub) -> None:
     p = sub.add_parser("report", help="aggregate a results store into report.md, figure.png, results.json")
     p.add_argument("results", type=Path, help="results store folder (holding index.jsonl)")
+    p.add_argument("--curves", action="store_true",
+                   help="also plot the finished runs' validation accuracy per epoch (curves.png)")
     p.set_defaults(func=cmd_report)
 
 

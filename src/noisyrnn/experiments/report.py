@@ -96,6 +96,9 @@ def write_report(out: Path, results: dict) -> None:
         text.append(f"Data: {meta['task']}.")
     text.append("")
     text.append("![accuracy vs perturbation strength](figure.png)")
+    if meta.get("curves"):
+        text += ["", "## Training", "", meta["runs_table"], "",
+                 f"![validation accuracy per epoch of the finished runs]({meta['curves']})"]
     atomic_write_text(Path(out) / "report.md", "\n".join(text) + "\n")
 
 
@@ -189,8 +192,9 @@ def parameter_counts(out: Path, runs) -> dict:
     return counts
 
 
-def report_store(out: Path, extra_meta: dict | None = None) -> dict:
-    """Aggregate the results store at ``out`` (its index) and write the three outputs."""
+def report_store(out: Path, extra_meta: dict | None = None, curves: bool = False) -> dict:
+    """Aggregate the results store at ``out`` (its index) and write the three outputs; with
+    ``curves``, also ``curves.png`` (validation accuracy per epoch of the finished runs)."""
     from .sweep import SWEEP_COPY, read_index
 
     out = Path(out)
@@ -199,6 +203,12 @@ def report_store(out: Path, extra_meta: dict | None = None) -> dict:
     results = results_from_index(rows, sweep["columns"], sweep["task"])
     results["parameters"] = parameter_counts(out, list(results["models"]))
     results["meta"].update(extra_meta or {})
+    if curves and results["models"]:
+        from .training_curves import runs_table, write_training_curves
+
+        results["meta"]["curves"] = "curves.png"
+        results["meta"]["runs_table"] = runs_table(write_training_curves(out, out / "curves.png",
+                                                                              title=results["task"]))
     write_outputs(out, results)
     return results
 
