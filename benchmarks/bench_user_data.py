@@ -46,7 +46,7 @@ from noisyrnn.data.files import atomic_write_text
 from noisyrnn.evaluation import perturbation_seed, real_steps_only
 from noisyrnn.experiments.paper import USER_COLUMNS
 from noisyrnn.experiments.runner import run_sweep
-from noisyrnn.experiments.search import search
+from noisyrnn.experiments.search import flat_overrides, search
 from noisyrnn.experiments.sweep import parse_sweep, read_outcome
 from noisyrnn.perturbations import parse_column
 
@@ -136,11 +136,6 @@ def recorded_seconds(folder: Path) -> float:
     evaluation; a seed-batched ensemble's time shared among its members), so the figure is the
     same whether the store was filled now or resumed from an earlier invocation."""
     return sum(json.loads(p.read_text()).get("seconds", 0.0) for p in Path(folder).rglob("result.json"))
-
-
-def flat_overrides(config: dict) -> dict:
-    return {**{f"params.{k}": v for k, v in config["params"].items()},
-            **{f"train.{k}": v for k, v in config["train"].items() if k != "seed"}}
 
 
 def slug(label: str) -> str:

@@ -89,6 +89,33 @@ def test_search_picks_on_validation(npz, tmp_path, capsys):
         assert c["score"] == rec["validation"]["white_0.4"]
 
 
+def test_search_refit_trains_the_winner_on_every_labelled_sequence(npz, tmp_path, capsys):
+    rc, out, err = run(["search", "--data", str(npz), "--model", "lipschitz", "--out", str(tmp_path / "s"),
+                        "--grid", "params.step=0.05,0.2", "params.hidden_size=8", "--epochs", "2", "--folds", "1",
+                        "--refit", "--no-progress"], capsys)
+    assert rc == 0, err
+    best = json.loads((tmp_path / "s" / "best.json").read_text())
+    assert json.loads(out[out.index("{\n"):])["refit"] == best["refit"] and len(best["refit"]["runs"]) == 1
+    folder = tmp_path / "s" / "refit" / "runs" / "lipschitz" / "seed0"
+    assert best["refit"]["runs"] == [str(folder)]
+    meta = json.loads((folder / "model.json").read_text())
+    chosen = best["best"]["config"]
+    assert meta["model"]["params"] == chosen["params"]  # the winner's hyperparameters, unchanged
+    assert meta["train_config"]["select"] == "last" and meta["train_config"]["lr"] == chosen["train"]["lr"]
+    assert json.loads((folder / "result.json").read_text())["best_epoch"] == 1  # the last of 2 epochs
+    # z-scored with statistics of all 48 labelled sequences (training + validation), not the 80% split
+    data = np.load(npz)
+    X, lengths = data["X"], data["lengths"]
+    valid = np.concatenate([X[i, :lengths[i]] for i in range(len(X))])
+    assert np.allclose(meta["data"]["normalization"]["mean"], valid.mean(axis=0), atol=1e-5)
+    rc, _, err = run(["predict", str(folder), "--data", str(npz), "--out", str(tmp_path / "p.csv")], capsys)
+    assert rc == 0, err
+    rc, _, err = run(["search", "--task", "ecg", "--model", "lstm", "--out", str(tmp_path / "e"), "--grid",
+                      "train.lr=0.001", "--epochs", "1", "--refit", "--no-progress"], capsys)
+    assert rc == 2 and "refit applies to user data" in err, err
+    assert not (tmp_path / "e").exists()  # refused before any training
+
+
 def test_select_under_changes_the_selection_key(npz, tmp_path, capsys):
     rc, out, err = run(["train", "--data", str(npz), "--model", "lipschitz", "--out", str(tmp_path / "r"),
                         "--epochs", "3", "--set", "params.hidden_size=8", "--select-under", "white_0.8",

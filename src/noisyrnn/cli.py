@@ -265,10 +265,11 @@ def cmd_search(args) -> int:
         overrides["train.epochs"] = args.epochs
     result = search(task_name, args.model, args.out, grid=parse_grid(args.grid), select_under=args.select_under,
                     seeds=args.seeds, overrides=overrides, splits=args.splits, folds=args.folds,
-                    candidates=args.candidates,
+                    candidates=args.candidates, refit=args.refit,
                     executor=make_executor(args.executor, args.workers, args.address, args.threads, args.keep_freed_memory), data_dir=args.data_dir,
                     download=args.download, progress=not args.no_progress, wait=args.wait)
-    print(json.dumps({"best": result["best"], "written": str(args.out / "best.json")}, indent=2))
+    print(json.dumps({"best": result["best"], "written": str(args.out / "best.json"),
+                      **({"refit": result["refit"]} if "refit" in result else {})}, indent=2))
     return 0
 
 
@@ -496,6 +497,9 @@ def _search_command(sub) -> None:
                    help="random search: a seeded subset of this many grid points (default: the whole --grid, or 16 "
                         "points of the model's own search space)")
     p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--refit", action="store_true",
+                   help="then train the winner on every labelled sequence (training + validation, last epoch kept) "
+                        "into OUT/refit, as scikit-learn's refit (user data)")
     p.add_argument("--no-progress", action="store_true")
     _add_user_data_args(p, options=False)
     _add_executor_args(p)

@@ -9,7 +9,8 @@ validation splits. Small datasets need more than one split (a 20% split of 50 se
 search runs a stratified K-fold (``folds``, default :data:`KFOLD`: every training sequence is
 validation once, each fold's model trained on the rest); ``splits`` asks for repeated
 hold-out instead (split seeds 0..splits-1). Test data never enter the choice.
-``OUT/best.json`` records the winner and every candidate's scores.
+``OUT/best.json`` records the winner and every candidate's scores. With ``refit`` the winner
+is then trained on every labelled sequence (``OUT/refit``), as scikit-learn's ``refit``.
 """
 
 from __future__ import annotations
@@ -107,16 +108,52 @@ def validation_plan(task: str, splits: int = 1, folds: int | None = None, data_d
     return [{"split_seed": k} for k in range(int(splits))] if splits > 1 else [{}]
 
 
+def flat_overrides(config: dict) -> dict:
+    """A run's config ({"params": ..., "train": ...}) as sweep overrides (``params.NAME``,
+    ``train.NAME``; the seed left to the sweep)."""
+    return {**{f"params.{k}": v for k, v in config["params"].items()},
+            **{f"train.{k}": v for k, v in config["train"].items() if k != "seed"}}
+
+
+def require_user_data(task: str) -> None:
+    if not task.startswith(("ucr:", "file:")):
+        raise ConfigError(f"refit applies to user data; the paper task {task!r} keeps its fixed validation split")
+
+
+def refit_chosen(task: str, model: str, out, config: dict, seeds: int = 1, executor=None, data_dir=None,
+          download: bool = False, progress: bool = False, log=print, wait: bool = False) -> dict:
+    """scikit-learn's ``refit`` for a recurrent model: train ``config`` (the search's choice) on
+    every labelled sequence (training + validation: task option ``val_fraction = 0``) for its
+    configured epochs and keep the last one, since nothing is held out to select an epoch on;
+    into the store ``out/refit``. Returns the store and the trained runs' folders (each with
+    ``model.safetensors``, for ``noisyrnn predict`` / ``export`` / ``stream``). User data only."""
+    require_user_data(task)
+    chosen = {**config, "train": {**config["train"], "select": "last", "select_under": None}}
+    sweep = parse_sweep({"task": task, "models": [model], "seeds": seeds, "task_options": {"val_fraction": 0},
+                         "overrides": {model: flat_overrides(chosen)},
+                         "description": f"refit of the search's choice for {model} on {task}"})
+    store = Path(out) / "refit"
+    run_sweep(sweep, store, executor, data_dir=data_dir, download=download, progress=progress, log=log, wait=wait)
+    spec = sweep.runs[0]
+    failed = [s for s in spec.seeds if (read_outcome(store, spec.name, s) or {}).get("status") != "done"]
+    if failed:
+        raise ConfigError(f"the refit failed for seed(s) {failed}; see {store / 'runs' / spec.name}/seed*/error.json")
+    return {"store": str(store), "runs": [str(store / "runs" / spec.name / f"seed{s}") for s in spec.seeds]}
+
+
 def search(task: str, model: str, out, grid=None, select_under: str | None = None, seeds: int = 1,
            overrides: dict | None = None, executor=None, data_dir=None, download: bool = False,
            progress: bool = False, log=print, splits: int = 1, wait: bool = False, folds: int | None = None,
-           candidates: int | None = None) -> dict:
+           candidates: int | None = None, refit: bool = False) -> dict:
     """Run the search into the store ``out`` (``out/fold{k}`` or ``out/split{k}`` per validation
     split when there are several, see :func:`validation_plan`); returns (and writes to
     ``out/best.json``) the result. ``candidates``: search a seeded random subset of that many
     grid points (random search) instead of the whole grid; the same subset on every split.
     Without ``grid`` the model's :data:`SEARCH_SPACES` entry is searched, by
-    :data:`DEFAULT_CANDIDATES` random points unless ``candidates`` says otherwise."""
+    :data:`DEFAULT_CANDIDATES` random points unless ``candidates`` says otherwise. ``refit``:
+    then train the winner on every labelled sequence (:func:`refit_chosen`; ``result["refit"]``)."""
+    if refit:
+        require_user_data(task)  # refused before the search, not after it
     if candidates is not None and int(candidates) < 1:
         raise ConfigError(f"candidates must be >= 1, got {candidates}")
     plan = validation_plan(task, splits, folds, data_dir, download)
@@ -160,4 +197,8 @@ def search(task: str, model: str, out, grid=None, select_under: str | None = Non
               "n_candidates": len(sweep.runs),
               "best": best, "candidates": candidates}
     atomic_write_text(Path(out) / "best.json", json.dumps(result, indent=2))
+    if refit:
+        result["refit"] = refit_chosen(task, model, out, best["config"], seeds, executor, data_dir, download,
+                                       progress, log, wait)
+        atomic_write_text(Path(out) / "best.json", json.dumps(result, indent=2))
     return result
