@@ -3,6 +3,7 @@ resume it, and snapshot its store into the repository.
 
     python scripts/mnist_background.py start      # resume (or start) in the background, 1 worker x 1 thread
     python scripts/mnist_background.py status     # each run's epoch, lr and validation accuracy
+    python scripts/mnist_background.py project    # the unfinished runs' projected hours (one worker)
     python scripts/mnist_background.py snapshot   # copy the store's resumable state + partial report
                                                   # (tables, figure, training curves) into
                                                   # docs/results/mnist_pixel_full/ (commit it)
@@ -73,6 +74,51 @@ def status(args) -> list[dict]:
     return rows
 
 
+def project(args) -> None:
+    print(json.dumps(projection(args.store.resolve()), indent=2))
+
+
+def epoch_seconds(log: Path) -> list[float]:
+    """Per-epoch training seconds of a metrics log (its cumulative ``seconds``, kept across resumes)."""
+    cumulative = [json.loads(line)["seconds"] for line in log.read_text().splitlines() if line.strip()]
+    return [b - a for a, b in zip([0.0] + cumulative, cumulative)]
+
+
+def projection(store: Path) -> dict:
+    """Hours of training left: each unfinished run's remaining epochs x its model's median epoch
+    time in this store, or, for a model with no epoch here yet, the Lipschitz RNN's median here x
+    the two models' ratio in the 5-epoch protocol's measured epoch times
+    (docs/results/mnist_pixel/epoch_times.json; an older engine, so a rough figure)."""
+    import statistics
+
+    sweep = json.loads((store / "sweep.json").read_text())
+    measured = {}
+    for log in store.glob("runs/*/seed*/metrics.jsonl"):
+        measured.setdefault(log.parent.parent.name, []).extend(epoch_seconds(log))
+    measured = {run: statistics.median(v) for run, v in measured.items() if v}
+    ratios = json.loads((ROOT / "docs" / "results" / "mnist_pixel" / "epoch_times.json").read_text())["runs"]
+    left, runs = 0.0, []
+    for spec in sweep["runs"]:
+        for seed in spec["seeds"]:
+            folder = store / "runs" / spec["name"] / f"seed{seed}"
+            if (folder / "result.json").is_file():
+                continue
+            log = folder / "metrics.jsonl"
+            done = len(epoch_seconds(log)) if log.is_file() else 0
+            if spec["name"] in measured:
+                per_epoch, source = measured[spec["name"]], "measured here"
+            else:
+                ratio = ratios[spec["model"]]["median_epoch_seconds"] / ratios["lipschitz"]["median_epoch_seconds"]
+                per_epoch, source = measured["lipschitz"] * ratio, f"lipschitz here x {ratio:.2f} (5-epoch protocol)"
+            hours = (spec["config"]["train"]["epochs"] - done) * per_epoch / 3600
+            left += hours
+            runs.append({"run": f"{spec['name']}/seed{seed}", "epochs_done": done,
+                         "epochs": spec["config"]["train"]["epochs"], "epoch_seconds": round(per_epoch, 1),
+                         "source": source, "hours_left": round(hours, 2)})
+    runs.sort(key=lambda r: int(r["run"].rsplit("seed", 1)[1]))  # the sweep's seed-major order
+    return {"runs_left": len(runs), "hours_left_one_worker": round(left, 1), "runs": runs}
+
+
 def snapshot(args) -> None:
     store = args.store.resolve()
     for p in store.rglob("*"):
@@ -88,17 +134,18 @@ def snapshot(args) -> None:
         for name in ("report.md", "results.json", "figure.png", "curves.png"):
             if (SNAPSHOT / name).is_file():
                 shutil.move(SNAPSHOT / name, RESULTS / name)
-    (RESULTS / "progress.json").write_text(json.dumps(status(args), indent=2))
+    progress = {"runs": status(args), "projection": projection(store)}
+    (RESULTS / "progress.json").write_text(json.dumps(progress, indent=2) + "\n")
     print(f"snapshot in {SNAPSHOT}")
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("action", choices=("start", "status", "snapshot"))
+    ap.add_argument("action", choices=("start", "status", "snapshot", "project"))
     ap.add_argument("--store", type=Path, default=ROOT.parent / "stores" / "mnist_paper_recipe")
     ap.add_argument("--worktree", type=Path, default=ROOT.parent / "mnist-wt")
     ap.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    {"start": start, "status": status, "snapshot": snapshot}[args.action](args)
+    {"start": start, "status": status, "snapshot": snapshot, "project": project}[args.action](args)
