@@ -141,6 +141,22 @@ def refit_chosen(task: str, model: str, out, config: dict, seeds: int = 1, execu
     return {"store": str(store), "runs": [str(store / "runs" / spec.name / f"seed{s}") for s in spec.seeds]}
 
 
+def score_candidates(sweep, stores, select_under: str | None) -> list[dict]:
+    """Each candidate of ``sweep`` with its score averaged over the validation ``stores`` (one per
+    split or fold) and seeds; "failed" if any of its runs did not finish."""
+    candidates = []
+    for spec in sweep.runs:
+        recs = [read_outcome(store, spec.name, s) for store in stores for s in spec.seeds]
+        if any(r is None or r.get("status") != "done" for r in recs):
+            candidates.append({"run": spec.name, "status": "failed", "config": spec.config})
+            continue
+        scores = [score(r, select_under) for r in recs]
+        mean = tuple(sum(s[i] for s in scores) / len(scores) for i in range(2))
+        candidates.append({"run": spec.name, "status": "done", "score": mean[0], "clean": mean[1] if select_under
+                           else mean[0], "config": spec.config})
+    return candidates
+
+
 def search(task: str, model: str, out, grid=None, select_under: str | None = None, seeds: int = 1,
            overrides: dict | None = None, executor=None, data_dir=None, download: bool = False,
            progress: bool = False, log=print, splits: int = 1, wait: bool = False, folds: int | None = None,
@@ -177,16 +193,7 @@ def search(task: str, model: str, out, grid=None, select_under: str | None = Non
         run_sweep(sweep, store, executor, data_dir=data_dir, download=download, progress=progress, log=log,
                   wait=wait)
         stores.append(store)
-    candidates = []
-    for spec in sweep.runs:
-        recs = [read_outcome(store, spec.name, s) for store in stores for s in spec.seeds]
-        if any(r is None or r.get("status") != "done" for r in recs):
-            candidates.append({"run": spec.name, "status": "failed", "config": spec.config})
-            continue
-        scores = [score(r, select_under) for r in recs]
-        mean = tuple(sum(s[i] for s in scores) / len(scores) for i in range(2))
-        candidates.append({"run": spec.name, "status": "done", "score": mean[0], "clean": mean[1] if select_under
-                           else mean[0], "config": spec.config})
+    candidates = score_candidates(sweep, stores, select_under)
     done = [c for c in candidates if c["status"] == "done"]
     if not done:
         raise ConfigError(f"every run of the search failed; see {Path(out) / 'runs'}/*/seed*/error.json")
