@@ -69,49 +69,8 @@ def _integer(value):
     return None
 
 
-def check_value(name: str, value, rule: Param):
-    """``value`` converted to the rule's type, or a :class:`ConfigError` naming ``name``."""
-    if value is None and rule.optional:
-        return None
-
-    def bad():
-        return ConfigError(f"{name} must be {rule.describe()}, got {value!r}")
-
-    if rule.kind == "level":
-        number = Param(float, low=0.0)
-        if isinstance(value, (list, tuple)):
-            if len(value) != 2:
-                raise bad()
-            low, high = (check_value(name, v, number) for v in value)
-            if low > high:
-                raise bad()
-            return [low, high]
-        try:
-            return check_value(name, value, number)
-        except ConfigError:
-            raise bad() from None
-    if rule.kind == "batch":
-        if value == "auto":
-            return value
-        out = _integer(value)
-        if out is None or out < 1:
-            raise bad()
-        return out
-    if rule.kind == "epochs":
-        if not isinstance(value, (list, tuple)):
-            raise bad()
-        out = [_integer(v) for v in value]
-        if any(v is None or v < 1 for v in out):
-            raise bad()
-        return out
-    if rule.kind is bool:
-        if not isinstance(value, (bool, np.bool_)):
-            raise bad()
-        return bool(value)
-    if rule.kind is str:
-        if not isinstance(value, str) or (rule.choices is not None and value not in rule.choices):
-            raise bad()
-        return value
+def _number(value, rule: Param):
+    """An int (``rule.kind is int``) or finite float within the rule's bounds, else None."""
     if rule.kind is int:
         out = _integer(value)
     elif isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
@@ -119,11 +78,60 @@ def check_value(name: str, value, rule: Param):
     else:
         out = float(value) if math.isfinite(float(value)) else None
     if out is None:
-        raise bad()
+        return None
     if rule.low is not None and (out < rule.low or (rule.low_open and out == rule.low)):
-        raise bad()
+        return None
     if rule.high is not None and out > rule.high:
-        raise bad()
+        return None
+    return out
+
+
+def _level(value, rule: Param):
+    """A noise level: a number >= 0, or ``[low, high]`` with 0 <= low <= high."""
+    number = Param(float, low=0.0)
+    if isinstance(value, (list, tuple)):
+        bounds = [_number(v, number) for v in value]
+        if len(bounds) != 2 or None in bounds or bounds[0] > bounds[1]:
+            return None
+        return bounds
+    return _number(value, number)
+
+
+def _batch(value, rule: Param):
+    """A batch size: an integer >= 1, or "auto"."""
+    if value == "auto":
+        return value
+    out = _integer(value)
+    return out if out is not None and out >= 1 else None
+
+
+def _epochs(value, rule: Param):
+    """A list of epochs, each an integer >= 1."""
+    if not isinstance(value, (list, tuple)):
+        return None
+    out = [_integer(v) for v in value]
+    return None if any(v is None or v < 1 for v in out) else out
+
+
+def _bool(value, rule: Param):
+    return bool(value) if isinstance(value, (bool, np.bool_)) else None
+
+
+def _str(value, rule: Param):
+    ok = isinstance(value, str) and (rule.choices is None or value in rule.choices)
+    return value if ok else None
+
+
+_CONVERTERS = {"level": _level, "batch": _batch, "epochs": _epochs, bool: _bool, str: _str}
+
+
+def check_value(name: str, value, rule: Param):
+    """``value`` converted to the rule's type, or a :class:`ConfigError` naming ``name``."""
+    if value is None and rule.optional:
+        return None
+    out = _CONVERTERS.get(rule.kind, _number)(value, rule)
+    if out is None:
+        raise ConfigError(f"{name} must be {rule.describe()}, got {value!r}")
     return out
 
 
