@@ -64,6 +64,7 @@ def test_user_guide_own_data_examples_run(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "runs" / "preds.csv").read_text().startswith("index,predicted,label,prob_calm,prob_tremor")
     assert (tmp_path / "runs" / "sensors" / "robustness" / "report.md").is_file()
     assert (tmp_path / "runs" / "search" / "best.json").is_file()
+    assert (tmp_path / "runs" / "search" / "refit" / "runs" / "lipschitz" / "seed0" / "model.safetensors").is_file()
     capsys.readouterr()
 
 
