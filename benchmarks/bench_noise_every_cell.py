@@ -30,7 +30,8 @@ from pathlib import Path
 from noisyrnn.data.files import atomic_write_text
 from noisyrnn.experiments.executors import make_executor
 from noisyrnn.experiments.paper import COLUMNS, DISPLAY_NAMES
-from noisyrnn.experiments.report import _header, results_from_index, save_png
+from noisyrnn.experiments.figures import save_png
+from noisyrnn.experiments.report import _header, results_from_index
 from noisyrnn.experiments.runner import run_sweep
 from noisyrnn.experiments.search import search
 from noisyrnn.experiments.sweep import parse_sweep, read_index

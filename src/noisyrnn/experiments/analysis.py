@@ -38,7 +38,8 @@ from ..theory.hessian import LossHessian, hutchinson_trace, lanczos_spectrum, sm
 from ..theory.margin import certified_margin_bound, empirical_margin, margin_bounds
 from ..theory.stability import lyapunov_bounds
 from .paper import DISPLAY_NAMES
-from .report import save_png, summarise
+from .figures import save_png
+from .report import summarise
 
 
 @dataclass
@@ -271,7 +272,7 @@ def markdown_summary(summary: dict) -> str:
 
 
 def write_figures(out: Path, records: list[dict]) -> list[str]:
-    from .report import subplots
+    from .figures import subplots
 
     written = []
     names = sorted({group_of(r) for r in records})

@@ -3,15 +3,15 @@ the paper's numbers beside ours) and figure.png (accuracy vs perturbation streng
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from pathlib import Path
 
 import numpy as np
 
-from ..data.files import atomic_write_bytes, atomic_write_text
+from ..data.files import atomic_write_text
 from ..provenance import describe
+from .figures import save_png, subplots
 from .paper import DISPLAY_NAMES, REFERENCE_TASK, paper_value
 
 
@@ -131,23 +131,6 @@ def write_figure(out: Path, results: dict) -> None:
     axes[0][0].legend(loc="lower left")
     fig.suptitle(f"{results['task']}: accuracy vs perturbation strength (±1 std over seeds)")
     save_png(fig, Path(out) / "figure.png", dpi=120)
-
-
-def subplots(*args, figsize=None, **kwargs):
-    """(figure, axes) without pyplot: a standalone ``matplotlib.figure.Figure``, so drawing never
-    switches the process's matplotlib backend or keeps figures in pyplot's global registry."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize)
-    return fig, fig.subplots(*args, **kwargs)
-
-
-def save_png(fig, path: Path, dpi: int = 110) -> None:
-    """Lay out ``fig`` and write it as PNG atomically to ``path``."""
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def results_from_index(rows, columns, task: str) -> dict:

@@ -52,7 +52,7 @@ def write_robustness_report(out: Path, accuracy: dict, meta: dict) -> dict:
 
 
 def _figure(path: Path, accuracy: dict) -> None:
-    from .report import save_png, subplots
+    from .figures import save_png, subplots
 
     kinds: dict[str, list] = {}
     for column, acc in accuracy.items():

@@ -22,7 +22,7 @@ import torch
 
 from ..data.files import atomic_write_text
 from ..dynamics import LipschitzDrift, PaperDiffusion
-from .report import save_png
+from .figures import save_png
 from ..theory.regularizer import monte_carlo_gap, regularizer_terms
 from ..theory.stability import (
     lipschitz_nrnn_drift, lyapunov_bounds, multiplicative_diffusion, proven_lyapunov_bounds,
@@ -140,7 +140,7 @@ def _row(name, lo, hi, lam, horizon, s) -> dict:
 
 
 def _figures(out: Path, t1: dict, t3: dict) -> None:
-    from .report import subplots
+    from .figures import subplots
 
     fig, ax = subplots(figsize=(5.5, 4.2))
     eps = np.array([r["eps"] for r in t1["levels"]])

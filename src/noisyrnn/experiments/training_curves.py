@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .paper import DISPLAY_NAMES
-from .report import save_png, subplots
+from .figures import save_png, subplots
 
 
 def read_curves(store: Path, finished_only: bool = True) -> dict[str, dict]:
