@@ -157,7 +157,7 @@ def test_store_accumulates_runs_across_calls_and_refuses_another_task(tmp_path):
 
 
 def test_report_curves_plot_finished_runs_and_mark_the_milestone(tmp_path, capsys):
-    from noisyrnn.experiments.training_curves import read_curves
+    from noisyrnn.experiments.training_curves import read_curves, training_curves_figure
 
     cfg = make_configs(tmp_path, epochs=3, milestones=[2])
     sweep = write_sweep(tmp_path, 'task = "ecg"\nmodels = ["lipschitz", "antisymmetric"]\nseeds = [0]\n')
@@ -172,6 +172,9 @@ def test_report_curves_plot_finished_runs_and_mark_the_milestone(tmp_path, capsy
     assert "curves.png" in capsys.readouterr().out
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     curves = read_curves(out)
+    figure = training_curves_figure(curves, "ecg")
+    assert figure.get_suptitle().startswith("ecg: validation accuracy per epoch")
+    assert [ax.get_title() for ax in figure.axes] == ["every epoch", "top 5 points"]
     assert sorted(curves) == ["antisymmetric/seed0", "lipschitz/seed0"]
     assert "nrnn/seed0" in read_curves(out, finished_only=False)
     for name, curve in curves.items():

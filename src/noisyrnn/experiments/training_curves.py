@@ -58,14 +58,9 @@ def _label(name: str, curve: dict) -> str:
     return text if curve["finished"] else text + f", training: epoch {curve['epoch'][-1]}"
 
 
-def write_training_curves(store: Path, out_png: Path | None = None, finished_only: bool = True,
-                          title: str | None = None) -> dict:
-    """Plot validation accuracy per epoch (left: every epoch; right: the top 5 points) into
-    ``out_png`` (default ``STORE/curves.png``); returns the curves drawn."""
-    curves = read_curves(store, finished_only)
-    if not curves:
-        raise ConfigError(f"{store}: no {'finished ' if finished_only else ''}run with a metrics log "
-                          "(runs/RUN/seedK/metrics.jsonl) to plot")
+def training_curves_figure(curves: dict[str, dict], title: str):
+    """The figure: validation accuracy per epoch (left: every epoch; right: the top 5 points),
+    learning-rate decays dotted, runs still training dashed."""
     fig, (full, zoom) = subplots(1, 2, figsize=(12, 4.5))
     best = max(max(c["val_accuracy"]) for c in curves.values())
     for name, curve in curves.items():
@@ -75,13 +70,24 @@ def write_training_curves(store: Path, out_png: Path | None = None, finished_onl
             for epoch in lr_changes(curve):
                 ax.axvline(epoch, color=line.get_color(), linestyle=":", alpha=0.6)
     zoom.set_ylim(100 * best - 5, 100 * best + 0.5)
-    for ax, title in ((full, "every epoch"), (zoom, "top 5 points")):
+    for ax, panel in ((full, "every epoch"), (zoom, "top 5 points")):
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation accuracy (%)")
-        ax.set_title(title)
+        ax.set_title(panel)
         ax.grid(alpha=0.3)
     full.legend(loc="lower right", fontsize=8)
-    fig.suptitle(f"{title or Path(store).name}: validation accuracy per epoch (dotted: learning-rate decay)")
+    fig.suptitle(f"{title}: validation accuracy per epoch (dotted: learning-rate decay)")
+    return fig
+
+
+def write_training_curves(store: Path, out_png: Path | None = None, finished_only: bool = True,
+                          title: str | None = None) -> dict:
+    """Plot the store's curves (:func:`training_curves_figure`) into ``out_png`` (default
+    ``STORE/curves.png``); returns the curves drawn."""
+    curves = read_curves(store, finished_only)
+    if not curves:
+        raise ConfigError(f"{store}: no {'finished ' if finished_only else ''}run with a metrics log "
+                          "(runs/RUN/seedK/metrics.jsonl) to plot")
     out_png = Path(out_png) if out_png is not None else Path(store) / "curves.png"
-    save_png(fig, out_png, dpi=110)
+    save_png(training_curves_figure(curves, title or Path(store).name), out_png, dpi=110)
     return curves
