@@ -111,11 +111,32 @@ def _targets(labels, what: str) -> np.ndarray:
     return y
 
 
-def _trains_on_everything(val, fold, val_fraction) -> bool:
-    """``val_fraction = 0`` (no validation data given, no fold): every labelled sequence trains,
-    and the validation split is the training split itself, so only the last epoch can be kept
-    (``train.select = "last"``): the refit on all labelled data after a search."""
-    return val is None and fold is None and val_fraction == 0
+def random_split(n: int, fraction: float, seed: int, what: str = "y") -> tuple[np.ndarray, np.ndarray]:
+    """(train_idx, val_idx): a seeded random ``fraction`` (at least one) to validation, at least
+    two left to train (regression targets have no classes to stratify by)."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, int(round(fraction * n)))
+    if n - n_val < 2:
+        raise InputError(f"{what}: n_samples = {n} training sequences are too few for a validation split")
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def split_indices(y: np.ndarray, val, fold, val_fraction: float, seed: int, what: str,
+                  stratified: bool = True) -> tuple[np.ndarray, np.ndarray | None, bool]:
+    """(train_idx, val_idx, held_out) of the training part: all of it when a validation part
+    ``val`` is given (val_idx None); fold k of K (``fold = (k, K)``); every sequence for both when
+    ``val_fraction = 0`` (held_out False: the refit on all labelled data after a search, where
+    only the last epoch can be kept, ``train.select = "last"``); else a seeded hold-out of
+    ``val_fraction``, stratified by class unless ``stratified`` is False."""
+    if val is not None:
+        return np.arange(len(y)), None, True
+    if fold is not None:
+        return (*fold_split(y, fold, seed, what, stratified=stratified), True)
+    if val_fraction == 0:
+        everything = np.arange(len(y))
+        return everything, everything, False
+    split = stratified_split(y, val_fraction, seed, what) if stratified else random_split(len(y), val_fraction, seed, what)
+    return (*split, True)
 
 
 def task_from_targets(train: LabelledSequences, test: LabelledSequences | None = None,
@@ -129,19 +150,8 @@ def task_from_targets(train: LabelledSequences, test: LabelledSequences | None =
     parts = {"test": test, "val": val}
     steps = max([train.sequences.x.shape[1]] + [p.sequences.x.shape[1] for p in parts.values() if p is not None])
     seqs = _pad_to(train.sequences, steps)
-    held_out = not _trains_on_everything(val, fold, val_fraction)
-    if val is None and fold is not None:
-        train_idx, val_idx = fold_split(y, fold, seed, f"{name}: training targets", stratified=False)
-    elif not held_out:
-        train_idx = val_idx = np.arange(len(y))
-    elif val is None:
-        order = np.random.default_rng(seed).permutation(len(y))
-        n_val = max(1, int(round(val_fraction * len(y))))
-        if len(y) - n_val < 2:
-            raise InputError(f"{name}: n_samples = {len(y)} training sequences are too few for a validation split")
-        train_idx, val_idx = np.sort(order[n_val:]), np.sort(order[:n_val])
-    else:
-        train_idx, val_idx = np.arange(len(y)), None
+    train_idx, val_idx, held_out = split_indices(y, val, fold, val_fraction, seed, f"{name}: training targets",
+                                                 stratified=False)
     normalizer = ChannelNormalizer.fit(seqs.x[train_idx], seqs.lengths[train_idx]) if normalize else None
     mean, std = y[train_idx].mean(0), y[train_idx].std(0)
     std = np.where(std < 1e-12, 1.0, std)
@@ -195,15 +205,7 @@ def task_from_sequences(train: LabelledSequences, test: LabelledSequences | None
         if p is not None and p.sequences.x.shape[2] != d:
             raise InputError(f"{name}: {part_name} sequences have {p.sequences.x.shape[2]} channel(s), "
                              f"training sequences {d}")
-    held_out = not _trains_on_everything(val, fold, val_fraction)
-    if val is None and fold is not None:
-        train_idx, val_idx = fold_split(y, fold, seed, f"{name}: training labels")
-    elif not held_out:
-        train_idx = val_idx = np.arange(len(y))
-    elif val is None:
-        train_idx, val_idx = stratified_split(y, val_fraction, seed, f"{name}: training labels")
-    else:
-        train_idx, val_idx = np.arange(len(y)), None
+    train_idx, val_idx, held_out = split_indices(y, val, fold, val_fraction, seed, f"{name}: training labels")
     normalizer = None
     if normalize:
         normalizer = ChannelNormalizer.fit(seqs.x[train_idx], seqs.lengths[train_idx])
