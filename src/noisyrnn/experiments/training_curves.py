@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError
-from .paper import DISPLAY_NAMES
 from .figures import save_png, subplots
+from .paper import DISPLAY_NAMES
 
 
 def read_curves(store: Path, finished_only: bool = True) -> dict[str, dict]:
