@@ -157,6 +157,21 @@ def score_candidates(sweep, stores, select_under: str | None) -> list[dict]:
     return candidates
 
 
+def resolve_grid(model: str, grid: dict | None, candidates: int | None) -> tuple[dict, int | None]:
+    """(grid, candidates): a given grid, searched whole unless ``candidates`` says otherwise, or
+    the model's :data:`SEARCH_SPACES` entry, by :data:`DEFAULT_CANDIDATES` random points unless
+    ``candidates`` says otherwise."""
+    if candidates is not None and int(candidates) < 1:
+        raise ConfigError(f"candidates must be >= 1, got {candidates}")
+    if not grid:
+        grid = SEARCH_SPACES.get(model)
+        if candidates is None:
+            candidates = DEFAULT_CANDIDATES
+    if not grid:
+        raise ConfigError(f"no search space for model {model!r}; pass --grid KEY=V1,V2")
+    return grid, candidates
+
+
 def search(task: str, model: str, out, grid=None, select_under: str | None = None, seeds: int = 1,
            overrides: dict | None = None, executor=None, data_dir=None, download: bool = False,
            progress: bool = False, log=print, splits: int = 1, wait: bool = False, folds: int | None = None,
@@ -170,15 +185,8 @@ def search(task: str, model: str, out, grid=None, select_under: str | None = Non
     then train the winner on every labelled sequence (:func:`refit_chosen`; ``result["refit"]``)."""
     if refit:
         require_user_data(task)  # refused before the search, not after it
-    if candidates is not None and int(candidates) < 1:
-        raise ConfigError(f"candidates must be >= 1, got {candidates}")
+    grid, candidates = resolve_grid(model, grid, candidates)
     plan = validation_plan(task, splits, folds, data_dir, download)
-    if not grid:
-        grid = SEARCH_SPACES.get(model)
-        if candidates is None:
-            candidates = DEFAULT_CANDIDATES
-    if not grid:
-        raise ConfigError(f"no search space for model {model!r}; pass --grid KEY=V1,V2")
     over = dict(overrides or {})
     if select_under:
         over["train.select_under"] = select_under
