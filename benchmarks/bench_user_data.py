@@ -46,7 +46,7 @@ from noisyrnn.data.files import atomic_write_text
 from noisyrnn.evaluation import perturbation_seed, real_steps_only
 from noisyrnn.experiments.paper import USER_COLUMNS
 from noisyrnn.experiments.runner import run_sweep
-from noisyrnn.experiments.search import flat_overrides, search
+from noisyrnn.experiments.search import REFIT_TASK, REFIT_TRAIN, flat_overrides, search
 from noisyrnn.experiments.sweep import parse_sweep, read_outcome
 from noisyrnn.perturbations import parse_column
 
@@ -78,8 +78,6 @@ ROWS = {"nrnn": ("nrnn", {}, 1, {}), "nrnn + aug": ("nrnn", INPUT_NOISE, 1, {}),
 # rows that train the chosen configuration on training + validation (task option val_fraction = 0,
 # the last epoch kept), as MiniRocket's rows are refitted
 REFIT = {label for label in ROWS if "+ refit" in label}
-REFIT_TASK = {"val_fraction": 0}
-REFIT_TRAIN = {"select": "last", "select_under": None}
 
 
 def _records(out: Path, sweep) -> list[dict]:

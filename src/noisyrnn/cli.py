@@ -70,9 +70,9 @@ def _task_name(args, default="ecg") -> str:
 
 
 def _load_task(args, name: str):
-    from .data import load_task
+    from .data import is_user_task, load_task
 
-    user = name.startswith(("file:", "ucr:"))
+    user = is_user_task(name)
     regression = getattr(args, "regression", False)
     options = {"normalize": not args.no_normalize, "val_fraction": args.val_fraction} if user else {}
     if user and regression:

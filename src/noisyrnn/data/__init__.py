@@ -21,6 +21,11 @@ UCR_PREFIX = "ucr:"
 FILE_PREFIX = "file:"
 
 
+def is_user_task(name: str) -> bool:
+    """Whether a task name is user data (``ucr:NAME``, ``file:PATH``), not one of the paper's tasks."""
+    return name.startswith((UCR_PREFIX, FILE_PREFIX))
+
+
 TASK_OPTIONS = ("normalize", "val_fraction", "split_seed", "fold", "folds", "regression")
 
 
@@ -57,5 +62,5 @@ def load_task(name: str, data_dir=None, download: bool = False, **options) -> Ta
     return TASK_LOADERS[name](data_dir=data_dir, download=download)
 
 
-__all__ = ["TASK_OPTIONS", "Split", "Task", "UCRDataset", "load_ucr", "load_ecg5000", "load_mnist", "load_task", "TASK_LOADERS",
+__all__ = ["TASK_OPTIONS", "is_user_task", "Split", "Task", "UCRDataset", "load_ucr", "load_ecg5000", "load_mnist", "load_task", "TASK_LOADERS",
            "task_from_arrays", "task_from_sequences", "load_data_task", "load_ucr_task", "read_labelled_split"]

@@ -19,6 +19,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from ..data import is_user_task, load_task
 from ..data.files import atomic_write_text
 from ..errors import ConfigError
 from .runner import run_sweep
@@ -89,16 +90,13 @@ def validation_plan(task: str, splits: int = 1, folds: int | None = None, data_d
         raise ConfigError(f"splits must be >= 1, got {splits}")
     if folds is not None and int(folds) < 1:
         raise ConfigError(f"folds must be >= 2 (or 1: no folds), got {folds}")
-    user = task.startswith(("ucr:", "file:"))
-    if not user:
+    if not is_user_task(task):
         if splits > 1 or (folds or 1) > 1:
             raise ConfigError(f"--splits and --folds apply to user data; the paper task {task!r} has a fixed "
                               "validation split")
         return [{}]
     if splits > 1 and (folds or 1) > 1:
         raise ConfigError("choose either --splits (repeated hold-out) or --folds (K-fold), not both")
-    from ..data import load_task
-
     if folds is None and splits == 1:
         folds = KFOLD if len(load_task(task, data_dir=data_dir, download=download).val) < KFOLD_BELOW else 1
     if (folds or 1) > 1:
@@ -106,6 +104,11 @@ def validation_plan(task: str, splits: int = 1, folds: int | None = None, data_d
         load_task(task, data_dir=data_dir, download=download, **plan[0])  # a named error now if K does not fit
         return plan
     return [{"split_seed": k} for k in range(int(splits))] if splits > 1 else [{}]
+
+
+# the refit: every labelled sequence trains (no validation split), so the last epoch is kept
+REFIT_TASK = {"val_fraction": 0}
+REFIT_TRAIN = {"select": "last", "select_under": None}
 
 
 def flat_overrides(config: dict) -> dict:
@@ -116,20 +119,20 @@ def flat_overrides(config: dict) -> dict:
 
 
 def require_user_data(task: str) -> None:
-    if not task.startswith(("ucr:", "file:")):
+    if not is_user_task(task):
         raise ConfigError(f"refit applies to user data; the paper task {task!r} keeps its fixed validation split")
 
 
 def refit_chosen(task: str, model: str, out, config: dict, seeds: int = 1, executor=None, data_dir=None,
-          download: bool = False, progress: bool = False, log=print, wait: bool = False) -> dict:
+                 download: bool = False, progress: bool = False, log=print, wait: bool = False) -> dict:
     """scikit-learn's ``refit`` for a recurrent model: train ``config`` (the search's choice) on
     every labelled sequence (training + validation: task option ``val_fraction = 0``) for its
     configured epochs and keep the last one, since nothing is held out to select an epoch on;
     into the store ``out/refit``. Returns the store and the trained runs' folders (each with
     ``model.safetensors``, for ``noisyrnn predict`` / ``export`` / ``stream``). User data only."""
     require_user_data(task)
-    chosen = {**config, "train": {**config["train"], "select": "last", "select_under": None}}
-    sweep = parse_sweep({"task": task, "models": [model], "seeds": seeds, "task_options": {"val_fraction": 0},
+    chosen = {**config, "train": {**config["train"], **REFIT_TRAIN}}
+    sweep = parse_sweep({"task": task, "models": [model], "seeds": seeds, "task_options": dict(REFIT_TASK),
                          "overrides": {model: flat_overrides(chosen)},
                          "description": f"refit of the search's choice for {model} on {task}"})
     store = Path(out) / "refit"

@@ -34,7 +34,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data import TASK_OPTIONS
+from ..data import TASK_OPTIONS, is_user_task
 from ..data.files import atomic_write_text
 from ..errors import ConfigError
 from .configs import CONFIG_ROOT, config_path, default_config, task_config
@@ -129,7 +129,7 @@ def _sweep_task(raw: dict) -> str:
         if not path.is_file():
             raise ConfigError(f"sweep data file does not exist: {raw['data']}")
         task = f"file:{path}"
-    if not isinstance(task, str) or not (task in COLUMNS or task.startswith(("ucr:", "file:"))):
+    if not isinstance(task, str) or not (task in COLUMNS or is_user_task(task)):
         raise ConfigError(f"sweep task must be one of {', '.join(COLUMNS)}, ucr:NAME, or data = PATH; got {task!r}")
     return task
 
