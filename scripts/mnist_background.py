@@ -67,7 +67,16 @@ def worktree(args) -> tuple[Path, str]:
     return wt, commit
 
 
+def check_interpreter() -> None:
+    """Refuse to start a chain whose every sweep would fail at ``import torch`` in the background."""
+    probe = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True)
+    if probe.returncode != 0:
+        raise SystemExit(f"{sys.executable} cannot import torch: run this script with the project's "
+                         f"environment (make install, then .venv/bin/python scripts/{Path(__file__).name} start)")
+
+
 def start(args) -> None:
+    check_interpreter()
     wt, commit = worktree(args)
     args.stores.mkdir(parents=True, exist_ok=True)
     commands = []
