@@ -409,8 +409,8 @@ def main(argv=None) -> int:
             found = search(task_name, model, store, grid={**SEARCH_SPACES[model], **extra}, select_under=SELECT_UNDER,
                            seeds=1, log=None, executor=executor, candidates=args.candidates,
                            overrides={**epochs, **fixed})
-            config, options = found["best"]["config"], None
-            if label in REFIT:
+            config, options, refit = found["best"]["config"], None, label in REFIT
+            if refit:
                 config, options = {**config, "train": {**config["train"], **REFIT_TRAIN}}, REFIT_TASK
             if members > 1:
                 tuned = run_members(task_name, model, args.work / ds, config, members, slug(label), log, options)
@@ -420,9 +420,7 @@ def main(argv=None) -> int:
             tuned.update(search_seconds=recorded_seconds(store), folds=found["folds"],
                          validation_score=found["best"]["score"],
                          candidates=[{k: c[k] for k in ("run", "status", "score", "clean") if k in c}
-                                     for c in found["candidates"]])
-            if label in REFIT:
-                tuned["refit"] = True
+                                     for c in found["candidates"]], **({"refit": True} if refit else {}))
             rows[label] = tuned
             scores[label] = (found["best"]["score"], found["best"]["clean"])
         rows.update(minirocket(task_name, range(SEEDS), log))
