@@ -48,11 +48,16 @@ def results_dir(sweep: str) -> Path:
 
 
 def sweep_argument(sweep: str, wt: Path) -> str:
-    """The shipped sweep's name where the frozen worktree ships it, else this checkout's file
-    (the frozen commit predates it; the store keeps its own copy, ``sweep.json``)."""
+    """The shipped sweep's name where the frozen worktree ships it, else a frozen copy of this
+    checkout's file in the sweep's results folder (``sweep.toml``, written at the first start and
+    committed with the snapshots), so later edits of the shipped file cannot change what runs."""
     if (wt / "src" / "noisyrnn" / "configs" / "sweeps" / f"{sweep}.toml").is_file():
         return sweep
-    return str(ROOT / "src" / "noisyrnn" / "configs" / "sweeps" / f"{sweep}.toml")
+    frozen = results_dir(sweep) / "sweep.toml"
+    if not frozen.is_file():
+        frozen.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ROOT / "src" / "noisyrnn" / "configs" / "sweeps" / f"{sweep}.toml", frozen)
+    return str(frozen)
 
 
 def worktree(args) -> tuple[Path, str]:
