@@ -115,6 +115,15 @@ def x_steps(rec: dict) -> int:
     return 28 if rec["task"].endswith("_rows") else 784
 
 
+def code_versions(results: dict) -> str:
+    """Which code studied which runs: each run records its invocation's version (a resumed study
+    spans invocations); runs from before that was recorded are said to be so."""
+    by_code: dict[str, list[str]] = {}
+    for run, rec in results["runs"].items():
+        by_code.setdefault(describe(rec["code"]) if "code" in rec else "code not recorded per run", []).append(run)
+    return "; ".join(f"{code}: {', '.join(runs)}" for code, runs in by_code.items()) or describe(results["code"])
+
+
 def markdown(results: dict) -> str:
     variants = ["ours", "torchattacks", "pgd", "pgd_torchattacks", "random_sign", "no_clamp", "noise_on_grad",
                 "noise_on_both", "normalized_scale", "scale_255"]
@@ -181,14 +190,14 @@ def main(argv=None) -> int:
         t1 = time.perf_counter()
         results["runs"][run] = {"model": meta.get("model", {}).get("name", run.split("__")[0]),
                                 "task": task_name, "study": study(model, x, y, args.seed),
-                                "seconds": time.perf_counter() - t1}
+                                "seconds": time.perf_counter() - t1, "code": results["code"]}
         print(f"{run}: {time.perf_counter() - t1:.0f} s", flush=True)
     results["seconds"] += time.perf_counter() - t0
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "results.json", json.dumps(results, indent=2))
     text = ["# FGSM study on the pixel-MNIST checkpoints", "",
             f"Test accuracy in % on the first {args.n} test images, seed-{args.seed} checkpoint of each run "
-            f"(`{args.store}`); produced by `python benchmarks/study_fgsm.py` with {describe(results['code'])}, "
+            f"(`{args.store}`); produced by `python benchmarks/study_fgsm.py` ({code_versions(results)}), "
             f"{results['seconds']:.0f} s. Columns: see the docstring of `benchmarks/study_fgsm.py`. 'paper' is "
             "Table 2 (full protocol, 10 seeds).", "", markdown(results)]
     atomic_write_text(args.out / "report.md", "\n".join(text) + "\n")
